@@ -1,0 +1,63 @@
+"""Process-wide cache of loaded models: each (model, backend, device) is loaded once and shared by all threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+MAX_LOADED_MODELS_ENV = "WORKFLOWS_YOLOV5_SEG_MAX_LOADED_MODELS"
+DEFAULT_MAX_LOADED_MODELS = 8
+
+
+class ModelCache(Generic[T]):
+    """A bounded LRU of loaded models with single-flight loading.
+
+    Concurrent first requests for the same key wait for one load. An evicted model is only dropped from the
+    cache: callers that still hold it (a running step) keep using it, and its memory is released when the last
+    reference goes.
+    """
+
+    def __init__(self, max_models: int | None = None) -> None:
+        self.max_models = max_models or int(os.environ.get(MAX_LOADED_MODELS_ENV, DEFAULT_MAX_LOADED_MODELS))
+        self._models: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[Hashable, threading.Lock] = {}
+        self.loads = 0
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        """Returns the model for ``key``, calling ``load`` once if it is not cached."""
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+            model = load()
+            with self._lock:
+                self.loads += 1
+                self._models[key] = model
+                while len(self._models) > self.max_models:
+                    self._models.popitem(last=False)
+                self._key_locks.pop(key, None)
+            return model
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._models
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._models)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()

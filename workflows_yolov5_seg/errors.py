@@ -1,0 +1,63 @@
+"""Typed errors. Every message names the cause and the fix."""
+
+from __future__ import annotations
+
+
+class YOLOv5SegError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class MissingDependencyError(YOLOv5SegError, ImportError):
+    """An optional dependency (backend, Workflows engine) is not installed."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the Python package '{package}', which is not installed. "
+            f"Install it with: pip install 'workflows-yolov5-seg[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class ModelLoadError(YOLOv5SegError):
+    """The model could not be resolved or loaded."""
+
+
+class ModelNotFoundError(ModelLoadError, FileNotFoundError):
+    """The model path does not exist or holds no weights."""
+
+
+class InvalidModelFileError(ModelLoadError):
+    """The weights file is not a loadable ONNX / TensorRT file."""
+
+
+class NotYOLOv5SegModelError(ModelLoadError):
+    """The ONNX loads, but its inputs or outputs are not those of YOLOv5-seg."""
+
+
+class ClassNamesMismatchError(ModelLoadError):
+    """The number of class names differs from the number of classes the model predicts."""
+
+
+class InvalidModelPackageError(ModelLoadError):
+    """A model package config file is missing a key or has a wrong value."""
+
+
+class UntrustedModelError(ModelLoadError, PermissionError):
+    """The model file type or location is not allowed (pickles, paths outside the allow-list)."""
+
+
+class BackendUnavailableError(YOLOv5SegError):
+    """The requested backend or device cannot run here."""
+
+
+class InvalidImageError(YOLOv5SegError, ValueError):
+    """An input image cannot be processed (empty, wrong channels, unsupported dtype, too large)."""
+
+
+class InvalidParameterError(YOLOv5SegError, ValueError):
+    """A block / pipeline parameter is out of range or of the wrong type."""
+
+
+class InvalidModelOutputError(YOLOv5SegError):
+    """The model returned tensors that cannot be decoded (wrong shape, NaN, inf)."""

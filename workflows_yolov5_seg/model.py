@@ -1,0 +1,289 @@
+"""The YOLOv5-seg pipeline: ``from_pretrained`` -> ``pre_process`` -> ``forward`` -> ``post_process``.
+
+Usable from plain Python, without the Workflows engine::
+
+    model = YOLOv5SegModel.from_pretrained("model.onnx")
+    detections = model(cv2.imread("image.jpg"))[0]   # sv.Detections with masks
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import supervision as sv
+
+from workflows_yolov5_seg.backends import Backend, create_backend
+from workflows_yolov5_seg.detections import build_detections
+from workflows_yolov5_seg.errors import ClassNamesMismatchError, InvalidModelOutputError, InvalidParameterError
+from workflows_yolov5_seg.masks import MASK_DECODE_MODES, MaskDecodeMode, decode_masks
+from workflows_yolov5_seg.model_package import ModelPackage
+from workflows_yolov5_seg.model_source import resolve_model
+from workflows_yolov5_seg.nms import NUM_MASK_COEFFICIENTS, non_max_suppression, select_candidates
+from workflows_yolov5_seg.preprocessing import DEFAULT_MAX_IMAGE_PIXELS, ImageGeometry, preprocess_images
+
+logger = logging.getLogger(__name__)
+
+MAX_IMAGE_PIXELS_ENV = "WORKFLOWS_YOLOV5_SEG_MAX_IMAGE_PIXELS"
+
+
+@dataclass(frozen=True)
+class InferenceParameters:
+    """Post-processing parameters; defaults equal those of Roboflow's instance-segmentation block.
+
+    Attributes:
+        confidence: minimum ``objectness x class probability``, in [0, 1].
+        iou_threshold: IoU above which NMS drops the lower-scoring box, in [0, 1].
+        class_filter: class names to keep (applied before NMS), or ``None`` for all.
+        max_detections: at most this many detections per image, >= 1.
+        class_agnostic_nms: suppress overlapping boxes across classes.
+        mask_decode_mode: ``accurate``, ``fast`` or ``tradeoff``.
+        tradeoff_factor: in [0, 1]; ``tradeoff`` decodes on a grid this far from the prototype grid to the image.
+    """
+
+    confidence: float = 0.4
+    iou_threshold: float = 0.3
+    class_filter: tuple[str, ...] | None = None
+    max_detections: int = 300
+    class_agnostic_nms: bool = False
+    mask_decode_mode: MaskDecodeMode = "accurate"
+    tradeoff_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("confidence", "iou_threshold", "tradeoff_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise InvalidParameterError(f"{name} must be a number in [0, 1], got {value!r}.")
+        if isinstance(self.max_detections, bool) or not isinstance(self.max_detections, int) or self.max_detections < 1:
+            raise InvalidParameterError(f"max_detections must be an integer >= 1, got {self.max_detections!r}.")
+        if self.mask_decode_mode not in MASK_DECODE_MODES:
+            raise InvalidParameterError(
+                f"mask_decode_mode must be one of {', '.join(MASK_DECODE_MODES)}, got {self.mask_decode_mode!r}."
+            )
+        if self.class_filter is not None:
+            object.__setattr__(self, "class_filter", tuple(str(name) for name in self.class_filter))
+
+
+@dataclass(frozen=True)
+class PreprocessedBatch:
+    """Output of :meth:`YOLOv5SegModel.pre_process`.
+
+    Attributes:
+        tensor: ``(B, 3, H, W)`` network input.
+        geometries: one per image, to map predictions back.
+    """
+
+    tensor: np.ndarray
+    geometries: list[ImageGeometry]
+
+
+def class_names_from_metadata(metadata: dict[str, str]) -> tuple[str, ...] | None:
+    """Reads Ultralytics' ``names`` ONNX metadata (a Python dict or list literal, parsed without evaluation)."""
+    raw = metadata.get("names")
+    if not raw:
+        return None
+    try:
+        names = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(names, dict):
+        return tuple(str(names[key]) for key in sorted(names))
+    if isinstance(names, (list, tuple)):
+        return tuple(str(name) for name in names)
+    return None
+
+
+class YOLOv5SegModel:
+    """A loaded YOLOv5-seg model; thread-safe to call."""
+
+    def __init__(self, package: ModelPackage, backend: Backend, max_image_pixels: int | None = None) -> None:
+        self.package = package
+        self.backend = backend
+        self.max_image_pixels = max_image_pixels or int(
+            os.environ.get(MAX_IMAGE_PIXELS_ENV, str(DEFAULT_MAX_IMAGE_PIXELS))
+        )
+        self.class_names = self._resolve_class_names()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | os.PathLike[str],
+        backend: str = "auto",
+        device: str | None = None,
+        api_key: str | None = None,
+        **backend_options: object,
+    ) -> YOLOv5SegModel:
+        """Loads a model from a ``.onnx`` file, a package folder or a Roboflow ``project/version`` id.
+
+        Args:
+            model: where the weights come from (see :func:`workflows_yolov5_seg.model_source.resolve_model`).
+            backend: ``auto``, ``onnx`` or ``trt``.
+            device: ``cpu``, ``cuda[:N]``; ``None`` picks the best available.
+            api_key: Roboflow API key, for model ids.
+            **backend_options: passed to the backend (e.g. ``intra_op_threads``, ``fallback_policy``).
+        """
+        package = resolve_model(str(model), api_key=api_key)
+        return cls(package, create_backend(package, backend=backend, device=device, **backend_options))
+
+    @property
+    def model_id(self) -> str:
+        return self.package.model_id
+
+    def _resolve_class_names(self) -> tuple[str, ...]:
+        names = self.package.class_names or class_names_from_metadata(getattr(self.backend, "metadata", {}))
+        expected = self.backend.info.num_classes
+        if names is None:
+            if expected is None:
+                raise ClassNamesMismatchError(
+                    f"'{self.model_id}' has no class names and a dynamic output width; add a class_names.txt "
+                    "(one name per line) beside the weights."
+                )
+            logger.warning(
+                "'%s' carries no class names; naming its %d classes by index. Add a class_names.txt beside the "
+                "weights to name them.",
+                self.model_id,
+                expected,
+            )
+            return tuple(str(index) for index in range(expected))
+        if expected is not None and len(names) != expected:
+            raise ClassNamesMismatchError(
+                f"'{self.model_id}' predicts {expected} classes (output width {expected + 5 + NUM_MASK_COEFFICIENTS} "
+                f"= 5 + {expected} + 32) but {len(names)} class names were given; make class_names.txt list exactly "
+                f"{expected} names, in the model's class order."
+            )
+        return names
+
+    def pre_process(self, images: np.ndarray | Sequence[np.ndarray]) -> PreprocessedBatch:
+        """Letterboxes / resizes BGR images (see :mod:`workflows_yolov5_seg.preprocessing`) into one batch."""
+        if isinstance(images, np.ndarray):
+            images = [images]
+        tensor, geometries = preprocess_images(
+            images,
+            self.package.preprocessing,
+            self.backend.info.input_hw,
+            dtype=self.backend.info.input_dtype,
+            max_pixels=self.max_image_pixels,
+        )
+        return PreprocessedBatch(tensor, geometries)
+
+    def forward(self, tensor: np.ndarray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Runs the network on a batch of any size, in chunks the network accepts.
+
+        A static-batch network gets its last chunk zero-padded; the padding's outputs are dropped.
+
+        Args:
+            tensor: ``(B, 3, H, W)``.
+
+        Returns:
+            ``(instances, protos)``: ``(B, N, 5 + nc + 32)`` and ``(B, 32, H / 4, W / 4)``.
+        """
+        info = self.backend.info
+        instances, protos = [], []
+        for start in range(0, len(tensor), info.max_batch_size):
+            chunk = tensor[start : start + info.max_batch_size]
+            size = len(chunk)
+            if size < info.min_batch_size:
+                padding = np.zeros((info.min_batch_size - size, *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, padding])
+            chunk_instances, chunk_protos = self.backend.infer(np.ascontiguousarray(chunk))
+            self._check_outputs(chunk_instances, chunk_protos, len(chunk))
+            instances.append(chunk_instances[:size])
+            protos.append(chunk_protos[:size])
+        if len(instances) == 1:
+            return instances[0], protos[0]
+        return np.concatenate(instances), np.concatenate(protos)
+
+    def _check_outputs(self, instances: np.ndarray, protos: np.ndarray, batch: int) -> None:
+        width = 5 + len(self.class_names) + NUM_MASK_COEFFICIENTS
+        net_h, net_w = self.backend.info.input_hw
+        if instances.ndim != 3 or instances.shape[0] != batch or instances.shape[2] != width:
+            raise InvalidModelOutputError(
+                f"'{self.model_id}' returned instances of shape {instances.shape}; expected ({batch}, N, {width}) "
+                f"for {len(self.class_names)} classes. Check that the class names match the model."
+            )
+        if protos.shape != (batch, NUM_MASK_COEFFICIENTS, net_h // 4, net_w // 4):
+            raise InvalidModelOutputError(
+                f"'{self.model_id}' returned prototypes of shape {protos.shape}; expected "
+                f"({batch}, 32, {net_h // 4}, {net_w // 4}). Is this a YOLOv5-seg export?"
+            )
+        if not (np.isfinite(instances).all() and np.isfinite(protos).all()):
+            raise InvalidModelOutputError(
+                f"'{self.model_id}' returned NaN or infinite values; the weights are likely corrupted or were "
+                "exported in a precision that overflows (re-export in fp32)."
+            )
+
+    def class_ids_for(self, class_filter: tuple[str, ...] | None) -> npt.NDArray[np.int64] | None:
+        """Maps class names to ids; unknown names are reported with the known ones."""
+        if class_filter is None:
+            return None
+        unknown = sorted(set(class_filter) - set(self.class_names))
+        if unknown:
+            logger.warning(
+                "class_filter names %s that '%s' does not know; its classes are: %s",
+                unknown,
+                self.model_id,
+                ", ".join(self.class_names),
+            )
+        return np.array([i for i, name in enumerate(self.class_names) if name in set(class_filter)], dtype=np.int64)
+
+    def post_process(
+        self,
+        instances: npt.NDArray[np.float32],
+        protos: npt.NDArray[np.float32],
+        geometries: Sequence[ImageGeometry],
+        parameters: InferenceParameters | None = None,
+    ) -> list[sv.Detections]:
+        """Scores, suppresses and decodes masks, per image.
+
+        Args:
+            instances: ``(B, N, 5 + nc + 32)`` raw ``output0``.
+            protos: ``(B, 32, mh, mw)`` raw ``output1``.
+            geometries: one per image, from :meth:`pre_process`.
+            parameters: thresholds and modes.
+
+        Returns:
+            One ``sv.Detections`` per image, boxes and ``(N, H0, W0)`` masks on the original image, by descending
+            confidence.
+        """
+        parameters = parameters or InferenceParameters()
+        allowed = self.class_ids_for(parameters.class_filter)
+        results = []
+        for image_instances, image_protos, geometry in zip(instances, protos, geometries):
+            candidates = select_candidates(image_instances, len(self.class_names), parameters.confidence, allowed)
+            kept = candidates.take(
+                non_max_suppression(
+                    candidates, parameters.iou_threshold, parameters.class_agnostic_nms, parameters.max_detections
+                )
+            )
+            boxes = geometry.network_to_image(kept.xyxy)
+            masks = decode_masks(
+                image_protos,
+                kept.coefficients,
+                boxes,
+                geometry,
+                mode=parameters.mask_decode_mode,
+                tradeoff_factor=parameters.tradeoff_factor,
+            )
+            results.append(build_detections(boxes, masks, kept.scores, kept.class_ids, self.class_names))
+        return results
+
+    def infer(
+        self, images: np.ndarray | Sequence[np.ndarray], parameters: InferenceParameters | None = None
+    ) -> list[sv.Detections]:
+        """Runs the whole pipeline on one BGR image or a list of BGR images of any sizes."""
+        batch = self.pre_process(images)
+        instances, protos = self.forward(batch.tensor)
+        return self.post_process(instances, protos, batch.geometries, parameters)
+
+    def __call__(self, images: np.ndarray | Sequence[np.ndarray], **parameters: object) -> list[sv.Detections]:
+        """Shorthand for :meth:`infer` with keyword parameters (see :class:`InferenceParameters`)."""
+        return self.infer(images, InferenceParameters(**parameters))
+
+    def close(self) -> None:
+        self.backend.close()

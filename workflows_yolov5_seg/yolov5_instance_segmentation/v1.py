@@ -1,0 +1,256 @@
+"""Workflows block ``workflows_yolov5_seg/yolov5_instance_segmentation@v1``: adapts Workflows types to the pipeline."""
+
+from __future__ import annotations
+
+from typing import List, Literal, Optional, Type, Union
+from uuid import uuid4
+
+import numpy as np
+import supervision as sv
+from pydantic import ConfigDict, Field, PositiveInt
+from roboflow_workflows.core_steps.common.utils import attach_parents_coordinates_to_sv_detections
+from roboflow_workflows.execution_engine.constants import (
+    DETECTION_ID_KEY,
+    IMAGE_DIMENSIONS_KEY,
+    INFERENCE_ID_KEY,
+    PARENT_ID_KEY,
+    PREDICTION_TYPE_KEY,
+)
+from roboflow_workflows.execution_engine.entities.base import Batch, OutputDefinition, WorkflowImageData
+from roboflow_workflows.execution_engine.entities.types import (
+    BOOLEAN_KIND,
+    FLOAT_ZERO_TO_ONE_KIND,
+    IMAGE_KIND,
+    INFERENCE_ID_KIND,
+    INSTANCE_SEGMENTATION_PREDICTION_KIND,
+    INTEGER_KIND,
+    LIST_OF_VALUES_KIND,
+    ROBOFLOW_API_KEY_KIND,
+    ROBOFLOW_MODEL_ID_KIND,
+    SECRET_KIND,
+    STRING_KIND,
+    FloatZeroToOne,
+    ImageInputField,
+    Selector,
+)
+from roboflow_workflows.prototypes.block import BlockResult, WorkflowBlock, WorkflowBlockManifest
+
+from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+
+BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
+PREDICTION_TYPE = "instance-segmentation"
+
+LONG_DESCRIPTION = """
+Run a **YOLOv5 instance-segmentation** model (YOLOv5n/s/m/l/x-seg) that you trained yourself, and get
+`sv.Detections` with **pixel masks** on the original image: boxes, class names, confidences and one boolean mask
+per object, ready for visualisation, filtering, cropping and serialisation blocks.
+
+The model runs inside the process that runs the workflow (no remote call), with ONNX Runtime (CPU or CUDA) or
+TensorRT. It is loaded at the first run, once per process, and shared by every step and thread that uses it.
+
+### Where the weights come from (`model`)
+
+- **A local `.onnx` file**, e.g. exported with Ultralytics YOLOv5 (`python export.py --weights best.pt --include
+  onnx`). Class names are read from the export's metadata, or from a `class_names.txt` beside the file.
+  Images are letterboxed with grey (114) padding, as Ultralytics does.
+- **A model package folder** in the Roboflow *inference-models* layout (`weights.onnx`, `class_names.txt`,
+  `inference_config.json`) or the legacy Inference layout (`*.onnx`, `environment.json`). Pre-processing (resize
+  mode, padding, static crop, grayscale, contrast, colour order) follows the package's config.
+- **A Roboflow model id** `project/version`, downloaded once with your API key (block `api_key`, the workflow's
+  API key, or `ROBOFLOW_API_KEY`) and cached.
+
+PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
+
+### Parameters
+
+| parameter | default | meaning |
+|---|---|---|
+| `confidence` | 0.4 | keep detections whose objectness x class probability is above this |
+| `iou_threshold` | 0.3 | NMS drops a box whose IoU with a better box of the same class is above this |
+| `class_filter` | all | class names to keep (applied before NMS); unknown names are reported in the log |
+| `max_detections` | 300 | at most this many detections per image |
+| `class_agnostic_nms` | false | suppress overlapping boxes across classes |
+| `mask_decode_mode` | `accurate` | `accurate`: masks at the image's resolution; `fast`: decoded on the model's 1/4-resolution mask grid and enlarged; `tradeoff`: in between, set by `tradeoff_factor` (0 = fast, 1 = accurate) |
+| `tradeoff_factor` | 0.0 | see `mask_decode_mode` |
+| `backend` | `auto` | `onnx` (ONNX Runtime), `trt` (TensorRT) or `auto` (TensorRT, then ONNX Runtime CUDA, then CPU) |
+
+Defaults equal those of Roboflow's own instance-segmentation block. Scores are Ultralytics' (objectness x class
+probability), NMS uses true IoU, class ids are 0-based, and masks are decoded with exact letterbox geometry.
+
+### Outputs
+
+- `predictions`: `sv.Detections` with `xyxy`, `mask` (boolean, one per detection, the input image's size),
+  `confidence`, `class_id`, and `class_name`, `detection_id`, `inference_id`, `prediction_type`,
+  `image_dimensions`, `parent_id` and the parent / root coordinates in `data`.
+- `inference_id`: one id per image.
+- `model_id`: the model as named in `model`.
+"""
+
+
+class BlockManifest(WorkflowBlockManifest):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "name": "YOLOv5 Instance Segmentation",
+            "version": "v1",
+            "short_description": "Segment objects with your own YOLOv5-seg model (ONNX Runtime / TensorRT).",
+            "long_description": LONG_DESCRIPTION,
+            "license": "Apache-2.0",
+            "block_type": "model",
+            "search_keywords": ["yolov5", "yolo", "segmentation", "instance segmentation", "onnx", "tensorrt"],
+            "ui_manifest": {
+                "section": "model",
+                "icon": "far fa-chart-network",
+                "blockPriority": 2,
+                "inference": True,
+            },
+        },
+        protected_namespaces=(),
+    )
+    type: Literal["workflows_yolov5_seg/yolov5_instance_segmentation@v1"]
+    images: Selector(kind=[IMAGE_KIND]) = ImageInputField
+    model: Union[Selector(kind=[STRING_KIND, ROBOFLOW_MODEL_ID_KIND]), str] = Field(
+        description="Where the weights come from: a YOLOv5-seg .onnx file, a model package folder, or a Roboflow "
+        "model id 'project/version'.",
+        examples=["/models/yolov5s-seg.onnx", "/models/my-package", "my-project/3", "$inputs.model"],
+    )
+    api_key: Optional[Union[Selector(kind=[ROBOFLOW_API_KEY_KIND, SECRET_KIND]), str]] = Field(
+        default=None,
+        description="Roboflow API key, used only to download a Roboflow model id. Defaults to the workflow's API key, "
+        "then the ROBOFLOW_API_KEY environment variable.",
+        examples=["$inputs.api_key", "$steps.vault.roboflow_api_key"],
+        json_schema_extra={"hidden": True},
+    )
+    confidence: Union[FloatZeroToOne, Selector(kind=[FLOAT_ZERO_TO_ONE_KIND])] = Field(
+        default=0.4,
+        description="Minimum score (objectness x class probability) of a detection.",
+        examples=[0.4, "$inputs.confidence"],
+    )
+    iou_threshold: Union[FloatZeroToOne, Selector(kind=[FLOAT_ZERO_TO_ONE_KIND])] = Field(
+        default=0.3,
+        description="IoU above which non-maximum suppression drops the lower-scoring of two boxes.",
+        examples=[0.3, "$inputs.iou_threshold"],
+    )
+    class_filter: Union[Optional[List[str]], Selector(kind=[LIST_OF_VALUES_KIND])] = Field(
+        default=None,
+        description="Class names to keep; all classes when empty.",
+        examples=[["circle", "ring"], "$inputs.class_filter"],
+    )
+    max_detections: Union[PositiveInt, Selector(kind=[INTEGER_KIND])] = Field(
+        default=300,
+        description="Maximum number of detections per image.",
+        examples=[300, "$inputs.max_detections"],
+    )
+    class_agnostic_nms: Union[bool, Selector(kind=[BOOLEAN_KIND])] = Field(
+        default=False,
+        description="Suppress overlapping boxes across classes, not only within a class.",
+        examples=[False, "$inputs.class_agnostic_nms"],
+    )
+    mask_decode_mode: Union[Literal["accurate", "tradeoff", "fast"], Selector(kind=[STRING_KIND])] = Field(
+        default="accurate",
+        description="Resolution masks are decoded at: accurate (the image's), fast (the model's 1/4 mask grid, "
+        "enlarged), tradeoff (in between, see tradeoff_factor).",
+        examples=["accurate", "$inputs.mask_decode_mode"],
+    )
+    tradeoff_factor: Union[FloatZeroToOne, Selector(kind=[FLOAT_ZERO_TO_ONE_KIND])] = Field(
+        default=0.0,
+        description="For mask_decode_mode 'tradeoff': 0 decodes like 'fast', 1 like 'accurate'.",
+        examples=[0.5, "$inputs.tradeoff_factor"],
+    )
+    backend: Union[Literal["auto", "onnx", "trt"], Selector(kind=[STRING_KIND])] = Field(
+        default="auto",
+        description="Inference engine: onnx (ONNX Runtime), trt (TensorRT) or auto (the fastest available).",
+        examples=["auto", "$inputs.backend"],
+    )
+
+    @classmethod
+    def get_parameters_accepting_batches(cls) -> List[str]:
+        return ["images"]
+
+    @classmethod
+    def describe_outputs(cls) -> List[OutputDefinition]:
+        return [
+            OutputDefinition(name=INFERENCE_ID_KEY, kind=[INFERENCE_ID_KIND]),
+            OutputDefinition(name="predictions", kind=[INSTANCE_SEGMENTATION_PREDICTION_KIND]),
+            OutputDefinition(name="model_id", kind=[ROBOFLOW_MODEL_ID_KIND]),
+        ]
+
+    @classmethod
+    def get_execution_engine_compatibility(cls) -> Optional[str]:
+        return ">=1.3.0,<2.0.0"
+
+
+MODEL_CACHE: ModelCache[YOLOv5SegModel] = ModelCache()
+
+
+def get_model(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
+    """The process-wide model for ``(model, backend)``, loaded at first use."""
+    return MODEL_CACHE.get(
+        (model, backend), lambda: YOLOv5SegModel.from_pretrained(model, backend=backend, api_key=api_key)
+    )
+
+
+def attach_workflow_metadata(
+    detections: sv.Detections, image: WorkflowImageData, inference_id: str
+) -> sv.Detections:
+    """Adds the ids, prediction type and parent coordinates that Workflows core blocks expect."""
+    count = len(detections)
+    height, width = image.numpy_image.shape[:2]
+    detections[DETECTION_ID_KEY] = np.array([str(uuid4()) for _ in range(count)], dtype=str)
+    detections[PARENT_ID_KEY] = np.array([image.parent_metadata.parent_id] * count, dtype=str)
+    detections[IMAGE_DIMENSIONS_KEY] = np.array([[height, width]] * count, dtype=int).reshape(count, 2)
+    detections[INFERENCE_ID_KEY] = np.array([inference_id] * count, dtype=str)
+    detections[PREDICTION_TYPE_KEY] = np.array([PREDICTION_TYPE] * count, dtype=str)
+    if count == 0:
+        detections.metadata[IMAGE_DIMENSIONS_KEY] = [height, width]
+    return attach_parents_coordinates_to_sv_detections(detections=detections, image=image)
+
+
+class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
+    def __init__(self, api_key: Optional[str]) -> None:
+        self._api_key = api_key
+
+    @classmethod
+    def get_init_parameters(cls) -> List[str]:
+        return ["api_key"]
+
+    @classmethod
+    def get_manifest(cls) -> Type[WorkflowBlockManifest]:
+        return BlockManifest
+
+    def run(
+        self,
+        images: Batch[WorkflowImageData],
+        model: str,
+        api_key: Optional[str],
+        confidence: float,
+        iou_threshold: float,
+        class_filter: Optional[List[str]],
+        max_detections: int,
+        class_agnostic_nms: bool,
+        mask_decode_mode: Literal["accurate", "tradeoff", "fast"],
+        tradeoff_factor: float,
+        backend: Literal["auto", "onnx", "trt"],
+    ) -> BlockResult:
+        parameters = InferenceParameters(
+            confidence=confidence,
+            iou_threshold=iou_threshold,
+            class_filter=tuple(class_filter) if class_filter else None,
+            max_detections=max_detections,
+            class_agnostic_nms=class_agnostic_nms,
+            mask_decode_mode=mask_decode_mode,
+            tradeoff_factor=tradeoff_factor,
+        )
+        loaded = get_model(model, backend, api_key or self._api_key)
+        predictions = loaded.infer([image.numpy_image for image in images], parameters)
+        results = []
+        for image, detections in zip(images, predictions):
+            inference_id = str(uuid4())
+            results.append(
+                {
+                    INFERENCE_ID_KEY: inference_id,
+                    "predictions": attach_workflow_metadata(detections, image, inference_id),
+                    "model_id": loaded.model_id,
+                }
+            )
+        return results
