@@ -57,8 +57,8 @@ TensorRT. It is loaded at the first run, once per process, and shared by every s
 - **A model package folder** in the Roboflow *inference-models* layout (`weights.onnx`, `class_names.txt`,
   `inference_config.json`) or the legacy Inference layout (`*.onnx`, `environment.json`). Pre-processing (resize
   mode, padding, static crop, grayscale, contrast, colour order) follows the package's config.
-- **A Roboflow model id** `project/version`, downloaded once with your API key (block `api_key`, the workflow's
-  API key, or `ROBOFLOW_API_KEY`) and cached.
+- **A Roboflow model id** `project/version`, downloaded once with your API key (block `api_key`, e.g.
+  `$inputs.api_key`, else the `ROBOFLOW_API_KEY` environment variable) and cached.
 
 PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 
@@ -116,8 +116,8 @@ class BlockManifest(WorkflowBlockManifest):
     )
     api_key: Optional[Union[Selector(kind=[ROBOFLOW_API_KEY_KIND, SECRET_KIND]), str]] = Field(
         default=None,
-        description="Roboflow API key, used only to download a Roboflow model id. Defaults to the workflow's API key, "
-        "then the ROBOFLOW_API_KEY environment variable.",
+        description="Roboflow API key, used only to download a Roboflow model id. Defaults to the ROBOFLOW_API_KEY "
+        "environment variable.",
         examples=["$inputs.api_key", "$steps.vault.roboflow_api_key"],
         json_schema_extra={"hidden": True},
     )
@@ -207,13 +207,6 @@ def attach_workflow_metadata(
 
 
 class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
-    def __init__(self, api_key: Optional[str]) -> None:
-        self._api_key = api_key
-
-    @classmethod
-    def get_init_parameters(cls) -> List[str]:
-        return ["api_key"]
-
     @classmethod
     def get_manifest(cls) -> Type[WorkflowBlockManifest]:
         return BlockManifest
@@ -241,7 +234,7 @@ class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
             mask_decode_mode=mask_decode_mode,
             tradeoff_factor=tradeoff_factor,
         )
-        loaded = get_model(model, backend, api_key or self._api_key)
+        loaded = get_model(model, backend, api_key)
         predictions = loaded.infer([image.numpy_image for image in images], parameters)
         results = []
         for image, detections in zip(images, predictions):
