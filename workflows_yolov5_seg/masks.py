@@ -145,7 +145,8 @@ def decode_masks(
         )
         window = protos[:, y_start:y_stop, x_start:x_stop]
         logits = np.tensordot(coefficients[index].astype(np.float32), window, axes=1)
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        with np.errstate(over="ignore"):  # exp overflow -> inf -> probability 0, which is exact enough
+            probabilities = 1.0 / (1.0 + np.exp(-logits))
         decoded = (y_weights @ probabilities @ x_weights.T) > 0.5
         if reduced:
             decoded = decoded[np.ix_(grid_rows - row_base, grid_cols - col_base)]

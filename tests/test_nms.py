@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx_graphs import make_row
+
+from workflows_yolov5_seg.nms import (
+    Candidates,
+    box_iou_one_to_many,
+    non_max_suppression,
+    select_candidates,
+)
+
+NUM_CLASSES = 3
+
+
+def candidates(boxes: list[tuple[float, float, float, float]], scores: list[float], classes: list[int]) -> Candidates:
+    return Candidates(
+        xyxy=np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        scores=np.array(scores, dtype=np.float32),
+        class_ids=np.array(classes, dtype=np.int64),
+        coefficients=np.zeros((len(scores), 32), dtype=np.float32),
+    )
+
+
+@pytest.mark.parametrize(
+    ("boxes", "scores", "classes", "iou", "agnostic", "max_det", "expected"),
+    [
+        # nested: the small box has IoU 0.04 with the big one; the legacy "overlap" would drop it, IoU keeps it
+        ([(0, 0, 200, 200), (60, 60, 100, 100)], [0.9, 0.8], [0, 0], 0.3, False, 300, [0, 1]),
+        # touching edges: IoU 0
+        ([(0, 0, 10, 10), (10, 0, 20, 10)], [0.9, 0.8], [0, 0], 0.0, False, 300, [0, 1]),
+        # heavy overlap, same class: suppressed
+        ([(0, 0, 10, 10), (1, 0, 11, 10)], [0.9, 0.8], [0, 0], 0.3, False, 300, [0]),
+        # heavy overlap, different classes: kept unless class-agnostic
+        ([(0, 0, 10, 10), (1, 0, 11, 10)], [0.9, 0.8], [0, 1], 0.3, False, 300, [0, 1]),
+        ([(0, 0, 10, 10), (1, 0, 11, 10)], [0.9, 0.8], [0, 1], 0.3, True, 300, [0]),
+        # IoU exactly at the threshold is kept (suppression is strictly above), as torchvision
+        ([(0, 0, 10, 10), (0, 0, 10, 5)], [0.9, 0.8], [0, 0], 0.5, False, 300, [0, 1]),
+        ([(0, 0, 10, 10), (0, 0, 10, 5)], [0.9, 0.8], [0, 0], 0.49, False, 300, [0]),
+        # a suppressed box does not suppress others (chain a-b-c: b suppressed by a, c kept)
+        ([(0, 0, 10, 10), (5, 0, 15, 10), (10, 0, 20, 10)], [0.9, 0.8, 0.7], [0, 0, 0], 0.3, False, 300, [0, 2]),
+        # max_detections keeps the best
+        ([(0, 0, 1, 1), (5, 5, 6, 6), (9, 9, 10, 10)], [0.9, 0.8, 0.7], [0, 1, 2], 0.5, False, 2, [0, 1]),
+        # degenerate (zero-area) boxes never suppress (IoU is NaN), as torchvision
+        ([(0, 0, 0, 0), (0, 0, 0, 0)], [0.9, 0.8], [0, 0], 0.3, False, 300, [0, 1]),
+        ([], [], [], 0.3, False, 300, []),
+    ],
+)
+def test_non_max_suppression(boxes, scores, classes, iou, agnostic, max_det, expected) -> None:
+    kept = non_max_suppression(candidates(boxes, scores, classes), iou, agnostic, max_det)
+    assert kept.tolist() == expected
+
+
+def test_box_iou_matches_the_definition() -> None:
+    iou = box_iou_one_to_many(np.array([0, 0, 200, 200.0]), np.array([[60, 60, 100, 100.0], [100, 0, 300, 200.0]]))
+    np.testing.assert_allclose(iou, [1600 / 40000, 20000 / 60000])
+
+
+@pytest.mark.parametrize(
+    ("objectness", "class_probs", "confidence", "expected_class", "expected_score"),
+    [
+        (0.9, [0.1, 0.95, 0.3], 0.4, 1, 0.855),  # Ultralytics: obj * cls, 0-based argmax of the classes
+        (0.97, [0.1, 0.95, 0.3], 0.4, 1, 0.9215),  # objectness never becomes a class (IM's slice-space bug)
+        (0.5, [0.7, 0.1, 0.1], 0.4, None, None),  # obj passes, obj * cls = 0.35 does not
+        (0.4, [1.0, 0.1, 0.1], 0.39, 0, 0.4),  # obj * cls just above
+        (0.4, [1.0, 0.1, 0.1], 0.4, None, None),  # obj must be strictly above the threshold
+    ],
+)
+def test_select_candidates_scores_like_ultralytics(
+    objectness, class_probs, confidence, expected_class, expected_score
+) -> None:
+    rows = make_row((10, 10, 30, 40), objectness, class_probs)[None]
+    found = select_candidates(rows, NUM_CLASSES, confidence)
+    if expected_class is None:
+        assert len(found) == 0
+        return
+    assert found.class_ids.tolist() == [expected_class]
+    np.testing.assert_allclose(found.scores, [expected_score], rtol=1e-6)
+    np.testing.assert_allclose(found.xyxy, [[10, 10, 30, 40]])
+
+
+def test_select_candidates_sorts_by_score_and_filters_classes_before_nms() -> None:
+    rows = np.stack(
+        [
+            make_row((0, 0, 10, 10), 0.6, [0.9, 0.0, 0.0]),
+            make_row((0, 0, 10, 10), 0.9, [0.0, 0.9, 0.0]),
+            make_row((0, 0, 10, 10), 0.8, [0.0, 0.0, 0.9]),
+        ]
+    )
+    found = select_candidates(rows, NUM_CLASSES, 0.3)
+    assert found.class_ids.tolist() == [1, 2, 0]
+    only_circle = select_candidates(rows, NUM_CLASSES, 0.3, allowed_class_ids=np.array([0]))
+    assert only_circle.class_ids.tolist() == [0]
+    # with the filter applied before agnostic NMS, the better boxes of other classes cannot suppress it
+    assert non_max_suppression(only_circle, 0.3, class_agnostic=True, max_detections=300).tolist() == [0]
+
+
+def test_coefficients_are_not_scaled_by_objectness() -> None:
+    coefficients = np.arange(32, dtype=np.float32)
+    found = select_candidates(make_row((0, 0, 5, 5), 0.5, [0.9, 0, 0], coefficients)[None], NUM_CLASSES, 0.1)
+    np.testing.assert_array_equal(found.coefficients[0], coefficients)
