@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto
+from onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
+
+from conftest import CLASS_NAMES
+from workflows_yolov5_seg.errors import (
+    ClassNamesMismatchError,
+    InvalidImageError,
+    InvalidModelFileError,
+    InvalidModelOutputError,
+    InvalidParameterError,
+    ModelNotFoundError,
+    NotYOLOv5SegModelError,
+    UntrustedModelError,
+)
+from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+
+
+def two_box_rows() -> tuple[np.ndarray, np.ndarray]:
+    protos, coefficients = box_protos((80, 80))
+    rows = np.stack(
+        [
+            make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients),
+            make_row((200, 180, 300, 260), 0.9, [0.9, 0.1, 0.1], coefficients),
+        ]
+    )
+    return rows, protos
+
+
+def test_detections_on_the_original_image(two_box_model: Path) -> None:
+    model = YOLOv5SegModel.from_pretrained(two_box_model)
+    detections = model(np.zeros((160, 320, 3), dtype=np.uint8))[0]  # letterboxed: scale 1, pads (0, 80)
+    np.testing.assert_allclose(detections.xyxy, [[40, 0, 120, 60], [200, 100, 300, 160]])
+    assert detections.xyxy.dtype == np.float32
+    assert detections.mask.shape == (2, 160, 320) and detections.mask.dtype == np.bool_
+    assert detections.class_id.tolist() == [1, 0]
+    assert detections.data["class_name"].tolist() == ["rectangle", "circle"]
+    np.testing.assert_allclose(detections.confidence, [0.855, 0.81], rtol=1e-5)
+    assert detections.mask.sum(axis=(1, 2)).tolist() == [80 * 60, 100 * 60]
+
+
+@pytest.mark.parametrize("batch", [None, 1, 4])
+def test_batch_of_differently_sized_images_equals_single_calls(tmp_path: Path, batch: int | None) -> None:
+    rows, protos = two_box_rows()
+    path = make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos, batch=batch, names=CLASS_NAMES)
+    model = YOLOv5SegModel.from_pretrained(path)
+    assert model.backend.info.static_batch == (batch is not None)
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in [(427, 640), (50, 100), (1080, 1920), (333, 500), (7, 3)]]
+    together = model(images)
+    for image, batched in zip(images, together):
+        single = model(image)[0]
+        assert batched.mask.shape[1:] == image.shape[:2]
+        np.testing.assert_array_equal(batched.xyxy, single.xyxy)
+        np.testing.assert_array_equal(batched.mask, single.mask)
+
+
+@pytest.mark.parametrize(
+    ("image", "expected_hw"),
+    [
+        (np.zeros((100, 200), np.uint8), (100, 200)),  # grayscale
+        (np.zeros((100, 200, 1), np.uint8), (100, 200)),
+        (np.zeros((100, 200, 4), np.uint8), (100, 200)),  # BGRA: alpha dropped
+        (np.zeros((100, 200, 3), np.uint16), (100, 200)),
+        (np.zeros((100, 200, 3), np.float32), (100, 200)),
+        (np.zeros((200, 100, 3), np.uint8)[::2, :, :], (100, 100)),  # non-contiguous
+    ],
+)
+def test_image_layouts_are_converted(two_box_model: Path, image: np.ndarray, expected_hw: tuple[int, int]) -> None:
+    detections = YOLOv5SegModel.from_pretrained(two_box_model)(image)[0]
+    assert detections.mask.shape[1:] == expected_hw
+
+
+def test_one_and_four_channel_images_give_the_colour_result(two_box_model: Path) -> None:
+    model = YOLOv5SegModel.from_pretrained(two_box_model)
+    colour = model(np.full((90, 120, 3), 7, np.uint8))[0]
+    for image in (np.full((90, 120), 7, np.uint8), np.full((90, 120, 4), 7, np.uint8)):
+        other = model(image)[0]
+        np.testing.assert_array_equal(other.xyxy, colour.xyxy)
+        np.testing.assert_array_equal(other.mask, colour.mask)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.zeros((0, 10, 3), np.uint8), np.zeros((10, 10, 2), np.uint8), np.zeros((10, 10, 3), np.int32), "image"],
+)
+def test_unusable_images_raise(two_box_model: Path, image: object) -> None:
+    with pytest.raises(InvalidImageError, match="Image|image"):
+        YOLOv5SegModel.from_pretrained(two_box_model)(image)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"confidence": 1.5}, "confidence"),
+        ({"iou_threshold": -0.1}, "iou_threshold"),
+        ({"tradeoff_factor": 2}, "tradeoff_factor"),
+        ({"max_detections": 0}, "max_detections"),
+        ({"mask_decode_mode": "exact"}, "mask_decode_mode"),
+    ],
+)
+def test_parameters_out_of_range_raise(parameters: dict, message: str) -> None:
+    with pytest.raises(InvalidParameterError, match=message):
+        InferenceParameters(**parameters)
+
+
+def test_class_filter_max_detections_and_agnostic_nms(tmp_path: Path) -> None:
+    protos, coefficients = box_protos((80, 80))
+    rows = np.stack(
+        [
+            make_row((10, 10, 100, 100), 0.9, [0.9, 0.0, 0.0], coefficients),
+            make_row((12, 10, 102, 100), 0.9, [0.0, 0.8, 0.0], coefficients),
+            make_row((200, 200, 250, 250), 0.9, [0.0, 0.0, 0.7], coefficients),
+        ]
+    )
+    model = YOLOv5SegModel.from_pretrained(make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos, names=CLASS_NAMES))
+    image = np.zeros((320, 320, 3), np.uint8)
+    assert model(image)[0].class_id.tolist() == [0, 1, 2]
+    assert model(image, class_agnostic_nms=True)[0].class_id.tolist() == [0, 2]
+    assert model(image, class_filter=("rectangle", "triangle"))[0].class_id.tolist() == [1, 2]
+    assert model(image, class_filter=("rectangle",), class_agnostic_nms=True)[0].class_id.tolist() == [1]
+    assert model(image, max_detections=1)[0].class_id.tolist() == [0]
+
+
+def test_zero_detections_keep_the_image_size(two_box_model: Path) -> None:
+    detections = YOLOv5SegModel.from_pretrained(two_box_model)(np.zeros((31, 47, 3), np.uint8), confidence=0.99)[0]
+    assert len(detections) == 0
+    assert detections.mask.shape == (0, 31, 47)
+    assert detections.xyxy.shape == (0, 4)
+
+
+def test_class_names_from_a_file_beside_the_weights(tmp_path: Path) -> None:
+    rows, protos = two_box_rows()
+    path = make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos)
+    (tmp_path / "class_names.txt").write_text("a\nb\n\nc\n")
+    assert YOLOv5SegModel.from_pretrained(path).class_names == ("a", "b", "c")
+
+
+def test_missing_class_names_fall_back_to_indices(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rows, protos = two_box_rows()
+    model = YOLOv5SegModel.from_pretrained(make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos))
+    assert model.class_names == ("0", "1", "2")
+    assert "class_names.txt" in caplog.text
+
+
+def test_class_names_that_do_not_match_the_model_raise(tmp_path: Path) -> None:
+    rows, protos = two_box_rows()
+    path = make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos)
+    (tmp_path / "class_names.txt").write_text("a\nb\n")
+    with pytest.raises(ClassNamesMismatchError, match=r"predicts 3 classes .* but 2 class names"):
+        YOLOv5SegModel.from_pretrained(path)
+
+
+def test_outputs_found_by_name_or_rank(tmp_path: Path, two_box_model: Path) -> None:
+    rows, protos = two_box_rows()
+    reference = YOLOv5SegModel.from_pretrained(two_box_model)(np.zeros((64, 64, 3), np.uint8))[0]
+    for name, kwargs in {
+        "swapped.onnx": {"swap_output_order": True},
+        "renamed.onnx": {"output_names": ("dets", "protos"), "swap_output_order": True},
+    }.items():
+        path = make_constant_seg_onnx(tmp_path / name, rows, protos, names=CLASS_NAMES, **kwargs)
+        other = YOLOv5SegModel.from_pretrained(path)(np.zeros((64, 64, 3), np.uint8))[0]
+        np.testing.assert_array_equal(other.xyxy, reference.xyxy)
+
+
+def test_float16_input_model(tmp_path: Path) -> None:
+    rows, protos = two_box_rows()
+    path = make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos, names=CLASS_NAMES, input_type=TensorProto.FLOAT16)
+    model = YOLOv5SegModel.from_pretrained(path)
+    assert model.backend.info.input_dtype == np.float16
+    assert len(model(np.zeros((64, 64, 3), np.uint8))[0]) == 2
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match=str(tmp_path / "nope.onnx")):
+        YOLOv5SegModel.from_pretrained(tmp_path / "nope.onnx")
+
+
+def test_a_file_that_is_not_onnx(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"this is not a protobuf" * 10)
+    with pytest.raises(InvalidModelFileError, match="could not be loaded as an ONNX model"):
+        YOLOv5SegModel.from_pretrained(path)
+
+
+def test_a_truncated_onnx(tmp_path: Path, two_box_model: Path) -> None:
+    path = tmp_path / "truncated.onnx"
+    path.write_bytes(two_box_model.read_bytes()[:200])
+    with pytest.raises(InvalidModelFileError):
+        YOLOv5SegModel.from_pretrained(path)
+
+
+def test_a_detection_only_model(tmp_path: Path) -> None:
+    with pytest.raises(NotYOLOv5SegModelError, match="detection model"):
+        YOLOv5SegModel.from_pretrained(make_detection_only_onnx(tmp_path / "det.onnx"))
+
+
+def test_protos_with_the_wrong_channel_count(tmp_path: Path) -> None:
+    rows, _ = two_box_rows()
+    path = make_constant_seg_onnx(tmp_path / "m.onnx", rows, np.zeros((16, 80, 80), np.float32), names=CLASS_NAMES)
+    with pytest.raises(NotYOLOv5SegModelError, match="not a YOLOv5-seg model"):
+        YOLOv5SegModel.from_pretrained(path)
+
+
+def test_a_pytorch_pickle_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "best.pt"
+    path.write_bytes(b"\x80\x04")
+    with pytest.raises(UntrustedModelError, match="export.py"):
+        YOLOv5SegModel.from_pretrained(path)
+
+
+def test_nan_outputs_raise(tmp_path: Path) -> None:
+    rows, protos = two_box_rows()
+    rows[0, 4] = np.nan
+    model = YOLOv5SegModel.from_pretrained(make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos, names=CLASS_NAMES))
+    with pytest.raises(InvalidModelOutputError, match="NaN"):
+        model(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_pipeline_steps_compose(two_box_model: Path) -> None:
+    model = YOLOv5SegModel.from_pretrained(two_box_model)
+    image = np.zeros((160, 320, 3), np.uint8)
+    batch = model.pre_process([image])
+    assert batch.tensor.shape == (1, 3, 320, 320)
+    assert batch.geometries[0].pad_ltrb == (0, 80, 0, 80)
+    # letterbox padding is grey 114, RGB scaled to [0, 1]
+    np.testing.assert_allclose(batch.tensor[0, :, 0, 0], 114 / 255, rtol=1e-6)
+    instances, protos = model.forward(batch.tensor)
+    assert instances.shape == (1, 2, 5 + 3 + 32) and protos.shape == (1, 32, 80, 80)
+    detections = model.post_process(instances, protos, batch.geometries)[0]
+    np.testing.assert_array_equal(detections.xyxy, model(image)[0].xyxy)
