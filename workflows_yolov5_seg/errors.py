@@ -61,3 +61,35 @@ class InvalidParameterError(YOLOv5SegError, ValueError):
 
 class InvalidModelOutputError(YOLOv5SegError):
     """The model returned tensors that cannot be decoded (wrong shape, NaN, inf)."""
+
+
+class RoboflowAPIError(ModelLoadError):
+    """Roboflow's model API or file hosting answered with an error, or a download failed (issue 5).
+
+    Attributes:
+        status: the HTTP status code, if the API answered.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RoboflowAPIKeyMissingError(RoboflowAPIError):
+    """A Roboflow model id was given without an API key (block ``api_key`` or ``ROBOFLOW_API_KEY``)."""
+
+
+class RoboflowUnauthorizedError(RoboflowAPIError, PermissionError):
+    """The API refused the API key (401) or its access to the model (403)."""
+
+
+class RoboflowModelNotFoundError(RoboflowAPIError, ModelNotFoundError):
+    """The API does not know the model id (404)."""
+
+
+class RoboflowConnectionError(RoboflowAPIError, ConnectionError):
+    """The API or file host could not be reached (no network, refused, timed out)."""
+
+
+class DownloadIntegrityError(RoboflowAPIError):
+    """A downloaded file is shorter than announced or its checksum differs."""

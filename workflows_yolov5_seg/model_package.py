@@ -1,38 +1,50 @@
 """Model packages: weights, class names and pre-processing config read from a local file or folder.
 
-Supported layouts (see the README's "Model sources"):
+Supported layouts (see ``docs/model-sources.md``):
 
 - a bare ``.onnx`` (Ultralytics export): class names from its ``names`` metadata or a ``class_names.txt`` beside it;
-  pre-processed as Ultralytics ``predict`` does (letterbox, grey 114 padding, RGB, /255);
+  pre-processed as Ultralytics ``predict`` does (letterbox, grey 114 padding, ``round`` sizes, RGB, /255);
 - an inference-models package folder: ``weights.onnx``, ``class_names.txt``, ``inference_config.json``, optional
-  ``model_config.json``; for TensorRT ``engine.plan`` + ``trt_config.json``;
+  ``model_config.json``; for TensorRT ``engine.plan`` + ``trt_config.json``. ``inference_config.json`` is
+  validated like inference-models' pydantic ``InferenceConfig`` (``models/common/roboflow/model_packages.py``) and
+  pre-processed as inference-models does (``int()`` letterbox sizes, padding ``null`` -> 0, fit-longer-edge ->
+  letterbox padded with 127);
 - a legacy Inference folder: ``*.onnx``, ``environment.json`` (``PREPROCESSING``, ``CLASS_MAP``), optional
-  ``class_names.txt``.
+  ``class_names.txt``; its pre-processing is run with inference-models' implementation too.
+
+Every rejected config raises :class:`InvalidModelPackageError` naming the file and the dotted key path.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workflows_yolov5_seg.errors import InvalidModelPackageError, ModelNotFoundError, UntrustedModelError
-from workflows_yolov5_seg.preprocessing import CONTRAST_TYPES, PreprocessingConfig, StaticCrop
+from workflows_yolov5_seg.preprocessing import CONTRAST_TYPES, RESIZE_MODES, PreprocessingConfig, StaticCrop
 
 logger = logging.getLogger(__name__)
 
 CLASS_NAMES_FILE = "class_names.txt"
 INFERENCE_CONFIG_FILE = "inference_config.json"
+MODEL_CONFIG_FILE = "model_config.json"
 LEGACY_ENVIRONMENT_FILE = "environment.json"
 PACKAGE_WEIGHTS_FILE = "weights.onnx"
 TRT_ENGINE_FILE = "engine.plan"
 TRT_CONFIG_FILE = "trt_config.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin")
 
-# inference-models' resize modes; "letterbox-reflect-edges" is padded like letterbox there too.
-PACKAGE_RESIZE_MODES = ("stretch", "letterbox", "center-crop", "fit-longer-edge", "letterbox-reflect-edges")
+# inference-models' resize modes (ResizeMode); all are accepted for YOLOv5-seg ("fit-longer-edge" is replaced
+# by a letterbox padded with 127, "letterbox-reflect-edges" is padded like a letterbox, as inference-models does).
+PACKAGE_RESIZE_MODES = RESIZE_MODES
+DYNAMIC_SPATIAL_SIZE_MODES = ("pad-to-be-divisible", "any-size")
+POST_PROCESSING_TYPES = ("nms", "sigmoid", "softmax")
+# inference-models' BackendType values, the values model_config.json's 'backend_type' may take.
+BACKEND_TYPES = ("torch", "torch-script", "onnx", "trt", "hugging-face", "ultralytics", "custom", "vllm", "coreml")
 # Legacy Inference resize formats -> (resize mode, padding value).
 LEGACY_RESIZE_FORMATS = {
     "Stretch to": ("stretch", 0),
@@ -40,6 +52,11 @@ LEGACY_RESIZE_FORMATS = {
     "Fit (white edges) in": ("letterbox", 255),
     "Fit (grey edges) in": ("letterbox", 114),
 }
+# Formats the legacy Inference server could not apply and replaced (with a warning) by a black letterbox.
+LEGACY_FALLBACK_FORMATS = ("Fit (reflect edges) in", "Fit within", "Fill (with center crop) in")
+IMAGE_PRE_PROCESSING_STEPS = ("auto-orient", "static-crop", "contrast", "grayscale")
+# Pydantic field names that a model_dump() prints instead of the on-disk aliases; inference-models ignores them.
+PRE_PROCESSING_FIELD_NAMES = {"auto_orient": "auto-orient", "static_crop": "static-crop"}
 
 
 @dataclass(frozen=True)
@@ -66,8 +83,12 @@ class ModelPackage:
 
 
 def read_class_names(path: Path) -> tuple[str, ...]:
-    """Reads ``class_names.txt``: one name per line, stripped, blank lines skipped."""
-    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    """Reads ``class_names.txt``: one name per line, stripped, blank lines skipped (as inference-models)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidModelPackageError(f"'{path}' is not UTF-8 text; write one class name per line.") from error
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if not names:
         raise InvalidModelPackageError(f"'{path}' lists no class names; write one class name per line.")
     return names
@@ -76,89 +97,287 @@ def read_class_names(path: Path) -> tuple[str, ...]:
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidModelPackageError(f"'{path}' is not valid JSON ({error}); fix or re-download it.") from error
     if not isinstance(content, dict):
         raise InvalidModelPackageError(f"'{path}' must hold a JSON object, not {type(content).__name__}.")
     return content
 
 
-def _require(mapping: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in mapping:
-        raise InvalidModelPackageError(f"{where} has no key '{key}'; add it (see the README's model packages).")
-    value = mapping[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise InvalidModelPackageError(f"{where} key '{key}' has the invalid value {value!r}.")
-    return value
+class _Section:
+    """A JSON object being validated, remembering the file and the dotted key path for error messages."""
+
+    def __init__(self, mapping: Mapping[str, Any], path: Path, prefix: str = "") -> None:
+        self.mapping = mapping
+        self.path = path
+        self.prefix = prefix
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def fail(self, name: str, problem: str) -> InvalidModelPackageError:
+        return InvalidModelPackageError(f"'{self.path}' key '{self.key(name)}' {problem}")
+
+    def child(self, name: str, *, required: bool = False) -> _Section | None:
+        """The object under ``name``; ``None`` when absent or null (an error when ``required``)."""
+        value = self.mapping.get(name)
+        if value is None:
+            if required:
+                raise self.fail(name, "is missing; add it (see docs/model-sources.md).")
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(name, f"must be a JSON object, not {value!r}.")
+        return _Section(value, self.path, f"{self.key(name)}.")
+
+    def value(self, name: str, kind: str, *, required: bool = False, choices: tuple[str, ...] = ()) -> Any:
+        """A scalar under ``name`` checked like pydantic's lax mode for ``kind`` (``bool``, ``int``, ``number``,
+        ``str``); ``None`` when absent or null (an error when ``required``)."""
+        if name not in self.mapping or self.mapping[name] is None:
+            if required:
+                raise self.fail(name, "is missing; add it (see docs/model-sources.md).")
+            return None
+        value = self.mapping[name]
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "int":
+            ok = not isinstance(value, bool) and (
+                isinstance(value, int) or isinstance(value, float) and value.is_integer()
+            )
+            value = int(value) if ok else value
+        elif kind == "number":
+            ok = not isinstance(value, bool) and isinstance(value, (int, float))
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise self.fail(name, f"has the invalid value {value!r}; expected {'an integer' if kind == 'int' else kind}.")
+        if choices and value not in choices:
+            raise self.fail(name, f"is {value!r}; use one of {', '.join(repr(c) for c in choices)}.")
+        return value
 
 
-def _enabled(step: Any) -> bool:
-    return isinstance(step, dict) and bool(step.get("enabled", False))
-
-
-def _static_crop(step: Any, where: str) -> StaticCrop | None:
-    if not _enabled(step):
+def _parse_static_crop(step: _Section | None, strict: bool = True) -> StaticCrop | None:
+    """``strict``: every key is required even when disabled (inference-models' pydantic model); the legacy
+    server reads the coordinates only of an enabled crop."""
+    if step is None:
         return None
-    values = [_require(step, key, (int, float), f"{where} 'static-crop'") for key in ("x_min", "y_min", "x_max", "y_max")]
-    if not (0 <= values[0] < values[2] <= 100 and 0 <= values[1] < values[3] <= 100):
+    enabled = step.value("enabled", "bool", required=strict)
+    if not enabled and not strict:
+        return None
+    values = [step.value(name, "int", required=True) for name in ("x_min", "y_min", "x_max", "y_max")]
+    if not enabled:
+        return None
+    x_min, y_min, x_max, y_max = values
+    if not (0 <= x_min < x_max <= 100 and 0 <= y_min < y_max <= 100):
         raise InvalidModelPackageError(
-            f"{where} 'static-crop' {dict(zip(('x_min', 'y_min', 'x_max', 'y_max'), values))} must be percentages "
-            "with 0 <= min < max <= 100."
+            f"'{step.path}' key '{step.prefix.rstrip('.')}' {dict(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max)}"
+            " must be percentages of the image with 0 <= min < max <= 100 (inference-models crops "
+            "int(pct / 100 * size) pixels; values such as 630 look like pixels)."
         )
-    return StaticCrop(*values)
+    return StaticCrop(x_min, y_min, x_max, y_max)
 
 
-def _contrast(step: Any, where: str) -> str | None:
-    if not _enabled(step):
+def _parse_contrast(step: _Section | None, strict: bool = True) -> str | None:
+    if step is None:
         return None
-    kind = _require(step, "type", str, f"{where} 'contrast'")
-    if kind not in CONTRAST_TYPES:
-        raise InvalidModelPackageError(f"{where} 'contrast' key 'type' is {kind!r}; use one of {CONTRAST_TYPES}.")
-    return kind
+    enabled = step.value("enabled", "bool", required=strict)
+    if not enabled and not strict:
+        return None
+    kind = step.value("type", "str", required=True, choices=CONTRAST_TYPES)
+    return kind if enabled else None
+
+
+def _parse_toggle(step: _Section | None, strict: bool = True) -> bool:
+    return step is not None and bool(step.value("enabled", "bool", required=strict))
+
+
+def _parse_image_pre_processing(config: _Section) -> tuple[StaticCrop | None, bool, str | None]:
+    steps = config.child("image_pre_processing")
+    if steps is None:
+        return None, False, None
+    for name, value in steps.mapping.items():
+        if name in PRE_PROCESSING_FIELD_NAMES:
+            raise steps.fail(
+                name, f"is a Python field name that inference-models ignores on disk; name it "
+                f"'{PRE_PROCESSING_FIELD_NAMES[name]}'."
+            )
+        if name not in IMAGE_PRE_PROCESSING_STEPS:
+            if isinstance(value, dict) and value.get("enabled"):
+                raise steps.fail(
+                    name, f"is a pre-processing step this block does not know; supported: "
+                    f"{', '.join(IMAGE_PRE_PROCESSING_STEPS)}."
+                )
+            logger.warning("'%s': ignoring unknown disabled pre-processing step '%s'.", config.path, steps.key(name))
+    _parse_toggle(steps.child("auto-orient"))  # validated; arrays carry no EXIF, as in inference-models
+    static_crop = _parse_static_crop(steps.child("static-crop"))
+    contrast = _parse_contrast(steps.child("contrast"))
+    grayscale = _parse_toggle(steps.child("grayscale"))
+    return static_crop, grayscale, contrast
+
+
+def _parse_size(section: _Section | None) -> tuple[int, int] | None:
+    if section is None:
+        return None
+    height, width = section.value("height", "int", required=True), section.value("width", "int", required=True)
+    if height <= 0 or width <= 0:
+        raise InvalidModelPackageError(
+            f"'{section.path}' key '{section.prefix.rstrip('.')}' must have a positive height and width, got "
+            f"{height}x{width}."
+        )
+    return height, width
+
+
+def _parse_normalization(network: _Section) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    value = network.mapping.get("normalization")
+    if value is None:
+        return None
+    valid = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(part, list) and len(part) in (1, 3) for part in value)
+        and all(not isinstance(x, bool) and isinstance(x, (int, float)) for part in value for x in part)
+        and all(x != 0 for x in value[1])
+    )
+    if not valid:
+        raise network.fail(
+            "normalization", f"has the invalid value {value!r}; expected null or [[mean...], [std...]] with 1 or 3 "
+            "numbers each (no zero std)."
+        )
+    return tuple(float(x) for x in value[0]), tuple(float(x) for x in value[1])
+
+
+def _parse_network_input(config: _Section) -> tuple[dict[str, Any], tuple[int, int] | None]:
+    network = config.child("network_input", required=True)
+    assert network is not None
+    input_hw = _parse_size(network.child("training_input_size"))
+    _parse_size(network.child("dataset_version_resize_dimensions"))
+    dynamic = network.value("dynamic_spatial_size_supported", "bool", required=True)
+    mode = network.child("dynamic_spatial_size_mode")
+    any_size = False
+    if mode is not None:
+        kind = mode.value("type", "str", required=True, choices=DYNAMIC_SPATIAL_SIZE_MODES)
+        if kind == "pad-to-be-divisible":
+            mode.value("value", "int", required=True)
+        any_size = kind == "any-size"
+    if input_hw is None and not (dynamic and any_size):
+        raise network.fail(
+            "training_input_size", "is missing; it may only be omitted for models that accept any input size "
+            "(dynamic_spatial_size_supported with an 'any-size' dynamic_spatial_size_mode)."
+        )
+    color_mode = network.value("color_mode", "str", required=True, choices=("rgb", "bgr"))
+    resize_mode = network.value("resize_mode", "str", required=True, choices=PACKAGE_RESIZE_MODES)
+    padding = network.value("padding_value", "int")
+    if padding is not None and not 0 <= padding <= 255:
+        raise network.fail("padding_value", f"is {padding}; use a value in 0..255 or null (black).")
+    channels = network.value("input_channels", "int", required=True)
+    if channels != 3:
+        raise network.fail("input_channels", f"is {channels}; YOLOv5-seg (and inference-models) need 3.")
+    scaling = network.value("scaling_factor", "number")
+    if scaling is not None and scaling <= 0:
+        raise network.fail("scaling_factor", f"is {scaling}; use a positive number (255 for YOLOv5) or null.")
+    if scaling is None:
+        logger.warning(
+            "'%s' key 'network_input.scaling_factor' is null: pixels are fed unscaled (0..255), as inference-models "
+            "does. YOLOv5 expects 255.",
+            config.path,
+        )
+    fields = {
+        "resize_mode": resize_mode,
+        "padding_value": 0 if padding is None else padding,
+        "color_order": color_mode,
+        "scaling_factor": 1.0 if scaling is None else float(scaling),
+        "normalization": _parse_normalization(network),
+    }
+    return fields, input_hw
+
+
+def _parse_other_sections(config: _Section) -> None:
+    forward = config.child("forward_pass")
+    if forward is not None:
+        forward.value("static_batch_size", "int")
+        forward.value("max_dynamic_batch_size", "int")
+    post = config.child("post_processing")
+    if post is not None:
+        kind = post.value("type", "str", required=True, choices=POST_PROCESSING_TYPES)
+        post.value("fused", "bool", required=True)
+        nms = post.child("nms_parameters") if kind == "nms" else None
+        if nms is not None:
+            nms.value("max_detections", "int", required=True)
+            nms.value("confidence_threshold", "number", required=True)
+            nms.value("iou_threshold", "number", required=True)
+            nms.value("class_agnostic", "int", required=True)
+    if config.mapping.get("model_initialization") is not None:
+        config.child("model_initialization")
+    operations = config.mapping.get("class_names_operations")
+    if operations is not None:
+        if not isinstance(operations, list):
+            raise config.fail("class_names_operations", f"must be a list or null, not {operations!r}.")
+        for index, operation in enumerate(operations):
+            if not isinstance(operation, dict):
+                raise config.fail(f"class_names_operations[{index}]", f"must be an object, not {operation!r}.")
+            item = _Section(operation, config.path, f"class_names_operations[{index}].")
+            item.value("type", "str", required=True, choices=("class_name_removal",))
+            item.value("class_name", "str", required=True)
+        if operations:
+            logger.info(
+                "'%s': class_names_operations are not applied to YOLOv5 models (as in inference-models).", config.path
+            )
 
 
 def parse_inference_config(path: Path) -> tuple[PreprocessingConfig, tuple[int, int] | None]:
     """Parses an inference-models ``inference_config.json``.
 
+    Accepts what inference-models 0.39's ``InferenceConfig`` accepts (with stricter scalar types: numbers given as
+    strings are refused), plus two YOLOv5 checks inference-models makes at run time (``input_channels`` 3,
+    percentages for ``static-crop``).
+
+    Note: the "Complete Example" of inference-models' docs ("Understanding Model Packages Trained on Roboflow
+    Platform") does not parse, here nor in inference-models: its ``dynamic_spatial_size_mode`` is
+    ``{"type": "divisible-padding", "divisor": 32}`` while the code knows ``pad-to-be-divisible`` / ``value``.
+
     Returns:
         ``(preprocessing, training_input_hw)``.
+
+    Raises:
+        InvalidModelPackageError: naming the key that is missing or invalid.
     """
-    config = _read_json(path)
-    where = f"'{path}'"
-    network = _require(config, "network_input", dict, where)
-    where_network = f"{where} 'network_input'"
-    resize_mode = _require(network, "resize_mode", str, where_network)
-    if resize_mode not in PACKAGE_RESIZE_MODES:
-        raise InvalidModelPackageError(
-            f"{where_network} key 'resize_mode' is {resize_mode!r}; use one of {PACKAGE_RESIZE_MODES}."
+    config = _Section(_read_json(path), path)
+    fields, input_hw = _parse_network_input(config)
+    _parse_other_sections(config)
+    static_crop, grayscale, contrast = _parse_image_pre_processing(config)
+    if fields["resize_mode"] == "fit-longer-edge":
+        logger.warning(
+            "'%s' uses resize_mode 'fit-longer-edge', which a fixed-size export cannot apply; letterboxing with "
+            "padding 127 instead, as inference-models does.",
+            path,
         )
-    color_mode = _require(network, "color_mode", str, where_network)
-    if color_mode not in ("rgb", "bgr"):
-        raise InvalidModelPackageError(f"{where_network} key 'color_mode' is {color_mode!r}; use 'rgb' or 'bgr'.")
-    if network.get("input_channels", 3) != 3:
-        raise InvalidModelPackageError(f"{where_network} key 'input_channels' must be 3 for YOLOv5-seg.")
-    if network.get("normalization") is not None:
-        raise InvalidModelPackageError(f"{where_network} key 'normalization' must be null for YOLOv5-seg.")
-    padding = network.get("padding_value")
-    scaling = network.get("scaling_factor")
-    training_size = network.get("training_input_size")
-    input_hw = None
-    if training_size is not None:
-        size_where = f"{where_network} 'training_input_size'"
-        input_hw = (_require(training_size, "height", int, size_where), _require(training_size, "width", int, size_where))
-    steps = config.get("image_pre_processing") or {}
-    if not isinstance(steps, dict):
-        raise InvalidModelPackageError(f"{where} key 'image_pre_processing' must be an object or null.")
     preprocessing = PreprocessingConfig(
-        resize_mode=resize_mode,
-        padding_value=0 if padding is None else padding,
-        color_order=color_mode,
-        scaling_factor=255.0 if scaling is None else float(scaling),
-        static_crop=_static_crop(steps.get("static-crop"), where),
-        grayscale=_enabled(steps.get("grayscale")),
-        contrast=_contrast(steps.get("contrast"), where),
+        static_crop=static_crop,
+        grayscale=grayscale,
+        contrast=contrast,
+        size_rounding="truncate",
+        **fields,
     )
     return preprocessing, input_hw
+
+
+def parse_model_config(path: Path) -> dict[str, Any]:
+    """Checks an inference-models ``model_config.json`` describes a YOLOv5 instance-segmentation package.
+
+    Raises:
+        InvalidModelPackageError: naming the key (e.g. the docs' ``backend``, which inference-models does not
+            read: the key is ``backend_type``).
+    """
+    config = _Section(_read_json(path), path)
+    if "backend" in config.mapping and "backend_type" not in config.mapping:
+        raise config.fail("backend", "is not read by inference-models; name it 'backend_type'.")
+    architecture = config.value("model_architecture", "str")
+    if architecture is not None and not architecture.lower().startswith("yolov5"):
+        raise config.fail("model_architecture", f"is {architecture!r}; this block runs YOLOv5 models only.")
+    task = config.value("task_type", "str")
+    if task is not None and task != "instance-segmentation":
+        raise config.fail("task_type", f"is {task!r}; this block needs 'instance-segmentation'.")
+    config.value("backend_type", "str", choices=BACKEND_TYPES)
+    return dict(config.mapping)
 
 
 def parse_legacy_environment(path: Path) -> tuple[PreprocessingConfig, tuple[int, int] | None, tuple[str, ...] | None]:
@@ -167,57 +386,70 @@ def parse_legacy_environment(path: Path) -> tuple[PreprocessingConfig, tuple[int
     Returns:
         ``(preprocessing, resize_hw, class_names_from_CLASS_MAP)``.
     """
-    environment = _read_json(path)
-    where = f"'{path}'"
-    steps = environment.get("PREPROCESSING", {})
+    environment = _Section(_read_json(path), path)
+    steps = environment.mapping.get("PREPROCESSING") or {}
     if isinstance(steps, str):
         try:
             steps = json.loads(steps)
         except json.JSONDecodeError as error:
-            raise InvalidModelPackageError(f"{where} key 'PREPROCESSING' is not valid JSON ({error}).") from error
+            raise environment.fail("PREPROCESSING", f"is not valid JSON ({error}).") from error
     if not isinstance(steps, dict):
-        raise InvalidModelPackageError(f"{where} key 'PREPROCESSING' must be an object.")
-    resize = steps.get("resize") or {}
+        raise environment.fail("PREPROCESSING", "must be an object (or a JSON string of one).")
+    preprocessing_section = _Section(steps, path, "PREPROCESSING.")
+    resize = preprocessing_section.child("resize")
     resize_mode, padding = "stretch", 0
     input_hw = None
-    if _enabled(resize):
-        resize_format = _require(resize, "format", str, f"{where} 'PREPROCESSING.resize'")
-        if resize_format not in LEGACY_RESIZE_FORMATS:
-            raise InvalidModelPackageError(
-                f"{where} 'PREPROCESSING.resize' key 'format' is {resize_format!r}; "
-                f"supported: {', '.join(LEGACY_RESIZE_FORMATS)}."
+    if resize is not None and resize.value("enabled", "bool"):
+        resize_format = resize.value("format", "str", required=True)
+        if resize_format in LEGACY_FALLBACK_FORMATS:
+            logger.warning(
+                "'%s' resize format %r is applied as 'Fit (black edges) in', as the legacy Inference server does.",
+                path,
+                resize_format,
             )
-        resize_mode, padding = LEGACY_RESIZE_FORMATS[resize_format]
-        if "height" in resize and "width" in resize:
-            input_hw = (int(resize["height"]), int(resize["width"]))
-    class_map = environment.get("CLASS_MAP")
+            resize_mode, padding = "letterbox", 0
+        elif resize_format in LEGACY_RESIZE_FORMATS:
+            resize_mode, padding = LEGACY_RESIZE_FORMATS[resize_format]
+        else:
+            raise resize.fail(
+                "format",
+                f"is {resize_format!r}; supported: {', '.join(repr(f) for f in (*LEGACY_RESIZE_FORMATS, *LEGACY_FALLBACK_FORMATS))}.",
+            )
+        if resize.mapping.get("height") is not None and resize.mapping.get("width") is not None:
+            input_hw = (resize.value("height", "int"), resize.value("width", "int"))
+    class_map = environment.mapping.get("CLASS_MAP")
     class_names = None
     if class_map:
         if not isinstance(class_map, dict):
-            raise InvalidModelPackageError(f"{where} key 'CLASS_MAP' must map class ids to names.")
-        class_names = tuple(str(class_map[key]) for key in sorted(class_map, key=int))
+            raise environment.fail("CLASS_MAP", "must map class ids to names.")
+        try:
+            class_names = tuple(str(class_map[key]) for key in sorted(class_map, key=int))
+        except ValueError as error:
+            raise environment.fail("CLASS_MAP", f"must have integer class ids as keys ({error}).") from error
     preprocessing = PreprocessingConfig(
         resize_mode=resize_mode,
         padding_value=padding,
-        static_crop=_static_crop(steps.get("static-crop"), where),
-        grayscale=_enabled(steps.get("grayscale")),
-        contrast=_contrast(steps.get("contrast"), where),
+        static_crop=_parse_static_crop(preprocessing_section.child("static-crop"), strict=False),
+        grayscale=_parse_toggle(preprocessing_section.child("grayscale"), strict=False),
+        contrast=_parse_contrast(preprocessing_section.child("contrast"), strict=False),
+        size_rounding="truncate",
     )
     return preprocessing, input_hw, class_names
 
 
 def _parse_trt_config(path: Path) -> tuple[int, int, int]:
-    config = _read_json(path)
-    where = f"'{path}'"
-    if config.get("static_batch_size") is not None:
-        size = _require(config, "static_batch_size", int, where)
-        if size <= 0:
-            raise InvalidModelPackageError(f"{where} key 'static_batch_size' must be positive, got {size}.")
-        return size, size, size
-    sizes = tuple(_require(config, f"dynamic_batch_size_{k}", int, where) for k in ("min", "opt", "max"))
+    config = _Section(_read_json(path), path)
+    static = config.value("static_batch_size", "int")
+    if static is not None:
+        if static <= 0:
+            raise config.fail("static_batch_size", f"must be positive, got {static}.")
+        return static, static, static
+    sizes = tuple(config.value(f"dynamic_batch_size_{k}", "int", required=True) for k in ("min", "opt", "max"))
     if not 0 < sizes[0] <= sizes[1] <= sizes[2]:
-        raise InvalidModelPackageError(f"{where} dynamic batch sizes must satisfy 0 < min <= opt <= max, got {sizes}.")
-    return sizes
+        raise InvalidModelPackageError(
+            f"'{path}' dynamic batch sizes must satisfy 0 < min <= opt <= max, got {sizes}."
+        )
+    return sizes  # type: ignore[return-value]
 
 
 def _reject_pickle(path: Path) -> None:
@@ -261,6 +493,8 @@ def _load_folder(folder: Path, model_id: str) -> ModelPackage:
     engine = folder / TRT_ENGINE_FILE
     engine_path = engine if engine.is_file() else None
     trt_batch_sizes = _parse_trt_config(folder / TRT_CONFIG_FILE) if (folder / TRT_CONFIG_FILE).is_file() else None
+    if (folder / MODEL_CONFIG_FILE).is_file():
+        parse_model_config(folder / MODEL_CONFIG_FILE)
     if (folder / INFERENCE_CONFIG_FILE).is_file():
         preprocessing, input_hw = parse_inference_config(folder / INFERENCE_CONFIG_FILE)
         weights = folder / PACKAGE_WEIGHTS_FILE

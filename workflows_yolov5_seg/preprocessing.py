@@ -2,7 +2,17 @@
 
 Every image goes through, in this order (the order of inference-models' Roboflow pre-processing):
 static crop -> grayscale -> contrast -> resize (letterbox / stretch / center-crop) -> colour order
--> CHW float scaled by ``1 / scaling_factor``.
+-> CHW float scaled by ``1 / scaling_factor`` -> optional ``(x - mean) / std`` normalisation.
+
+Two letterbox size rules exist (see ``PreprocessingConfig.size_rounding``):
+
+- ``"round"`` (Ultralytics ``letterbox``, the default for a bare ``.onnx``): ``new = round(side * r)``;
+- ``"truncate"`` (inference-models, used for model packages): ``new = int(side * s)``, which can be one pixel
+  short (e.g. a 1000x3 image becomes 640x1, and a 77-pixel-wide one 639 wide at 640).
+
+In both, the pad is split ``floor(d / 2)`` before and the rest after. Center-crop follows inference-models:
+``(W - w) // 2`` pixels of zero padding on the left when the image is narrower than the input, else
+``(w - W) // 2`` pixels cropped from the left (reported as a negative pad).
 
 The resize records the exact integer size and pads it used in an :class:`ImageGeometry`, so that boxes and
 masks are mapped back through the very same affine transform (no half-pixel guesses).
@@ -10,7 +20,6 @@ masks are mapped back through the very same affine transform (no half-pixel gues
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,9 +32,13 @@ from workflows_yolov5_seg.errors import InvalidImageError, InvalidParameterError
 
 ResizeMode = Literal["letterbox", "stretch", "center-crop", "fit-longer-edge", "letterbox-reflect-edges"]
 ContrastType = Literal["Adaptive Equalization", "Contrast Stretching", "Histogram Equalization"]
+SizeRounding = Literal["round", "truncate"]
 
 RESIZE_MODES: tuple[str, ...] = ("letterbox", "stretch", "center-crop", "fit-longer-edge", "letterbox-reflect-edges")
+# Modes that inference-models runs through its constant-padding letterbox handler.
+LETTERBOX_MODES: tuple[str, ...] = ("letterbox", "fit-longer-edge", "letterbox-reflect-edges")
 CONTRAST_TYPES: tuple[str, ...] = ("Adaptive Equalization", "Contrast Stretching", "Histogram Equalization")
+SIZE_ROUNDINGS: tuple[str, ...] = ("round", "truncate")
 # inference-models pads fit-longer-edge with 127 (its letterbox stand-in for that mode).
 FIT_LONGER_EDGE_PADDING = 127
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -41,9 +54,14 @@ class StaticCrop:
     y_max: float
 
     def pixels(self, height: int, width: int) -> tuple[int, int, int, int]:
-        """Returns the crop ``(x0, y0, x1, y1)`` in pixels, with Roboflow's ``int(pct / 100 * size)`` rule."""
+        """Returns the crop ``(x0, y0, x1, y1)`` in pixels, with Roboflow's ``int(pct / 100 * size)`` rule.
+
+        inference-models slices ``image[y0:y1, x0:x1]`` with exactly these values; when a tiny image makes the
+        crop empty there (``x1 == x0``), one pixel is kept here instead of failing.
+        """
         x0, x1 = int(self.x_min / 100 * width), int(self.x_max / 100 * width)
         y0, y1 = int(self.y_min / 100 * height), int(self.y_max / 100 * height)
+        x0, y0 = min(x0, width - 1), min(y0, height - 1)
         return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
@@ -52,7 +70,20 @@ class PreprocessingConfig:
     """How the model was trained to see images.
 
     The defaults are those of Ultralytics' ``predict`` for a bare YOLOv5 ONNX export: letterbox with grey 114
-    padding, RGB, scaled to [0, 1].
+    padding and ``round`` sizes, RGB, scaled to [0, 1].
+
+    Attributes:
+        resize_mode: ``letterbox``, ``stretch``, ``center-crop``, ``fit-longer-edge`` (letterbox padded with
+            127, as inference-models substitutes it) or ``letterbox-reflect-edges`` (a constant-padded letterbox,
+            as in inference-models).
+        padding_value: letterbox padding, 0..255 (center-crop always pads with 0, as inference-models).
+        color_order: channel order the network expects.
+        scaling_factor: the network input is ``pixel / scaling_factor`` (1.0: no scaling).
+        static_crop: crop in percent applied first.
+        grayscale: convert to gray (3 equal channels) after the crop.
+        contrast: one of :data:`CONTRAST_TYPES`, after grayscale.
+        size_rounding: letterbox size rule, ``round`` (Ultralytics) or ``truncate`` (inference-models).
+        normalization: ``(mean, std)`` per network channel applied after scaling, or ``None``.
     """
 
     resize_mode: ResizeMode = "letterbox"
@@ -62,6 +93,8 @@ class PreprocessingConfig:
     static_crop: StaticCrop | None = None
     grayscale: bool = False
     contrast: ContrastType | None = None
+    size_rounding: SizeRounding = "round"
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
@@ -78,6 +111,23 @@ class PreprocessingConfig:
             raise InvalidParameterError(f"padding_value {self.padding_value} is outside [0, 255].")
         if not self.scaling_factor > 0:
             raise InvalidParameterError(f"scaling_factor must be positive, got {self.scaling_factor}.")
+        if self.size_rounding not in SIZE_ROUNDINGS:
+            raise InvalidParameterError(f"size_rounding '{self.size_rounding}' is not supported; use 'round' or 'truncate'.")
+        if self.normalization is not None:
+            mean, std = self.normalization
+            if len(mean) not in (1, 3) or len(std) not in (1, 3) or any(value == 0 for value in std):
+                raise InvalidParameterError(
+                    f"normalization {self.normalization!r} must be (mean, std) with 1 or 3 values each and no zero std."
+                )
+
+    @property
+    def canvas_value(self) -> int:
+        """The value the network input is padded with: 127 for fit-longer-edge, 0 for center-crop."""
+        if self.resize_mode == "fit-longer-edge":
+            return FIT_LONGER_EDGE_PADDING
+        if self.resize_mode in ("center-crop", "stretch"):
+            return 0
+        return self.padding_value
 
 
 @dataclass(frozen=True)
@@ -198,36 +248,60 @@ def apply_grayscale(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 
 def apply_contrast(image: npt.NDArray[np.uint8], contrast: ContrastType) -> npt.NDArray[np.uint8]:
-    """Applies Roboflow's contrast step with scikit-image, as inference-models does (colour preserved)."""
+    """Applies Roboflow's contrast step with scikit-image exactly as inference-models' numpy path does.
+
+    - ``Contrast Stretching``: ``rescale_intensity`` between the 2nd and 98th percentiles (uint8 in, uint8 out);
+    - ``Histogram Equalization``: ``equalize_hist(image / 255) * 255`` (global, all channels), truncated to uint8;
+    - ``Adaptive Equalization``: ``equalize_adapthist(image / 255, clip_limit=0.03) * 255``, truncated to uint8
+      (colour images stay in colour: scikit-image equalizes their value channel).
+
+    The image is in the caller's channel order (BGR here, as inference-models receives numpy images).
+    """
     try:
         from skimage import exposure
     except ImportError as error:
         raise MissingDependencyError("scikit-image", "contrast", f"Contrast '{contrast}' pre-processing") from error
     if contrast == "Contrast Stretching":
-        low, high = np.percentile(image, (2, 98))
-        return exposure.rescale_intensity(image, in_range=(low, high)).astype(np.uint8)
-    unit = image.astype(np.float64) / 255.0
+        low, high = np.percentile(image, 2), np.percentile(image, 98)
+        if low == high:  # a flat image: scikit-image would divide by zero; it has no contrast to stretch
+            return image
+        return np.asarray(exposure.rescale_intensity(image, in_range=(low, high)), dtype=np.uint8)
+    unit = image.astype(np.float32) / 255
     if contrast == "Histogram Equalization":
-        result = exposure.equalize_hist(unit)
+        result = exposure.equalize_hist(unit) * 255
     else:
-        result = exposure.equalize_adapthist(unit, clip_limit=0.03)
-    return np.clip(np.round(result * 255.0), 0, 255).astype(np.uint8)
+        result = exposure.equalize_adapthist(unit, clip_limit=0.03) * 255
+    return result.astype(np.uint8)
+
+
+def _centre_offset(difference: int) -> int:
+    """Offset of the image's first pixel on the canvas along one axis, inference-models' center-crop rule.
+
+    ``difference = canvas - image``. Padding: ``difference // 2`` before. Cropping: ``(-difference) // 2`` image
+    pixels dropped before, i.e. the offset is truncated toward zero (``int(-2.5) = -2``), not floored.
+    """
+    return difference // 2 if difference >= 0 else -((-difference) // 2)
 
 
 def resize_geometry(
-    crop_hw: tuple[int, int], network_hw: tuple[int, int], resize_mode: ResizeMode
+    crop_hw: tuple[int, int],
+    network_hw: tuple[int, int],
+    resize_mode: ResizeMode,
+    size_rounding: SizeRounding = "round",
 ) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
     """Computes the integer resized size and pads of one image.
 
-    Letterbox keeps the aspect ratio: the limiting side fills the network input exactly and the other is
-    ``round(side * scale)`` (Ultralytics' rule; at least 1 pixel); the pad is split ``floor(d / 2)`` before and the
-    rest after, as Ultralytics and inference-models do. Stretch fills the input. Center-crop keeps the size and
-    pads (or crops, with negative pads) around the centre.
+    Letterbox (and fit-longer-edge, letterbox-reflect-edges) keeps the aspect ratio with
+    ``s = min(W / Wc, H / Hc)``; the size is ``round(side * s)`` (Ultralytics) or ``int(side * s)``
+    (inference-models), at least 1 pixel; the pad is split ``floor(d / 2)`` before and the rest after, as both
+    do. Stretch fills the input. Center-crop keeps the size and pads (or crops, with negative pads) around the
+    centre with inference-models' rule (see :func:`_centre_offset`).
 
     Args:
         crop_hw: ``(Hc, Wc)`` of the image after any static crop.
         network_hw: ``(H, W)`` of the network input.
         resize_mode: one of :data:`RESIZE_MODES`.
+        size_rounding: ``round`` or ``truncate``, for the letterbox modes.
 
     Returns:
         ``(resized_hw, pad_ltrb)``.
@@ -237,11 +311,15 @@ def resize_geometry(
         return (net_h, net_w), (0, 0, 0, 0)
     if resize_mode == "center-crop":
         new_h, new_w = hc, wc
-    elif net_w / wc <= net_h / hc:
-        new_w, new_h = net_w, min(net_h, max(1, round(hc * net_w / wc)))
+        left, top = _centre_offset(net_w - wc), _centre_offset(net_h - hc)
     else:
-        new_h, new_w = net_h, min(net_w, max(1, round(wc * net_h / hc)))
-    left, top = math.floor((net_w - new_w) / 2), math.floor((net_h - new_h) / 2)
+        scale = min(net_w / wc, net_h / hc)
+        if size_rounding == "truncate":
+            new_w, new_h = int(wc * scale), int(hc * scale)
+        else:
+            new_w, new_h = int(round(wc * scale)), int(round(hc * scale))
+        new_w, new_h = min(net_w, max(1, new_w)), min(net_h, max(1, new_h))
+        left, top = (net_w - new_w) // 2, (net_h - new_h) // 2
     return (new_h, new_w), (left, top, net_w - new_w - left, net_h - new_h - top)
 
 
@@ -273,14 +351,17 @@ def preprocess_image(
     if config.contrast is not None:
         cropped = apply_contrast(cropped, config.contrast)
     crop_hw = (cropped.shape[0], cropped.shape[1])
-    resized_hw, pad_ltrb = resize_geometry(crop_hw, network_hw, config.resize_mode)
+    resized_hw, pad_ltrb = resize_geometry(crop_hw, network_hw, config.resize_mode, config.size_rounding)
     if resized_hw != crop_hw:
         cropped = cv2.resize(cropped, (resized_hw[1], resized_hw[0]), interpolation=cv2.INTER_LINEAR)
-    padding = FIT_LONGER_EDGE_PADDING if config.resize_mode == "fit-longer-edge" else config.padding_value
-    canvas = np.full((network_hw[0], network_hw[1], 3), padding, dtype=np.uint8)
+    canvas = np.full((network_hw[0], network_hw[1], 3), config.canvas_value, dtype=np.uint8)
     _place_on_canvas(canvas, cropped, pad_ltrb)
     channels = canvas[:, :, ::-1] if config.color_order == "rgb" else canvas
     np.multiply(channels.transpose(2, 0, 1), 1.0 / config.scaling_factor, out=out, casting="unsafe")
+    if config.normalization is not None:
+        mean = np.asarray(config.normalization[0], dtype=np.float64).reshape(-1, 1, 1)
+        std = np.asarray(config.normalization[1], dtype=np.float64).reshape(-1, 1, 1)
+        out[...] = (out - mean) / std
     return ImageGeometry(
         original_hw=(bgr.shape[0], bgr.shape[1]),
         crop_xy=crop_xy,
