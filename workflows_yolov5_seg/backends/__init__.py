@@ -1,26 +1,107 @@
-"""Inference backends. Each maps a pre-processed batch to the two raw YOLOv5-seg outputs; see :mod:`.base`."""
+"""Inference backends. Each maps a pre-processed batch to the two raw YOLOv5-seg outputs; see :mod:`.base`.
+
+- ``onnx``: ONNX Runtime on ``cpu``, ``cuda[:N]`` or ``tensorrt[:N]`` (ONNX Runtime's TensorRT provider);
+- ``trt``: TensorRT engines (:mod:`.tensorrt`), built from the ONNX and cached, or a package's ``engine.plan``;
+- ``auto``: TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU, by what is installed and works here.
+
+The choice is logged once and readable as ``backend.info`` (``YOLOv5SegModel.backend.info.name / .device /
+.providers / .precision``, or ``.as_dict()``).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from workflows_yolov5_seg.backends.base import Backend, BackendInfo
-from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError
+from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError, MissingDependencyError
 from workflows_yolov5_seg.model_package import ModelPackage
 
 logger = logging.getLogger(__name__)
 
 BACKENDS: tuple[str, ...] = ("auto", "onnx", "trt")
+ONNX_OPTIONS = frozenset(
+    {"fallback_policy", "max_dynamic_batch", "intra_op_threads", "cache_dir", "trt_fp16", "preload_dlls"}
+)
+TRT_OPTIONS = frozenset(
+    {
+        "precision",
+        "batch",
+        "cache_dir",
+        "allow_engine_host_code",
+        "use_package_engine",
+        "workspace_bytes",
+        "rebuild_engine",
+    }
+)
 
-__all__ = ["BACKENDS", "Backend", "BackendInfo", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendInfo", "create_backend", "onnxruntime_has_cuda", "tensorrt_usable"]
 
 
-def _onnxruntime_has_cuda() -> bool:
+def onnxruntime_has_cuda() -> bool:
+    """Whether the installed onnxruntime offers the CUDA provider (it may still fail to load; see
+    :func:`workflows_yolov5_seg.backends.onnx.check_providers_in_use`)."""
     try:
         import onnxruntime
     except ImportError:
         return False
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def tensorrt_usable(device_id: int = 0) -> tuple[bool, str]:
+    """Whether the TensorRT backend can run: ``tensorrt`` imports and cuda-python sees CUDA device ``device_id``.
+
+    Returns:
+        ``(usable, reason when not)``.
+    """
+    from workflows_yolov5_seg.backends.tensorrt import probe_cuda_device, probe_tensorrt
+
+    ok, reason = probe_tensorrt()
+    if not ok:
+        return False, reason
+    gpu, reason = probe_cuda_device(device_id)
+    return gpu is not None, reason
+
+
+def _split_options(options: dict[str, object], allowed: frozenset[str], backend: str) -> dict[str, object]:
+    unknown = sorted(set(options) - ONNX_OPTIONS - TRT_OPTIONS)
+    if unknown:
+        raise InvalidParameterError(
+            f"Unknown backend option(s) {unknown}; ONNX Runtime takes {sorted(ONNX_OPTIONS)}, TensorRT takes "
+            f"{sorted(TRT_OPTIONS)}."
+        )
+    if backend != "auto":
+        misplaced = sorted(set(options) - allowed)
+        if misplaced:
+            raise InvalidParameterError(f"Option(s) {misplaced} do not apply to backend='{backend}'.")
+    return {k: v for k, v in options.items() if k in allowed}
+
+
+def _device_kind(device: str | None) -> tuple[str | None, int]:
+    if device is None:
+        return None, 0
+    kind, _, index = str(device).strip().lower().partition(":")
+    if kind == "gpu":
+        kind = "cuda"
+    if kind not in ("cpu", "cuda", "tensorrt") or (index and not index.isdigit()):
+        raise InvalidParameterError(f"device must be cpu, cuda[:N] or tensorrt[:N] (ONNX Runtime), got {device!r}.")
+    return kind, int(index or 0)
+
+
+def _load_onnx(package: ModelPackage, device: str, options: dict[str, object]) -> Backend:
+    from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
+
+    if package.weights_path is None:
+        raise BackendUnavailableError(
+            f"'{package.model_id}' ships only a TensorRT engine; the ONNX backend needs weights.onnx in the package."
+        )
+    return OnnxRuntimeBackend(package.weights_path, device=device, default_input_hw=package.input_hw, **options)
+
+
+def _load_trt(package: ModelPackage, device: str | None, options: dict[str, object]) -> Backend:
+    from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend
+
+    return load_tensorrt_backend(package, device=device, **options)  # type: ignore[arg-type]
 
 
 def create_backend(
@@ -31,25 +112,116 @@ def create_backend(
     Args:
         package: the resolved model.
         backend: ``onnx`` (ONNX Runtime), ``trt`` (TensorRT) or ``auto``.
-        device: ``cpu``, ``cuda[:N]``; ``None`` picks CUDA when ONNX Runtime offers it, else CPU.
-        **options: backend-specific options.
+        device: ``cpu``, ``cuda[:N]``, or ``tensorrt[:N]`` (ONNX Runtime's TensorRT provider; ``onnx`` only).
+            ``None``: ``auto`` picks the best that works; ``onnx`` picks CUDA when ONNX Runtime offers it (falling
+            back to the CPU with a warning), ``trt`` uses ``cuda:0``.
+        **options: ONNX Runtime options (``fallback_policy``, ``max_dynamic_batch``, ``intra_op_threads``,
+            ``cache_dir``, ``trt_fp16``, ``preload_dlls``) and TensorRT options (``precision``, ``batch``,
+            ``cache_dir``, ``allow_engine_host_code``, ``use_package_engine``, ``workspace_bytes``,
+            ``rebuild_engine``). ``auto`` passes each backend the options it takes.
+
+    Raises:
+        InvalidParameterError: unknown backend, device or option.
+        BackendUnavailableError: the backend cannot run here (a GPU asked for explicitly is never silently replaced by
+            the CPU unless ``fallback_policy='warn'``).
+        MissingDependencyError: the backend's package is not installed.
     """
     if backend not in BACKENDS:
         raise InvalidParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
+    kind, device_id = _device_kind(device)
     if backend == "trt":
-        raise BackendUnavailableError(
-            "The TensorRT backend is not available in this build; use backend='onnx' (or 'auto')."
-        )
-    if package.weights_path is None:
-        raise BackendUnavailableError(
-            f"'{package.model_id}' ships only a TensorRT engine; the ONNX backend needs weights.onnx in the package."
-        )
-    from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
+        if kind in ("cpu", "tensorrt"):
+            raise InvalidParameterError(
+                f"backend='trt' runs on a CUDA device (device='cuda[:N]'), not {device!r}; use backend='onnx' for "
+                f"{'the CPU' if kind == 'cpu' else 'ONNX Runtime TensorRT provider'}."
+            )
+        chosen = _load_trt(package, device, _split_options(options, TRT_OPTIONS, backend))
+    elif backend == "onnx":
+        onnx_options = _split_options(options, ONNX_OPTIONS, backend)
+        if device is None:
+            from workflows_yolov5_seg.backends.onnx import import_onnxruntime
 
-    if device is None:
-        device = "cuda" if _onnxruntime_has_cuda() else "cpu"
-        # A GPU picked automatically may fall back with a warning; one asked for explicitly raises.
-        options.setdefault("fallback_policy", "warn")
-    chosen = OnnxRuntimeBackend(package.weights_path, device=device, default_input_hw=package.input_hw, **options)
-    logger.info("'%s' runs on ONNX Runtime (%s)", package.model_id, ", ".join(chosen.info.providers))
+            import_onnxruntime()
+            device = "cuda" if onnxruntime_has_cuda() else "cpu"
+            # A GPU picked automatically may fall back with a warning; one asked for explicitly raises.
+            onnx_options.setdefault("fallback_policy", "warn")
+        chosen = _load_onnx(package, device, onnx_options)
+    else:
+        chosen = _auto(package, kind, device_id, options)
+    logger.info("'%s' runs on backend %s", package.model_id, describe(chosen.info))
     return chosen
+
+
+def describe(info: BackendInfo) -> str:
+    """One line for logs: ``trt on cuda:0 (TensorRT 10.8.0, fp16, batch 1..8)``."""
+    details = [", ".join(info.providers)] if info.providers else []
+    if info.precision:
+        details.append(info.precision)
+    details.append(f"batch {info.min_batch_size}..{info.max_batch_size}")
+    return f"{info.name} on {info.device} ({', '.join(details)})"
+
+
+def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict[str, object]) -> Backend:
+    """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; the first that loads and runs wins.
+
+    A device given explicitly narrows the candidates: ``cpu`` -> ONNX Runtime CPU only; ``cuda[:N]`` -> GPU backends
+    only (no CPU fallback unless ``fallback_policy='warn'``); ``tensorrt[:N]`` -> ONNX Runtime's TensorRT provider.
+    """
+    _split_options(options, ONNX_OPTIONS | TRT_OPTIONS, "auto")
+    trt_options = {k: v for k, v in options.items() if k in TRT_OPTIONS}
+    onnx_options = {k: v for k, v in options.items() if k in ONNX_OPTIONS}
+    user_policy = onnx_options.pop("fallback_policy", None)
+    if kind == "cpu":
+        return _load_onnx(package, "cpu", onnx_options)
+    if kind == "tensorrt":
+        return _load_onnx(package, f"tensorrt:{device_id}", {**onnx_options, "fallback_policy": user_policy or "raise"})
+    cuda_device = f"cuda:{device_id}"
+    gpu_required = kind == "cuda" and user_policy != "warn" or user_policy == "raise"
+    candidates: list[tuple[str, Callable[[], Backend]]] = []
+    skipped: list[str] = []
+
+    usable, reason = tensorrt_usable(device_id)
+    if usable and (package.weights_path is not None or package.engine_path is not None):
+        candidates.append(("TensorRT", lambda: _load_trt(package, cuda_device, trt_options)))
+    else:
+        skipped.append(f"TensorRT: {reason or 'no weights'}")
+    if package.weights_path is not None and onnxruntime_has_cuda():
+
+        def ort_cuda() -> Backend:
+            loaded = _load_onnx(package, cuda_device, {**onnx_options, "fallback_policy": "raise"})
+            loaded.warmup()  # type: ignore[attr-defined]
+            return loaded
+
+        candidates.append(("ONNX Runtime CUDA", ort_cuda))
+    else:
+        skipped.append("ONNX Runtime CUDA: onnxruntime-gpu with CUDAExecutionProvider is not installed")
+    if not gpu_required:
+        candidates.append(("ONNX Runtime CPU", lambda: _load_onnx(package, "cpu", onnx_options)))
+
+    failures: list[str] = []
+    for label, load in candidates:
+        try:
+            chosen = load()
+        except (BackendUnavailableError, MissingDependencyError) as error:
+            failures.append(f"{label}: {error}")
+            logger.warning("backend='auto': %s is not usable here (%s); trying the next backend.", label, str(error)[:400])
+            continue
+        if chosen.info.device == "cpu" and failures:
+            logger.warning(
+                "backend='auto' runs '%s' on the CPU; no GPU backend is usable (%s).",
+                package.model_id,
+                "; ".join(skipped + [f[:200] for f in failures]),
+            )
+        elif chosen.info.device == "cpu" and skipped:
+            logger.info("backend='auto' runs '%s' on the CPU (%s).", package.model_id, "; ".join(skipped))
+        return chosen
+    if gpu_required:
+        raise BackendUnavailableError(
+            f"No GPU backend is usable for '{package.model_id}' and a GPU was requested (device={kind!r}, "
+            f"fallback_policy={user_policy!r}): {'; '.join(skipped + failures)[:1200]}. Pass fallback_policy='warn' "
+            "to allow the CPU, or fix the GPU install (docs/gpu.md)."
+        )
+    raise BackendUnavailableError(
+        f"No backend is usable for '{package.model_id}': {'; '.join(skipped + failures)[:1200]}. Install one: pip "
+        "install 'workflows-yolov5-seg[onnx-cpu]' (or [onnx-gpu]; TensorRT: docs/gpu.md)."
+    )

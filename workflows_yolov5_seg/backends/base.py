@@ -28,7 +28,9 @@ class BackendInfo:
         min_batch_size: the smallest batch the network accepts.
         max_batch_size: the largest batch the network accepts (equal to ``min_batch_size`` for a static batch).
         num_classes: classes the network predicts, when its output width is static.
-        providers: engine-specific execution providers actually in use (ONNX Runtime), for reporting.
+        providers: what actually runs the network, for reporting: the ONNX Runtime execution providers the session
+            uses, or ``("TensorRT <version>",)``.
+        precision: ``fp32`` / ``fp16`` where known (TensorRT engines), else ``None``.
     """
 
     name: str
@@ -39,10 +41,24 @@ class BackendInfo:
     max_batch_size: int
     num_classes: int | None = None
     providers: tuple[str, ...] = ()
+    precision: str | None = None
 
     @property
     def static_batch(self) -> bool:
         return self.min_batch_size == self.max_batch_size
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly summary, e.g. ``{"name": "trt", "device": "cuda:0", "providers": ["TensorRT 10.8.0"], ...}``."""
+        return {
+            "name": self.name,
+            "device": self.device,
+            "providers": list(self.providers),
+            "precision": self.precision,
+            "input_hw": list(self.input_hw),
+            "input_dtype": str(np.dtype(self.input_dtype)),
+            "min_batch_size": self.min_batch_size,
+            "max_batch_size": self.max_batch_size,
+        }
 
 
 class Backend(Protocol):

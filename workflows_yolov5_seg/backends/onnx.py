@@ -11,7 +11,13 @@ import numpy as np
 import numpy.typing as npt
 
 from workflows_yolov5_seg.backends.base import BackendInfo, check_io_signature
-from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidModelFileError, MissingDependencyError
+from workflows_yolov5_seg.backends.engine_cache import default_cache_dir, ensure_private_dir
+from workflows_yolov5_seg.errors import (
+    BackendUnavailableError,
+    InvalidModelFileError,
+    InvalidParameterError,
+    MissingDependencyError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,46 +35,117 @@ def import_onnxruntime():  # noqa: ANN201 - the module
     return onnxruntime
 
 
-def execution_providers(device: str, cache_dir: Path | None = None) -> list[str | tuple[str, dict]]:
-    """ONNX Runtime providers, best first, for ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``tensorrt:N``)."""
-    kind, _, index = device.partition(":")
-    device_id = int(index or 0)
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+FALLBACK_POLICIES = ("raise", "warn")
+
+
+def parse_ort_device(device: str) -> tuple[str, int]:
+    """``cpu`` / ``cuda[:N]`` / ``gpu[:N]`` / ``tensorrt[:N]`` -> ``(kind, device_id)``."""
+    kind, _, index = str(device).strip().lower().partition(":")
+    kind = "cuda" if kind == "gpu" else kind
+    if kind not in ("cpu", "cuda", "tensorrt") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise BackendUnavailableError(
+            f"Unknown device '{device}' for ONNX Runtime; use cpu, cuda[:N] or tensorrt[:N] (ONNX Runtime's TensorRT "
+            "execution provider)."
+        )
+    return kind, int(index or 0)
+
+
+def ort_tensorrt_cache_dir(cache_dir: Path | None = None) -> Path:
+    """Where ONNX Runtime's TensorRT execution provider keeps its engines: ``<cache>/ort-trt`` (owner-only)."""
+    return ensure_private_dir(Path(cache_dir) if cache_dir is not None else default_cache_dir() / "ort-trt")
+
+
+def execution_providers(
+    device: str, cache_dir: Path | None = None, trt_fp16: bool = True
+) -> list[str | tuple[str, dict]]:
+    """ONNX Runtime providers, best first, for ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``tensorrt:N``).
+
+    Args:
+        device: where to run.
+        cache_dir: for ``tensorrt``: the folder of the TensorRT provider's engine and timing caches (default
+            ``<cache>/ort-trt``, see :func:`ort_tensorrt_cache_dir`).
+        trt_fp16: let the TensorRT provider build fp16 engines.
+    """
+    kind, device_id = parse_ort_device(device)
     cpu = "CPUExecutionProvider"
     if kind == "cpu":
         return [cpu]
     cuda = ("CUDAExecutionProvider", {"device_id": device_id})
     if kind == "cuda":
         return [cuda, cpu]
-    if kind == "tensorrt":
-        trt_options = {"device_id": device_id, "trt_fp16_enable": True, "trt_engine_cache_enable": True}
-        if cache_dir is not None:
-            trt_options["trt_engine_cache_path"] = str(cache_dir)
-        return [("TensorrtExecutionProvider", trt_options), cuda, cpu]
-    raise BackendUnavailableError(f"Unknown device '{device}' for ONNX Runtime; use cpu, cuda[:N] or tensorrt[:N].")
+    folder = str(ort_tensorrt_cache_dir(cache_dir))
+    trt_options = {
+        "device_id": device_id,
+        "trt_fp16_enable": bool(trt_fp16),
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": folder,
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": folder,
+    }
+    return [("TensorrtExecutionProvider", trt_options), cuda, cpu]
 
 
 def provider_name(provider: str | tuple[str, dict]) -> str:
     return provider if isinstance(provider, str) else provider[0]
 
 
-def check_providers_in_use(wanted: str, in_use: list[str], policy: FallbackPolicy) -> None:
+def check_providers_in_use(
+    wanted: str, in_use: list[str], policy: FallbackPolicy, available: list[str] | None = None
+) -> bool:
     """Detects ONNX Runtime's silent fallback to CPU when a GPU provider was asked for.
+
+    ONNX Runtime does not fail when a GPU provider cannot load (CUDA / cuDNN libraries missing or of another major
+    version, e.g. onnxruntime-gpu built for CUDA 12 on a CUDA-13-only machine): it logs and runs on the CPU. The only
+    reliable sign is the provider list the session reports.
 
     Args:
         wanted: the provider asked for first, e.g. ``CUDAExecutionProvider``.
         in_use: the providers the session reports (``session.get_providers()``).
         policy: ``raise`` (default when a GPU was requested) or ``warn``.
+        available: ``onnxruntime.get_available_providers()``, to say why.
+
+    Returns:
+        ``True`` when ``wanted`` is in use, ``False`` after a warning (policy ``warn``).
+
+    Raises:
+        BackendUnavailableError: ``wanted`` is not in use and the policy is ``raise``.
     """
     if wanted in in_use:
-        return
-    message = (
-        f"ONNX Runtime could not use {wanted} and fell back to {in_use}. Install onnxruntime-gpu built for this "
-        "machine's CUDA/cuDNN (pip install 'workflows-yolov5-seg[onnx-gpu]', and only one onnxruntime package), "
-        "or request device='cpu'."
-    )
+        return True
+    if policy not in FALLBACK_POLICIES:
+        raise InvalidParameterError(f"fallback_policy must be one of {', '.join(FALLBACK_POLICIES)}, got {policy!r}.")
+    if available is not None and wanted not in available:
+        cause = (
+            f"this onnxruntime build does not include {wanted} (it offers {', '.join(available)}): the CPU package "
+            "'onnxruntime' is installed, alone or beside 'onnxruntime-gpu'. Install only the GPU build: pip uninstall "
+            "-y onnxruntime onnxruntime-gpu && pip install 'workflows-yolov5-seg[onnx-gpu]'"
+        )
+    else:
+        cause = (
+            f"{wanted} is built in but could not load, so ONNX Runtime runs on {', '.join(in_use) or 'nothing'}. "
+            "Usually the CUDA / cuDNN libraries are missing or of another major version than the build (onnxruntime-gpu "
+            "1.19+ on PyPI needs CUDA 12 and cuDNN 9; a CUDA-13-only machine falls back). Install them with pip "
+            "install 'onnxruntime-gpu[cuda,cudnn]' or use a CUDA 12 image, and check nvidia-smi"
+        )
+        if wanted == "TensorrtExecutionProvider":
+            cause += "; the TensorRT provider also needs the TensorRT libraries (libnvinfer) on the library path"
+    message = f"ONNX Runtime was asked for {wanted} but did not use it: {cause}. Or request device='cpu'."
     if policy == "raise":
         raise BackendUnavailableError(message)
-    logger.warning(message)
+    logger.warning("%s Running on the CPU: expect it to be much slower.", message)
+    return False
+
+
+def preload_cuda_libraries(onnxruntime) -> None:  # noqa: ANN001
+    """Lets onnxruntime-gpu (1.21+) load CUDA / cuDNN from the nvidia-* pip packages; best effort."""
+    preload = getattr(onnxruntime, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as error:  # noqa: BLE001 - only an aid; the provider check reports the outcome
+        logger.debug("onnxruntime.preload_dlls() failed: %s", error)
 
 
 def default_session_options(onnxruntime, intra_op_threads: int | None = None):  # noqa: ANN001, ANN201
@@ -82,7 +159,7 @@ def default_session_options(onnxruntime, intra_op_threads: int | None = None):  
 
 
 class OnnxRuntimeBackend:
-    """Runs a YOLOv5-seg ONNX export with ONNX Runtime."""
+    """Runs a YOLOv5-seg ONNX export with ONNX Runtime on the CPU, CUDA or ONNX Runtime's TensorRT provider."""
 
     def __init__(
         self,
@@ -93,10 +170,35 @@ class OnnxRuntimeBackend:
         intra_op_threads: int | None = None,
         default_input_hw: tuple[int, int] | None = None,
         cache_dir: Path | None = None,
+        trt_fp16: bool = True,
+        preload_dlls: bool = True,
     ) -> None:
+        """Creates the session and checks it runs where it was asked to.
+
+        Args:
+            weights_path: the ONNX file.
+            device: ``cpu``, ``cuda[:N]`` or ``tensorrt[:N]``.
+            fallback_policy: when a GPU provider was asked for but ONNX Runtime fell back to the CPU: ``raise``
+                (:class:`BackendUnavailableError`) or ``warn`` and run on the CPU.
+            max_dynamic_batch: the largest batch sent at once to a dynamic-batch model.
+            intra_op_threads: CPU threads (default: ``WORKFLOWS_YOLOV5_SEG_ORT_THREADS`` or ONNX Runtime's choice).
+            default_input_hw: the input size when the ONNX's height and width are dynamic.
+            cache_dir: engine cache folder of the TensorRT provider (``tensorrt`` devices).
+            trt_fp16: let the TensorRT provider use fp16.
+            preload_dlls: on GPU devices, let onnxruntime-gpu load CUDA / cuDNN from the nvidia-* pip packages.
+        """
+        if fallback_policy not in FALLBACK_POLICIES:
+            raise InvalidParameterError(
+                f"fallback_policy must be one of {', '.join(FALLBACK_POLICIES)}, got {fallback_policy!r}."
+            )
+        if isinstance(max_dynamic_batch, bool) or not isinstance(max_dynamic_batch, int) or max_dynamic_batch < 1:
+            raise InvalidParameterError(f"max_dynamic_batch must be an integer >= 1, got {max_dynamic_batch!r}.")
         onnxruntime = import_onnxruntime()
-        providers = execution_providers(device, cache_dir)
-        available = set(onnxruntime.get_available_providers())
+        kind, device_id = parse_ort_device(device)
+        if kind != "cpu" and preload_dlls:
+            preload_cuda_libraries(onnxruntime)
+        providers = execution_providers(device, cache_dir, trt_fp16)
+        available = list(onnxruntime.get_available_providers())
         usable = [p for p in providers if provider_name(p) in available] or ["CPUExecutionProvider"]
         try:
             self._session = onnxruntime.InferenceSession(
@@ -110,7 +212,8 @@ class OnnxRuntimeBackend:
                 f"{str(error)[:300]}). Give a YOLOv5-seg ONNX export (yolov5 export.py --include onnx) and check "
                 "that the file is complete."
             ) from error
-        check_providers_in_use(provider_name(providers[0]), self._session.get_providers(), fallback_policy)
+        in_use = list(self._session.get_providers())
+        check_providers_in_use(provider_name(providers[0]), in_use, fallback_policy, available)
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         signature = check_io_signature(
             source=str(weights_path),
@@ -127,21 +230,40 @@ class OnnxRuntimeBackend:
                 f"'{weights_path}' takes input of type {inputs[0].type}; YOLOv5-seg takes float32 or float16 images."
             )
         batch = signature.batch_size
+        on_gpu = bool(in_use) and in_use[0] in GPU_PROVIDERS
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self.info = BackendInfo(
             name="onnx",
-            device=device if self._session.get_providers()[0] != "CPUExecutionProvider" else "cpu",
+            device=f"cuda:{device_id}" if on_gpu else "cpu",
             input_hw=signature.input_hw,
             input_dtype=input_dtype,
             min_batch_size=batch or 1,
             max_batch_size=batch or max_dynamic_batch,
             num_classes=signature.num_classes,
-            providers=tuple(self._session.get_providers()),
+            providers=tuple(in_use),
         )
 
     def infer(self, batch: np.ndarray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        batch = batch.astype(self.info.input_dtype, copy=False)
         instances, protos = self._session.run(self._output_names, {self._input_name: batch})
         return instances.astype(np.float32, copy=False), protos.astype(np.float32, copy=False)
+
+    def warmup(self) -> None:
+        """Runs one zero batch, so that a provider that loads but cannot run fails now rather than on the first
+        image.
+
+        Raises:
+            BackendUnavailableError: the run failed.
+        """
+        height, width = self.info.input_hw
+        zeros = np.zeros((self.info.min_batch_size, 3, height, width), dtype=self.info.input_dtype)
+        try:
+            self.infer(zeros)
+        except Exception as error:
+            raise BackendUnavailableError(
+                f"ONNX Runtime on {', '.join(self.info.providers)} could not run the model: "
+                f"{type(error).__name__}: {str(error)[:300]}"
+            ) from error
 
     def close(self) -> None:
         self._session = None
