@@ -248,6 +248,12 @@ class _Client:
                 f"or {API_KEY_ENV}) and that its workspace can access the model.",
                 status,
             )
+        if status == 404 and what.startswith("downloading"):
+            return RoboflowAPIError(
+                f"The file host answered 404 while {what} '{self.model_id}' ({where}); the download link may have "
+                "expired: retry.",
+                status,
+            )
         if status == 404:
             return RoboflowModelNotFoundError(
                 f"Roboflow API does not know the model '{self.model_id}' (404 from {where}). Check the id "

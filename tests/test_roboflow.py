@@ -1,0 +1,363 @@
+"""Roboflow model-id downloads, run for real against a local fake of the API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_roboflow_api import FakeModel, FakeRoboflowAPI, serve
+
+from workflows_yolov5_seg import roboflow
+from workflows_yolov5_seg.errors import (
+    DownloadIntegrityError,
+    NotYOLOv5SegModelError,
+    RoboflowAPIError,
+    RoboflowAPIKeyMissingError,
+    RoboflowConnectionError,
+    RoboflowModelNotFoundError,
+    RoboflowUnauthorizedError,
+)
+from workflows_yolov5_seg.roboflow import MANIFEST_FILE, download_model_package
+
+API_KEY = "rf_SECRET_k3y_0123456789"
+MODEL_ID = "shapes-seg/3"
+FILES = {
+    "weights.onnx": bytes(range(256)) * 64,
+    "class_names.txt": b"circle\nrectangle\ntriangle\n",
+    "inference_config.json": b'{"network_input": {}}',
+}
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflowAPI]:
+    """The fake API with one model, wired in through the environment; a fresh cache folder."""
+    fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=dict(FILES))})
+    with serve(fake):
+        monkeypatch.setenv(roboflow.API_URL_ENV, fake.base_url)
+        monkeypatch.setenv(roboflow.CACHE_DIR_ENV, str(tmp_path / "cache"))
+        monkeypatch.setenv(roboflow.RETRY_BACKOFF_ENV, "0")
+        monkeypatch.setenv(roboflow.API_TIMEOUT_ENV, "5")
+        monkeypatch.delenv(roboflow.API_KEY_ENV, raising=False)
+        monkeypatch.delenv(roboflow.OFFLINE_MODE_ENV, raising=False)
+        yield fake
+
+
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def leftovers(tmp_path: Path) -> list[str]:
+    """Files and folders in the cache other than lock files."""
+    root = cache_dir(tmp_path)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.endswith(".lock")) if root.exists() else []
+
+
+def test_download_writes_a_verified_package_and_sends_the_key_only_to_the_api(api, tmp_path) -> None:
+    folder = download_model_package(MODEL_ID, api_key=API_KEY)
+
+    assert folder == cache_dir(tmp_path) / "shapes-seg" / "3"
+    for handle, content in FILES.items():
+        assert (folder / handle).read_bytes() == content
+    model_config = json.loads((folder / "model_config.json").read_text())
+    assert model_config["model_architecture"] == "yolov5"
+    assert model_config["task_type"] == "instance-segmentation"
+    assert model_config["backend_type"] == "onnx"
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert manifest["package_id"] == "pkgonnx01"
+    assert manifest["files"]["weights.onnx"] == {
+        "size": len(FILES["weights.onnx"]),
+        "md5": hashlib.md5(FILES["weights.onnx"]).hexdigest(),
+    }
+    metadata_requests = [r for r in api.requests if r[0] == roboflow.WEIGHTS_ENDPOINT]
+    assert len(metadata_requests) == 1
+    path, query, headers = metadata_requests[0]
+    assert query == {"modelId": [MODEL_ID]}
+    assert headers["Authorization"] == f"Bearer {API_KEY}"
+    file_requests = [r for r in api.requests if r[0].startswith("/files/")]
+    assert len(file_requests) == len(FILES)
+    assert all("Authorization" not in headers for _, _, headers in file_requests)
+    assert all(API_KEY not in json.dumps(query) for _, query, _ in api.requests)
+    assert leftovers(tmp_path) == sorted(
+        ["shapes-seg", "shapes-seg/3", *(f"shapes-seg/3/{h}" for h in [*FILES, "model_config.json", MANIFEST_FILE])]
+    )
+
+
+def test_key_comes_from_the_environment(api, monkeypatch) -> None:
+    monkeypatch.setenv("ROBOFLOW_API_KEY", API_KEY)
+    assert (download_model_package(MODEL_ID) / "weights.onnx").is_file()
+
+
+def test_cached_model_loads_offline_without_a_key(api, tmp_path, monkeypatch) -> None:
+    download_model_package(MODEL_ID, api_key=API_KEY)
+    count = len(api.requests)
+    monkeypatch.setenv(roboflow.API_URL_ENV, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv(roboflow.OFFLINE_MODE_ENV, "true")
+
+    folder = download_model_package(MODEL_ID)
+
+    assert (folder / "weights.onnx").read_bytes() == FILES["weights.onnx"]
+    assert len(api.requests) == count
+
+
+def test_incomplete_cache_is_downloaded_again(api, tmp_path) -> None:
+    folder = download_model_package(MODEL_ID, api_key=API_KEY)
+    (folder / "weights.onnx").write_bytes(b"truncated")
+
+    download_model_package(MODEL_ID, api_key=API_KEY)
+
+    assert (folder / "weights.onnx").read_bytes() == FILES["weights.onnx"]
+    assert api.metadata_requests() == 2
+
+
+def test_concurrent_first_calls_download_once(api) -> None:
+    results: list[Path] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(download_model_package(MODEL_ID, api_key=API_KEY))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not errors
+    assert len(set(results)) == 1
+    assert api.metadata_requests() == 1
+    assert api.file_requests() == len(FILES)
+
+
+def test_waits_for_the_file_lock_of_another_process(api, tmp_path) -> None:
+    """Another holder of the flock (another process) downloads; this call waits and then uses its result."""
+    target = roboflow.package_dir(MODEL_ID)
+    target.parent.mkdir(parents=True)
+    lock_path = target.with_name(f"{target.name}.lock")
+    result: list[Path] = []
+    with open(lock_path, "a+b") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        thread = threading.Thread(target=lambda: result.append(download_model_package(MODEL_ID, api_key=API_KEY)))
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive() and api.requests == []
+        # The "other process" completes its download, then releases the lock.
+        finished = download_model_package(MODEL_ID, api_key=API_KEY, cache_dir=tmp_path / "elsewhere")
+        import shutil
+
+        shutil.copytree(finished, target)
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+    thread.join(timeout=10)
+    assert result == [target]
+    assert api.metadata_requests() == 1  # only the "other process" asked the API
+
+
+def test_missing_key_is_a_clear_error_without_any_request(api) -> None:
+    with pytest.raises(RoboflowAPIKeyMissingError, match="api_key.*ROBOFLOW_API_KEY"):
+        download_model_package(MODEL_ID)
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("setup", "model_id", "error_type", "status", "message"),
+    [
+        ("wrong_key", MODEL_ID, RoboflowUnauthorizedError, 401, "refused the API key"),
+        ("forbidden", MODEL_ID, RoboflowUnauthorizedError, 403, "refused access"),
+        ("none", "unknown-project/1", RoboflowModelNotFoundError, 404, "does not know the model"),
+        ("status_500", MODEL_ID, RoboflowAPIError, 500, "answered 500"),
+        ("status_502_always", MODEL_ID, RoboflowAPIError, 502, "answered 502"),
+        ("file_404", MODEL_ID, RoboflowAPIError, 404, "file host answered 404 while downloading weights.onnx"),
+    ],
+)
+def test_api_failures_raise_typed_errors(api, tmp_path, setup, model_id, error_type, status, message) -> None:
+    key = API_KEY
+    if setup == "wrong_key":
+        key = "another-key"
+    elif setup == "forbidden":
+        api.forbidden.add(MODEL_ID)
+    elif setup == "status_500":
+        api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [500]
+    elif setup == "status_502_always":
+        api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [502] * 10
+    elif setup == "file_404":
+        api.models[MODEL_ID].files["weights.onnx"] = FILES["weights.onnx"]
+        api.status_overrides["/files/"] = [404]
+
+    with pytest.raises(error_type, match=message) as caught:
+        download_model_package(model_id, api_key=key)
+
+    assert caught.value.status == status
+    assert leftovers(tmp_path) in ([], ["shapes-seg"], ["unknown-project"])
+
+
+def test_retryable_status_is_retried(api) -> None:
+    api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [503, 429]
+    assert (download_model_package(MODEL_ID, api_key=API_KEY) / "weights.onnx").is_file()
+    assert api.metadata_requests() == 3
+
+
+def test_connection_refused_is_a_connection_error(api, tmp_path, monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(roboflow.API_URL_ENV, f"http://127.0.0.1:{port}")
+
+    with pytest.raises(RoboflowConnectionError, match=f"Could not reach http://127.0.0.1:{port}") as caught:
+        download_model_package(MODEL_ID, api_key=API_KEY)
+
+    assert isinstance(caught.value, ConnectionError)
+    assert leftovers(tmp_path) in ([], ["shapes-seg"])
+
+
+def test_interrupted_download_is_retried(api, tmp_path, caplog) -> None:
+    api.truncate["weights.onnx"] = 1
+    with caplog.at_level(logging.WARNING, logger="workflows_yolov5_seg.roboflow"):
+        folder = download_model_package(MODEL_ID, api_key=API_KEY)
+    assert (folder / "weights.onnx").read_bytes() == FILES["weights.onnx"]
+    assert "interrupted after" in caplog.text
+
+
+def test_interrupted_download_leaves_nothing_and_a_later_call_succeeds(api, tmp_path) -> None:
+    api.truncate["weights.onnx"] = 100
+
+    with pytest.raises(DownloadIntegrityError, match=r"interrupted after \d+ of 16384 bytes"):
+        download_model_package(MODEL_ID, api_key=API_KEY)
+
+    assert leftovers(tmp_path) == ["shapes-seg"]  # no package, no half-written file, no staging folder
+    api.truncate.clear()
+    folder = download_model_package(MODEL_ID, api_key=API_KEY)
+    assert (folder / "weights.onnx").read_bytes() == FILES["weights.onnx"]
+
+
+def test_checksum_mismatch_is_detected(api, tmp_path) -> None:
+    api.models[MODEL_ID].wrong_md5_for.add("class_names.txt")
+    with pytest.raises(DownloadIntegrityError, match="Checksum of class_names.txt"):
+        download_model_package(MODEL_ID, api_key=API_KEY)
+    assert leftovers(tmp_path) == ["shapes-seg"]
+
+
+def test_other_architectures_are_refused(api) -> None:
+    api.models[MODEL_ID].architecture = "yolov8"
+    with pytest.raises(NotYOLOv5SegModelError, match="yolov8"):
+        download_model_package(MODEL_ID, api_key=API_KEY)
+
+
+def test_packages_of_every_page_are_considered_and_onnx_fp32_is_chosen(api) -> None:
+    trt = {
+        "type": "external-model-package-v1",
+        "packageId": "trtpkg",
+        "packageManifest": {"type": "trt-model-package-v1", "backendType": "trt", "quantization": "fp16"},
+        "packageFiles": [],
+    }
+    fp16 = json.loads(json.dumps(api.package(MODEL_ID, api.models[MODEL_ID])))
+    fp16["packageId"], fp16["packageManifest"]["quantization"] = "onnxfp16", "fp16"
+    api.models[MODEL_ID].extra_packages = [trt, fp16, {"type": "future-package-v9"}]
+    api.page_size = 1
+
+    folder = download_model_package(MODEL_ID, api_key=API_KEY)
+
+    assert json.loads((folder / MANIFEST_FILE).read_text())["package_id"] == "pkgonnx01"
+    assert api.metadata_requests() == 4
+    assert [q.get("startAfter") for p, q, _ in api.requests if p == roboflow.WEIGHTS_ENDPOINT] == [
+        None,
+        ["1"],
+        ["2"],
+        ["3"],
+    ]
+
+
+def test_unsafe_file_names_are_refused(api, tmp_path) -> None:
+    api.models[MODEL_ID].files["../escape.txt"] = b"x"
+    with pytest.raises(RoboflowAPIError, match="unsafe file name"):
+        download_model_package(MODEL_ID, api_key=API_KEY)
+    assert not (cache_dir(tmp_path) / "escape.txt").exists()
+
+
+def test_offline_mode_refuses_to_download(api, monkeypatch) -> None:
+    monkeypatch.setenv(roboflow.OFFLINE_MODE_ENV, "1")
+    with pytest.raises(RoboflowConnectionError, match="not cached"):
+        download_model_package(MODEL_ID, api_key=API_KEY)
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WORKFLOWS_YOLOV5_SEG_CACHE_DIR": "/x/cache"}, "/x/cache"),
+        ({"MODEL_CACHE_DIR": "/m"}, "/m/workflows-yolov5-seg"),
+        ({"INFERENCE_HOME": "/i", "MODEL_CACHE_DIR": "/m"}, "/i/workflows-yolov5-seg"),
+        ({}, "/tmp/cache/workflows-yolov5-seg"),
+    ],
+)
+def test_cache_location(monkeypatch, env, expected) -> None:
+    for name in ("WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "MODEL_CACHE_DIR", "INFERENCE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert roboflow.cache_root() == Path(expected)
+    assert roboflow.package_dir("proj/12") == Path(expected) / "proj" / "12"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WORKFLOWS_YOLOV5_SEG_API_URL": "http://127.0.0.1:1/", "ROBOFLOW_API_HOST": "https://b"}, "http://127.0.0.1:1"),
+        ({"ROBOFLOW_API_HOST": "https://api.roboflow.eu"}, "https://api.roboflow.eu"),
+        ({}, "https://api.roboflow.com"),
+    ],
+)
+def test_api_url(monkeypatch, env, expected) -> None:
+    for name in ("WORKFLOWS_YOLOV5_SEG_API_URL", "ROBOFLOW_API_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert roboflow.api_url() == expected
+
+
+def _texts_of(error: BaseException) -> str:
+    texts = []
+    while error is not None:
+        texts += [str(error), repr(error), *map(str, error.args)]
+        error = error.__cause__ or error.__context__
+    return "\n".join(texts)
+
+
+def test_the_api_key_never_leaks(api, tmp_path, caplog, capfd) -> None:
+    """Logs (all levels), stdout/stderr, exception texts and chains, outputs and cache files never hold the key."""
+    api.echo_key_in_errors = True
+    api.truncate["weights.onnx"] = 1
+    failures = []
+    with caplog.at_level(logging.DEBUG):
+        api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [500]
+        with pytest.raises(RoboflowAPIError) as caught:
+            download_model_package(MODEL_ID, api_key=API_KEY)
+        failures.append(caught.value)
+        api.forbidden.add(MODEL_ID)
+        with pytest.raises(RoboflowUnauthorizedError) as caught:
+            download_model_package(MODEL_ID, api_key=API_KEY)
+        failures.append(caught.value)
+        api.forbidden.clear()
+        folder = download_model_package(MODEL_ID, api_key=API_KEY)
+
+    captured = capfd.readouterr()
+    assert "***" in _texts_of(failures[0])  # the echoed key was redacted, not just absent
+    assert "interrupted after" in caplog.text  # the retried interruption was logged
+    for text in [caplog.text, captured.out, captured.err, *map(_texts_of, failures), str(folder)]:
+        assert API_KEY not in text
+    for path in cache_dir(tmp_path).rglob("*"):
+        assert API_KEY not in str(path)
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes()
