@@ -1,0 +1,93 @@
+"""The demo: the bundled model segments the bundled scene through the real Workflows Execution Engine.
+
+Writes ``annotated.jpg`` (masks and labels drawn by Roboflow's core visualisation blocks) and ``result.json`` (the
+serialised workflow output) into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import cv2
+
+from workflows_yolov5_seg.errors import MissingDependencyError
+
+ASSETS = resources.files("workflows_yolov5_seg") / "assets"
+DEMO_MODEL = "shapes-yolov5n-seg-320.onnx"
+DEMO_IMAGE = "demo-scene.jpg"
+DEMO_WORKFLOW = "demo_workflow.json"
+PLUGIN = "workflows_yolov5_seg"
+
+
+def enable_plugin() -> None:
+    """Adds this plugin to ``WORKFLOWS_PLUGINS`` (keeping any others) before the engine is imported."""
+    plugins = [p.strip() for p in os.environ.get("WORKFLOWS_PLUGINS", "").split(",") if p.strip()]
+    if PLUGIN not in plugins:
+        os.environ["WORKFLOWS_PLUGINS"] = ",".join([*plugins, PLUGIN])
+
+
+def run_demo(output_dir: Path, image_path: Path | None = None, model: str | None = None) -> dict:
+    """Runs the demo workflow and writes its outputs.
+
+    Args:
+        output_dir: where ``annotated.jpg`` and ``result.json`` are written.
+        image_path: an image to use instead of the bundled scene.
+        model: a model to use instead of the bundled one.
+
+    Returns:
+        The serialised workflow result of the image.
+    """
+    enable_plugin()
+    try:
+        from roboflow_workflows.execution_engine.core import ExecutionEngine
+    except ImportError as error:
+        raise MissingDependencyError("inference-core", "inference", "The demo workflow") from error
+    with resources.as_file(ASSETS / DEMO_MODEL) as bundled_model, resources.as_file(ASSETS / DEMO_IMAGE) as scene:
+        image = cv2.imread(str(image_path or scene))
+        if image is None:
+            raise FileNotFoundError(f"Could not read the image '{image_path or scene}'.")
+        definition = json.loads((ASSETS / DEMO_WORKFLOW).read_text(encoding="utf-8"))
+        engine = ExecutionEngine.init(
+            workflow_definition=definition,
+            init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
+        )
+        result = engine.run(
+            runtime_parameters={"image": image, "model": model or str(bundled_model)}, serialize_results=True
+        )[0]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    annotated = result.pop("annotated_image")
+    (output_dir / "annotated.jpg").write_bytes(base64.b64decode(annotated["value"]))
+    (output_dir / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="workflows-yolov5-seg demo", description=__doc__)
+    add_arguments(parser)
+    return run_from_arguments(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
+    parser.add_argument("--image", type=Path, default=None, help="an image instead of the bundled scene")
+    parser.add_argument("--model", default=None, help="a model instead of the bundled one")
+
+
+def run_from_arguments(arguments: argparse.Namespace) -> int:
+    result = run_demo(arguments.out, arguments.image, arguments.model)
+    predictions = result["predictions"]["predictions"]
+    counts: dict[str, int] = {}
+    for prediction in predictions:
+        counts[prediction["class"]] = counts.get(prediction["class"], 0) + 1
+    summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "nothing"
+    print(f"Found {summary}. Wrote {arguments.out / 'annotated.jpg'} and {arguments.out / 'result.json'}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
