@@ -77,7 +77,9 @@ def import_tensorrt() -> Any:
         import tensorrt
     except ImportError as error:
         missing = MissingDependencyError("tensorrt", "trt", "The TensorRT backend")
-        missing.args = (f"{missing.args[0]}. {TRT_INSTALL_HINT}",)
+        message = f"{missing.args[0]}. {TRT_INSTALL_HINT}"
+        missing.args = (message,)
+        missing.msg = message  # ImportError's str() reads msg
         raise missing from error
     return tensorrt
 
