@@ -15,6 +15,7 @@ from roboflow_workflows.execution_engine.constants import (
     INFERENCE_ID_KEY,
     PARENT_ID_KEY,
     PREDICTION_TYPE_KEY,
+    RLE_MASK_KEY_IN_SV_DETECTIONS,
 )
 from roboflow_workflows.execution_engine.entities.base import Batch, OutputDefinition, WorkflowImageData
 from roboflow_workflows.execution_engine.entities.types import (
@@ -25,6 +26,7 @@ from roboflow_workflows.execution_engine.entities.types import (
     INSTANCE_SEGMENTATION_PREDICTION_KIND,
     INTEGER_KIND,
     LIST_OF_VALUES_KIND,
+    RLE_INSTANCE_SEGMENTATION_PREDICTION_KIND,
     ROBOFLOW_API_KEY_KIND,
     ROBOFLOW_MODEL_ID_KIND,
     SECRET_KIND,
@@ -36,10 +38,12 @@ from roboflow_workflows.execution_engine.entities.types import (
 from roboflow_workflows.prototypes.block import BlockResult, WorkflowBlock, WorkflowBlockManifest
 
 from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg.errors import InvalidParameterError, ModelNotFoundError
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
 PREDICTION_TYPE = "instance-segmentation"
+MASK_FORMATS = ("dense", "rle")
 
 LONG_DESCRIPTION = """
 Run a **YOLOv5 instance-segmentation** model (YOLOv5n/s/m/l/x-seg) that you trained yourself, and get
@@ -66,6 +70,9 @@ PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 
 | parameter | default | meaning |
 |---|---|---|
+| `images` | (required) | the images to segment (`$inputs.image`, or crops from another step) |
+| `model` | (required) | where the weights come from (see above) |
+| `api_key` | `ROBOFLOW_API_KEY` | Roboflow API key, only to download a Roboflow model id |
 | `confidence` | 0.4 | keep detections whose objectness x class probability is above this |
 | `iou_threshold` | 0.3 | NMS drops a box whose IoU with a better box of the same class is above this |
 | `class_filter` | all | class names to keep (applied before NMS); unknown names are reported in the log |
@@ -74,6 +81,9 @@ PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 | `mask_decode_mode` | `accurate` | `accurate`: masks at the image's resolution; `fast`: decoded on the model's 1/4-resolution mask grid and enlarged; `tradeoff`: in between, set by `tradeoff_factor` (0 = fast, 1 = accurate) |
 | `tradeoff_factor` | 0.0 | see `mask_decode_mode` |
 | `backend` | `auto` | `onnx` (ONNX Runtime), `trt` (TensorRT) or `auto` (TensorRT, then ONNX Runtime CUDA, then CPU) |
+| `mask_format` | `dense` | how masks are serialised (HTTP, `serialize_results`): `dense` as one polygon each, `rle` as exact COCO RLE |
+
+Every parameter also accepts a selector (`$inputs.name`, or a step output of the right kind).
 
 Defaults equal those of Roboflow's own instance-segmentation block. Scores are Ultralytics' (objectness x class
 probability), NMS uses true IoU, class ids are 0-based, and masks are decoded with exact letterbox geometry.
@@ -83,6 +93,13 @@ probability), NMS uses true IoU, class ids are 0-based, and masks are decoded wi
 - `predictions`: `sv.Detections` with `xyxy`, `mask` (boolean, one per detection, the input image's size),
   `confidence`, `class_id`, and `class_name`, `detection_id`, `inference_id`, `prediction_type`,
   `image_dimensions`, `parent_id` and the parent / root coordinates in `data`.
+  When the workflow result is serialised (the HTTP server does), `mask_format` picks the mask encoding:
+  - `dense` (default): each mask becomes its **largest polygon** in `points`, as for Roboflow's own
+    instance-segmentation blocks (kind `instance_segmentation_prediction`). Holes and separate parts of a mask are
+    lost, and a detection whose mask is empty is left out.
+  - `rle`: each detection carries its exact mask as **COCO RLE** in `rle_mask` (`{"size": [height, width],
+    "counts": "..."}`, kind `rle_instance_segmentation_prediction`), and no polygon. Decode it with
+    `pycocotools.mask.decode(rle)` to get the same boolean mask the block computed, holes included.
 - `inference_id`: one id per image.
 - `model_id`: the model as named in `model`.
 """
@@ -162,6 +179,13 @@ class BlockManifest(WorkflowBlockManifest):
         description="Inference engine: onnx (ONNX Runtime), trt (TensorRT) or auto (the fastest available).",
         examples=["auto", "$inputs.backend"],
     )
+    mask_format: Union[Literal["dense", "rle"], Selector(kind=[STRING_KIND])] = Field(
+        default="dense",
+        description="How masks leave the workflow when it is serialised (e.g. over HTTP): dense (each mask as its "
+        "largest polygon, the core instance-segmentation format) or rle (exact COCO run-length encoding per "
+        "detection, holes and separate parts included). Inside the workflow, detections always carry dense masks.",
+        examples=["dense", "rle", "$inputs.mask_format"],
+    )
 
     @classmethod
     def get_parameters_accepting_batches(cls) -> List[str]:
@@ -171,7 +195,12 @@ class BlockManifest(WorkflowBlockManifest):
     def describe_outputs(cls) -> List[OutputDefinition]:
         return [
             OutputDefinition(name=INFERENCE_ID_KEY, kind=[INFERENCE_ID_KIND]),
-            OutputDefinition(name="predictions", kind=[INSTANCE_SEGMENTATION_PREDICTION_KIND]),
+            # RLE first: the serialiser tries the kinds in order, and the RLE one applies only to detections that
+            # carry `rle_mask` (mask_format "rle"); the others fall through to polygons (as core blocks do).
+            OutputDefinition(
+                name="predictions",
+                kind=[RLE_INSTANCE_SEGMENTATION_PREDICTION_KIND, INSTANCE_SEGMENTATION_PREDICTION_KIND],
+            ),
             OutputDefinition(name="model_id", kind=[ROBOFLOW_MODEL_ID_KIND]),
         ]
 
@@ -188,6 +217,62 @@ def get_model(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
     return MODEL_CACHE.get(
         (model, backend), lambda: YOLOv5SegModel.from_pretrained(model, backend=backend, api_key=api_key)
     )
+
+
+def encode_rle_masks(masks: np.ndarray | None) -> np.ndarray:
+    """COCO RLE (``{"size": [H, W], "counts": str}``, column-major as pycocotools) of each ``(H, W)`` mask."""
+    from pycocotools import mask as mask_utils
+
+    encoded = []
+    for mask in masks if masks is not None else []:
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        counts = rle["counts"]
+        counts = counts.decode("utf-8") if isinstance(counts, bytes) else counts
+        encoded.append({"size": [int(v) for v in rle["size"]], "counts": counts})
+    result = np.empty(len(encoded), dtype=object)
+    result[:] = encoded
+    return result
+
+
+def check_mask_format(mask_format: str) -> str:
+    if mask_format not in MASK_FORMATS:
+        raise InvalidParameterError(
+            f"mask_format must be one of {', '.join(MASK_FORMATS)}, got {mask_format!r}; use 'rle' for exact masks "
+            "in serialised results, 'dense' for the polygons core blocks emit."
+        )
+    return mask_format
+
+
+try:  # Inference's server maps this type to a 404 step error; the block works without it.
+    from inference_models.errors import ModelNotFoundError as _HostModelNotFoundError
+except ImportError:  # pragma: no cover - inference-models comes with the Workflows engine
+    _HostModelNotFoundError = None
+
+
+if _HostModelNotFoundError is not None:
+
+    class ServedModelNotFoundError(ModelNotFoundError, _HostModelNotFoundError):
+        """:class:`ModelNotFoundError` that Inference's HTTP server reports as a 404 (not a 500) step error."""
+
+        def __init__(self, message: str) -> None:
+            ModelNotFoundError.__init__(self, message)
+            self._help_url = None
+
+        def __str__(self) -> str:
+            return str(self.args[0]) if self.args else ""
+
+else:  # pragma: no cover
+    ServedModelNotFoundError = ModelNotFoundError
+
+
+def load_model_for_step(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
+    """:func:`get_model`, with a missing model raised as the type Inference's server maps to 404."""
+    try:
+        return get_model(model, backend, api_key)
+    except ModelNotFoundError as error:
+        if isinstance(error, ServedModelNotFoundError):
+            raise
+        raise ServedModelNotFoundError(str(error)) from error
 
 
 def attach_workflow_metadata(
@@ -224,7 +309,9 @@ class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
         mask_decode_mode: Literal["accurate", "tradeoff", "fast"],
         tradeoff_factor: float,
         backend: Literal["auto", "onnx", "trt"],
+        mask_format: Literal["dense", "rle"] = "dense",
     ) -> BlockResult:
+        check_mask_format(mask_format)
         parameters = InferenceParameters(
             confidence=confidence,
             iou_threshold=iou_threshold,
@@ -234,15 +321,18 @@ class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
             mask_decode_mode=mask_decode_mode,
             tradeoff_factor=tradeoff_factor,
         )
-        loaded = get_model(model, backend, api_key)
+        loaded = load_model_for_step(model, backend, api_key)
         predictions = loaded.infer([image.numpy_image for image in images], parameters)
         results = []
         for image, detections in zip(images, predictions):
             inference_id = str(uuid4())
+            detections = attach_workflow_metadata(detections, image, inference_id)
+            if mask_format == "rle":
+                detections[RLE_MASK_KEY_IN_SV_DETECTIONS] = encode_rle_masks(detections.mask)
             results.append(
                 {
                     INFERENCE_ID_KEY: inference_id,
-                    "predictions": attach_workflow_metadata(detections, image, inference_id),
+                    "predictions": detections,
                     "model_id": loaded.model_id,
                 }
             )

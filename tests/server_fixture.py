@@ -1,0 +1,237 @@
+"""The real Inference HTTP server as a test fixture, plus the models and helpers the serving tests share.
+
+``inference_server`` starts ``python -m workflows_yolov5_seg.cli serve`` (what the console script runs) with this
+interpreter on 127.0.0.1 and a free port, once per test session, waits until ``/readiness`` answers, and stops the
+process by its PID (terminate, then kill) at the end. The server's output goes to a temporary log file whose tail is
+printed when the server does not start, and at the end of the session when a test failed while it ran.
+
+Import the fixtures into a test module with ``from server_fixture import inference_server  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
+
+SERVER_START_TIMEOUT_S = float(os.environ.get("WORKFLOWS_YOLOV5_SEG_TEST_SERVER_TIMEOUT", "300"))
+REPOSITORY = Path(__file__).resolve().parent.parent
+EXAMPLES = REPOSITORY / "examples"
+BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
+
+# Keys whose values are random per run (uuids) and so differ between two runs of the same workflow.
+VOLATILE_KEYS = frozenset({"detection_id", "inference_id", "parent_id", "root_parent_id", "time"})
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 80) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError as error:
+            return f"(cannot read {self.log_path}: {error})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def client(self) -> Any:
+        from inference_sdk import InferenceConfiguration, InferenceHTTPClient
+
+        client = InferenceHTTPClient(api_url=self.url, api_key=None)
+        client.configure(InferenceConfiguration(api_key_transport="header"))
+        return client
+
+    def assert_serving(self) -> None:
+        """The server still answers (after an error)."""
+        import requests
+
+        response = requests.get(f"{self.url}/readiness", timeout=10)
+        assert response.status_code == 200, f"server stopped serving: {response.status_code}\n{self.log_tail()}"
+        assert self.process.poll() is None, f"server process exited with {self.process.returncode}\n{self.log_tail()}"
+
+
+def start_server(workdir: Path, log_path: Path, timeout_s: float = SERVER_START_TIMEOUT_S) -> ServerProcess:
+    """Starts the server and waits until it is ready; raises with the log tail when it does not get there."""
+    import requests
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "workflows_yolov5_seg.cli", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--workdir", str(workdir), "--log-level", "info",
+    ]  # fmt: skip
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    log = open(log_path, "wb")  # noqa: SIM115 - closed when the process ends
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(workdir), stdin=subprocess.DEVNULL
+    )
+    log.close()
+    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before it was ready:\n{server.log_tail()}")
+        try:
+            if requests.get(f"{server.url}/readiness", timeout=2).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"the server was not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
+
+
+def stop_server(server: ServerProcess, grace_s: float = 20.0) -> None:
+    """Terminates the server process by PID, then kills it if it does not exit in ``grace_s``."""
+    if server.process.poll() is not None:
+        return
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=grace_s)
+
+
+@pytest.fixture(scope="session")
+def inference_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerProcess]:
+    """The real Inference HTTP server with the plugin, shared by the session."""
+    workdir = tmp_path_factory.mktemp("server")
+    failed_before = request.session.testsfailed
+    try:
+        server = start_server(workdir, workdir / "server.log")
+    except RuntimeError as error:
+        pytest.fail(f"the Inference server did not start: {error}", pytrace=False)
+    yield server
+    stop_server(server)
+    if request.session.testsfailed > failed_before:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("-", f"Inference server log (tail of {server.log_path})")
+            reporter.write_line(server.log_tail(200))
+
+
+# --- models -----------------------------------------------------------------------------------------------------
+
+RING_CLASSES = {0: "ring", 1: "blob", 2: "empty"}
+
+
+def ring_protos(hw: tuple[int, int] = (80, 80)) -> np.ndarray:
+    """Prototypes: channel 0 is a ring (positive between radii 10 and 25 cells of the centre), channel 1 a solid
+    disc of radius 8 cells around (15, 15), both negative elsewhere."""
+    protos = np.zeros((NUM_COEFFICIENTS, *hw), dtype=np.float32)
+    yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]]
+    radius = np.hypot(yy - (hw[0] - 1) / 2, xx - (hw[1] - 1) / 2)
+    protos[0] = np.where((radius > 10) & (radius < 25), 8.0, -8.0)
+    protos[1] = np.where(np.hypot(yy - 15, xx - 15) < 8, 8.0, -8.0)
+    protos[2] = -8.0
+    return protos
+
+
+def make_ring_model(path: Path) -> Path:
+    """A 320x320 dynamic-batch model with three detections: a 'ring' (a mask with a hole), a 'blob' (a disc), and an
+    'empty' detection whose mask has no pixel (the polygon serialiser drops it; RLE keeps it)."""
+    coefficients = np.eye(NUM_COEFFICIENTS, dtype=np.float32)
+    rows = np.stack(
+        [
+            make_row((40, 40, 280, 280), 0.9, [0.95, 0.05, 0.05], coefficients[0]),
+            make_row((20, 20, 104, 104), 0.8, [0.05, 0.9, 0.05], coefficients[1]),
+            make_row((240, 10, 300, 50), 0.7, [0.05, 0.05, 0.9], coefficients[2]),
+        ]
+    )
+    return make_constant_seg_onnx(path, rows, ring_protos(), names=RING_CLASSES)
+
+
+@pytest.fixture(scope="session")
+def ring_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_ring_model(tmp_path_factory.mktemp("ring_model") / "ring.onnx")
+
+
+@pytest.fixture(scope="session")
+def test_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Lossless (PNG) test images of different sizes, so the server decodes exactly the pixels the in-process
+    engine gets (the SDK would JPEG-encode a numpy array)."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(4)
+    images = {"square": (320, 320), "wide": (240, 400), "tall": (427, 300)}
+    paths = {}
+    for name, (height, width) in images.items():
+        image = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+        paths[name] = folder / f"{name}.png"
+        cv2.imwrite(str(paths[name]), image)
+    return paths
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, path
+    return image
+
+
+# --- running and comparing ----------------------------------------------------------------------------------------
+
+
+def run_in_process(
+    definition: dict, runtime_parameters: dict[str, Any], serialize_results: bool = True
+) -> list[dict[str, Any]]:
+    """Runs a workflow through the in-process ExecutionEngine, as the server would (results serialised)."""
+    from roboflow_workflows.execution_engine.core import ExecutionEngine
+
+    engine = ExecutionEngine.init(
+        workflow_definition=definition,
+        init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
+        max_concurrent_steps=2,
+    )
+    result = engine.run(runtime_parameters=runtime_parameters, serialize_results=serialize_results)
+    return json.loads(json.dumps(result, default=str)) if serialize_results else result
+
+
+def without_volatile(value: Any) -> Any:
+    """``value`` without the per-run random ids (detection / inference / parent ids) and timings."""
+    if isinstance(value, dict):
+        return {k: without_volatile(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [without_volatile(v) for v in value]
+    return value
+
+
+def assert_same_predictions(served: dict[str, Any], local: dict[str, Any]) -> None:
+    """Same boxes, classes, confidences (to float32 precision), polygons / RLE masks and image sizes."""
+    served, local = without_volatile(served), without_volatile(local)
+    assert served["image"] == local["image"]
+    assert len(served["predictions"]) == len(local["predictions"])
+    for ours, theirs in zip(served["predictions"], local["predictions"]):
+        ours, theirs = copy.deepcopy(ours), copy.deepcopy(theirs)
+        assert ours.pop("confidence") == pytest.approx(theirs.pop("confidence"), abs=1e-6)
+        assert ours == theirs
+
+
+def load_example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))

@@ -1,0 +1,204 @@
+"""Generates ``blocks/<block type>.json`` and ``manifest.json`` from the code.
+
+``blocks/<block type>.json`` (``/`` in the type written as ``--``) holds the block's entry exactly as Inference's
+``POST /workflows/blocks/describe`` returns it: computed with the same handler the server calls and serialised
+as FastAPI serialises the response (JSON mode, by alias). ``manifest.json`` holds the plugin's identity. Both are
+deterministic: sorted keys, two-space indent, a final newline, no timestamps.
+
+Regenerate with ``workflows-yolov5-seg generate`` (or ``python -m workflows_yolov5_seg.describe``); ``--check``
+writes nothing and exits 1 when the files on disk differ. Needs the ``inference`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from workflows_yolov5_seg import __version__
+from workflows_yolov5_seg.server import PLUGIN_MODULE, register_plugin
+
+DISTRIBUTION = "workflows-yolov5-seg"
+BLOCKS_DIR = "blocks"
+MANIFEST_FILE = "manifest.json"
+REGENERATE_COMMAND = "workflows-yolov5-seg generate  (or: python -m workflows_yolov5_seg.describe)"
+MANIFEST_SCHEMA_VERSION = 1
+
+# Inference releases the plugin (server, Execution Engine, describe output) has been tested with. Update after
+# running the test suite against a new release, then regenerate.
+INFERENCE_VERSIONS_TESTED = ("1.8.3",)
+
+# Backends the block's `backend` parameter offers and the extras (pyproject optional-dependencies) that install them.
+BACKENDS: dict[str, dict[str, Any]] = {
+    "onnx": {
+        "runtime": "ONNX Runtime",
+        "devices": ["cpu", "cuda[:N]", "tensorrt[:N]"],
+        "extras": {"onnx-cpu": "CPU (onnxruntime)", "onnx-gpu": "NVIDIA GPU (onnxruntime-gpu)"},
+    },
+    "trt": {
+        "runtime": "TensorRT",
+        "devices": ["cuda[:N]"],
+        "extras": {"trt": "NVIDIA GPU (tensorrt, cuda-python)"},
+    },
+}
+DEFAULT_BACKEND = "auto"
+AUTO_BACKEND_ORDER = ["trt", "onnx (cuda)", "onnx (cpu)"]
+
+
+def block_file_name(block_type: str) -> str:
+    """``workflows_yolov5_seg/yolov5_instance_segmentation@v1`` -> ``workflows_yolov5_seg--yolov5_..._segmentation@v1.json``."""
+    return block_type.replace("/", "--") + ".json"
+
+
+def describe_response() -> dict[str, Any]:
+    """The whole ``POST /workflows/blocks/describe`` response body (no dynamic blocks), as JSON-ready data."""
+    register_plugin()
+    from inference.core.interfaces.http.handlers.workflows import handle_describe_workflows_blocks_request
+
+    result = handle_describe_workflows_blocks_request()
+    return json.loads(result.model_dump_json(by_alias=True))
+
+
+def plugin_block_descriptions(response: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """This plugin's entries of the describe response, by block type."""
+    response = describe_response() if response is None else response
+    return {
+        block["manifest_type_identifier"]: block
+        for block in response["blocks"]
+        if block["block_source"] == PLUGIN_MODULE
+    }
+
+
+def build_manifest(descriptions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The plugin manifest, from the blocks' describe entries and this module's constants."""
+    blocks = []
+    for block_type in sorted(descriptions):
+        description = descriptions[block_type]
+        schema = description["block_schema"]
+        blocks.append(
+            {
+                "type": block_type,
+                "aliases": description["manifest_type_identifier_aliases"],
+                "name": schema.get("name"),
+                "version": schema.get("version"),
+                "block_type": schema.get("block_type"),
+                "license": schema.get("license"),
+                "short_description": schema.get("short_description"),
+                "class": description["fully_qualified_block_class_name"],
+                "execution_engine_compatibility": description["execution_engine_compatibility"],
+                "inputs": sorted(name for name in schema["properties"] if name not in ("type", "name")),
+                "required_inputs": sorted(name for name in schema.get("required", []) if name not in ("type", "name")),
+                "outputs": {
+                    output["name"]: [kind["name"] for kind in output["kind"]]
+                    for output in description["outputs_manifest"]
+                },
+                "description_file": f"{BLOCKS_DIR}/{block_file_name(block_type)}",
+            }
+        )
+    compatibilities = sorted({block["execution_engine_compatibility"] for block in blocks if block[
+        "execution_engine_compatibility"]})
+    return {
+        "manifest_schema_version": MANIFEST_SCHEMA_VERSION,
+        "distribution": DISTRIBUTION,
+        "module": PLUGIN_MODULE,
+        "version": __version__,
+        "plugin": {
+            "env": {"WORKFLOWS_PLUGINS": PLUGIN_MODULE},
+            "entry_point": f"{PLUGIN_MODULE}.load_blocks",
+            "install": f"pip install '{DISTRIBUTION}[onnx-cpu]'",
+        },
+        "blocks": blocks,
+        "execution_engine_compatibility": compatibilities[0] if len(compatibilities) == 1 else compatibilities,
+        "backends": {
+            "default": DEFAULT_BACKEND,
+            "auto_order": AUTO_BACKEND_ORDER,
+            "available": BACKENDS,
+        },
+        "extras": {
+            "inference": "the Workflows engine and HTTP server (inference-core[http], inference-sdk)",
+            **{extra: f"{name} backend: {what}" for name, spec in BACKENDS.items() for extra, what in spec[
+                "extras"].items()},
+        },
+        "inference_versions_tested": list(INFERENCE_VERSIONS_TESTED),
+        "console_script": {"name": DISTRIBUTION, "commands": ["serve", "generate"]},
+    }
+
+
+def dumps(data: Any) -> str:
+    """The files' one JSON format: sorted keys, two-space indent, UTF-8 kept, final newline."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def generate_files(response: dict[str, Any] | None = None) -> dict[str, str]:
+    """Relative path -> content of every generated file."""
+    descriptions = plugin_block_descriptions(response)
+    if not descriptions:
+        raise RuntimeError(
+            f"The describe response lists no block from '{PLUGIN_MODULE}'; is the plugin importable "
+            "(pip install -e '.[inference]')?"
+        )
+    files = {f"{BLOCKS_DIR}/{block_file_name(t)}": dumps(d) for t, d in sorted(descriptions.items())}
+    files[MANIFEST_FILE] = dumps(build_manifest(descriptions))
+    return files
+
+
+def project_root() -> Path:
+    """The source checkout holding this package (its ``pyproject.toml``), else the current folder."""
+    candidate = Path(__file__).resolve().parent.parent
+    return candidate if (candidate / "pyproject.toml").is_file() else Path.cwd()
+
+
+def stale_files(root: Path, files: dict[str, str]) -> list[str]:
+    """Generated paths whose file under ``root`` is missing or differs, plus stray ``blocks/*.json``."""
+    stale = [path for path, content in files.items() if not (root / path).is_file() or (
+        root / path).read_text(encoding="utf-8") != content]
+    blocks_dir = root / BLOCKS_DIR
+    if blocks_dir.is_dir():
+        stale += [
+            f"{BLOCKS_DIR}/{p.name} (no longer generated)"
+            for p in sorted(blocks_dir.glob("*.json"))
+            if f"{BLOCKS_DIR}/{p.name}" not in files
+        ]
+    return stale
+
+
+def write_files(root: Path, files: dict[str, str]) -> list[str]:
+    """Writes ``files`` under ``root``, removes stray ``blocks/*.json``; returns what changed."""
+    changed = stale_files(root, files)
+    blocks_dir = root / BLOCKS_DIR
+    if blocks_dir.is_dir():
+        for path in blocks_dir.glob("*.json"):
+            if f"{BLOCKS_DIR}/{path.name}" not in files:
+                path.unlink()
+    for path, content in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_text(encoding="utf-8") != content:
+            target.write_text(content, encoding="utf-8")
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workflows_yolov5_seg.describe", description=__doc__.split("\n")[0])
+    parser.add_argument("--output", type=Path, default=None, help="folder to write into (default: the project root)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files are out of date")
+    args = parser.parse_args(argv)
+    root = args.output if args.output is not None else project_root()
+    files = generate_files()
+    if args.check:
+        stale = stale_files(root, files)
+        if stale:
+            print(f"Out of date under {root}: {', '.join(stale)}. Regenerate with: {REGENERATE_COMMAND}", file=sys.stderr)
+            return 1
+        print(f"Up to date: {', '.join(sorted(files))}")
+        return 0
+    changed = write_files(root, files)
+    print(f"Wrote {', '.join(sorted(files))} under {root} ({len(changed)} changed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

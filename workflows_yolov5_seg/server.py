@@ -1,0 +1,190 @@
+"""Starts Roboflow Inference's own HTTP server with this plugin loaded, without Docker.
+
+The app is built the way Inference's CPU image builds it (``docker/config/cpu_http.py``): a Roboflow model
+registry, a model manager (with active learning when enabled) behind a fixed-size cache, pingback, and
+:class:`inference.core.interfaces.http.http_api.HttpInterface`, served by uvicorn. Two things differ from the image:
+
+- ``WORKFLOWS_PLUGINS`` gets ``workflows_yolov5_seg`` appended (other plugins already listed are kept), before
+  Inference is imported, because Inference reads the variable at import time.
+- ``HttpInterface`` mounts its landing page from folders relative to the working directory
+  (``./inference/landing/out``), which only exist in the image. They are created (empty, plus a small index page)
+  in a server working directory outside the source tree, the app is built from there, the mounts are made absolute,
+  and the process goes back to the directory it was started from, so relative paths in requests (e.g. a ``model``
+  path) keep meaning what they mean in the caller's shell.
+
+Inference settings (``MAX_ACTIVE_MODELS``, ``ALLOW_ORIGINS``, ``METRICS_ENABLED``, ...) are read from the
+environment exactly as in the image.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+PLUGIN_MODULE = "workflows_yolov5_seg"
+PLUGINS_ENV = "WORKFLOWS_PLUGINS"
+WORKDIR_ENV = "WORKFLOWS_YOLOV5_SEG_SERVER_DIR"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9001
+
+# Relative to the working directory, as HttpInterface mounts them.
+LANDING_DIRS = ("inference/landing/out", "inference/landing/out/static", "inference/landing/out/_next/static")
+INDEX_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Inference server + workflows-yolov5-seg</title></head>
+<body>
+<h1>Roboflow Inference server with the workflows-yolov5-seg plugin</h1>
+<p>API documentation: <a href="/docs">/docs</a>. Blocks: <code>POST /workflows/blocks/describe</code>.
+Run a workflow: <code>POST /workflows/run</code>.</p>
+</body></html>
+"""
+
+logger = logging.getLogger(__name__)
+
+
+def with_plugin(value: str | None, plugin: str = PLUGIN_MODULE) -> str:
+    """``WORKFLOWS_PLUGINS`` with ``plugin`` appended: other plugins are kept in order, empties and repeats dropped."""
+    plugins: list[str] = []
+    for name in (value or "").split(","):
+        name = name.strip()
+        if name and name not in plugins:
+            plugins.append(name)
+    if plugin not in plugins:
+        plugins.append(plugin)
+    return ",".join(plugins)
+
+
+def register_plugin(environ: dict[str, str] | None = None) -> str:
+    """Adds this plugin to ``WORKFLOWS_PLUGINS`` in ``environ`` (default ``os.environ``) and returns the value.
+
+    Must run before Inference is imported in this process: ``inference.core.env`` reads the variable on import.
+    """
+    environ = os.environ if environ is None else environ
+    environ[PLUGINS_ENV] = with_plugin(environ.get(PLUGINS_ENV))
+    return environ[PLUGINS_ENV]
+
+
+def default_workdir() -> Path:
+    """Where the server's landing folders live: ``$WORKFLOWS_YOLOV5_SEG_SERVER_DIR``, else the user cache."""
+    if os.environ.get(WORKDIR_ENV):
+        return Path(os.environ[WORKDIR_ENV]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "workflows-yolov5-seg" / "server"
+
+
+def prepare_workdir(workdir: Path | None = None) -> Path:
+    """Creates the folders ``HttpInterface`` mounts (``inference/landing/out/...``) under ``workdir``.
+
+    Falls back to a fresh temporary folder when ``workdir`` cannot be written.
+    """
+    workdir = Path(workdir) if workdir is not None else default_workdir()
+    try:
+        _create_landing(workdir)
+    except OSError as error:
+        fallback = Path(tempfile.mkdtemp(prefix="workflows-yolov5-seg-server-"))
+        logger.warning("Cannot write the server folder %s (%s); using %s instead.", workdir, error, fallback)
+        workdir = fallback
+        _create_landing(workdir)
+    return workdir.resolve()
+
+
+def _create_landing(workdir: Path) -> None:
+    for relative in LANDING_DIRS:
+        (workdir / relative).mkdir(parents=True, exist_ok=True)
+    index = workdir / LANDING_DIRS[0] / "index.html"
+    if not index.exists() or index.read_text(encoding="utf-8") != INDEX_HTML:
+        index.write_text(INDEX_HTML, encoding="utf-8")
+
+
+@contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _absolutize_static_mounts(app: Any, workdir: Path) -> None:
+    """Makes the relative ``StaticFiles`` folders of ``app`` absolute, so they work from any working directory."""
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    for route in app.routes:
+        static = getattr(route, "app", None) if isinstance(route, Mount) else None
+        if not isinstance(static, StaticFiles) or static.directory is None:
+            continue
+        directory = os.path.join(str(workdir), os.fspath(static.directory))
+        static.directory = directory
+        static.all_directories = [
+            d if os.path.isabs(d) else os.path.join(str(workdir), os.fspath(d)) for d in static.all_directories
+        ]
+
+
+def build_model_manager() -> Any:
+    """The model manager of Inference's CPU image: registry, (active-learning) manager, fixed-size cache, pingback."""
+    from inference.core.cache import cache
+    from inference.core.env import ACTIVE_LEARNING_ENABLED, GCP_SERVERLESS, LAMBDA, MAX_ACTIVE_MODELS
+    from inference.core.managers.active_learning import ActiveLearningManager, BackgroundTaskActiveLearningManager
+    from inference.core.managers.base import ModelManager
+    from inference.core.managers.decorators.fixed_size_cache import WithFixedSizeCache
+    from inference.core.registries.roboflow import RoboflowModelRegistry
+    from inference.models.utils import ROBOFLOW_MODEL_TYPES
+
+    model_registry = RoboflowModelRegistry(ROBOFLOW_MODEL_TYPES)
+    if ACTIVE_LEARNING_ENABLED:
+        manager_class = ActiveLearningManager if (LAMBDA or GCP_SERVERLESS) else BackgroundTaskActiveLearningManager
+        model_manager = manager_class(model_registry=model_registry, cache=cache)
+    else:
+        model_manager = ModelManager(model_registry=model_registry)
+    model_manager = WithFixedSizeCache(model_manager, max_size=MAX_ACTIVE_MODELS)
+    model_manager.init_pingback()
+    return model_manager
+
+
+def create_app(workdir: Path | None = None) -> Any:
+    """Builds Inference's FastAPI app with this plugin registered (also a uvicorn factory, for ``--workers``)."""
+    register_plugin()
+    workdir = prepare_workdir(workdir)
+    from inference.core.interfaces.http.http_api import HttpInterface
+
+    model_manager = build_model_manager()
+    with working_directory(workdir):
+        interface = HttpInterface(model_manager)
+    _absolutize_static_mounts(interface.app, workdir)
+    return interface.app
+
+
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    workdir: Path | None = None,
+    log_level: str = "info",
+) -> None:
+    """Runs the server in the foreground until interrupted.
+
+    Args:
+        host: interface to bind (``0.0.0.0`` to accept connections from other machines).
+        port: TCP port.
+        workers: uvicorn worker processes; each loads its own models.
+        workdir: folder for the landing-page mounts (default: see :func:`default_workdir`).
+        log_level: uvicorn log level.
+    """
+    import uvicorn
+
+    register_plugin()
+    workdir = prepare_workdir(workdir)
+    if workers > 1:
+        # Worker processes import the factory themselves; they inherit the environment set here.
+        os.environ[WORKDIR_ENV] = str(workdir)
+        uvicorn.run(
+            f"{__name__}:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level
+        )
+    else:
+        uvicorn.run(create_app(workdir), host=host, port=port, log_level=log_level)
