@@ -204,7 +204,9 @@ class FakeTrt:
                 profile = None
                 if any(d < 0 for d in input_tensor.shape):
                     if not config.profiles:
-                        self.logger.log(Severity.ERROR, "Network has dynamic or shape inputs, but no optimization profile")
+                        self.logger.log(
+                            Severity.ERROR, "Network has dynamic or shape inputs, but no optimization profile"
+                        )
                         return None
                     profile = [list(s) for s in config.profiles[0].shapes[input_tensor.name]]
                 payload = {
@@ -333,7 +335,7 @@ class FakeContext:
         if name != self.engine.inputs[0].name or profile is None:
             return False
         low, _, high = profile
-        if len(shape) != len(low) or any(not lo <= d <= hi for lo, d, hi in zip(low, shape, high)):
+        if len(shape) != len(low) or any(not lo <= d <= hi for lo, d, hi in zip(low, shape, high, strict=True)):
             return False
         self.input_shape = shape
         return True
@@ -366,7 +368,7 @@ class FakeContext:
             session_input = engine.session.get_inputs()[0]
             feed_dtype = np.float16 if session_input.type == "tensor(float16)" else np.float32
             results = engine.session.run(None, {session_input.name: batch.astype(feed_dtype)})
-            for tensor, value in zip(engine.outputs, results):
+            for tensor, value in zip(engine.outputs, results, strict=True):
                 out = np.ascontiguousarray(value.astype(FakeTrt.nptype(tensor.dtype)))
                 assert out.shape == self.get_tensor_shape(tensor.name), (out.shape, self.get_tensor_shape(tensor.name))
                 CUDA_MEMORY.check(self.addresses[tensor.name], out.nbytes)

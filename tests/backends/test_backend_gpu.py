@@ -84,7 +84,7 @@ def test_onnxruntime_cuda_really_runs_on_the_gpu(ort_cuda: None, tmp_path: Path)
     gpu = OnnxRuntimeBackend(model, device="cuda")  # raises if ONNX Runtime fell back to the CPU
     assert gpu.info.device == "cuda:0" and gpu.info.providers[0] == "CUDAExecutionProvider"
     batch = np.random.default_rng(0).random((2, 3, 320, 320), dtype=np.float32)
-    for got, expected in zip(gpu.infer(batch), OnnxRuntimeBackend(model).infer(batch)):
+    for got, expected in zip(gpu.infer(batch), OnnxRuntimeBackend(model).infer(batch), strict=True):
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
@@ -105,7 +105,7 @@ def test_tensorrt_builds_caches_and_runs(
     [engine] = (cache / "trt").glob("*.engine")
     assert engine.stat().st_mode & 0o777 == 0o600
     batch = np.random.default_rng(0).random((3, 3, 320, 320), dtype=np.float32)
-    for got, expected in zip(backend.infer(batch), OnnxRuntimeBackend(model).infer(batch)):
+    for got, expected in zip(backend.infer(batch), OnnxRuntimeBackend(model).infer(batch), strict=True):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, expected, atol=1e-2 if precision == "fp16" else 1e-5)
     backend.close()
@@ -223,7 +223,8 @@ def _median_ms(function, repeats: int = 30) -> float:
 
 @pytest.mark.parametrize("candidate", ["onnx-cuda", "trt-fp16"])
 def test_parity_with_onnxruntime_cpu(candidate: str, trained_model: Path, tmp_path: Path) -> None:
-    """ORT-CPU vs ORT-CUDA vs TensorRT fp16 on the trained model: same detections, boxes within 1 px, mask IoU >= 0.97."""
+    """ORT-CPU vs ORT-CUDA vs TensorRT fp16 on the trained model: same detections, boxes within 1 px,
+    mask IoU >= 0.97."""
     from workflows_yolov5_seg.synthetic_shapes import generate_scene
 
     package = load_model_package(trained_model)
@@ -246,8 +247,15 @@ def test_parity_with_onnxruntime_cpu(candidate: str, trained_model: Path, tmp_pa
     model = YOLOv5SegModel(package, backend)
     parameters = InferenceParameters(confidence=0.4)
     images = [generate_scene(seed, size=(480, 360))[0] for seed in range(24)]
-    totals = {"images": len(images), "detections": 0, "worst_box_px": 0.0, "worst_mask_iou": 1.0, "missing": 0,
-              "extra": 0, "borderline": 0}
+    totals = {
+        "images": len(images),
+        "detections": 0,
+        "worst_box_px": 0.0,
+        "worst_mask_iou": 1.0,
+        "missing": 0,
+        "extra": 0,
+        "borderline": 0,
+    }
     for image in images:
         [expected] = reference_model.infer(image, parameters)
         [got] = model.infer(image, parameters)

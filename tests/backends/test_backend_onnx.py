@@ -69,7 +69,13 @@ def test_check_providers_in_use_rejects_bad_policy() -> None:
 
 @pytest.mark.parametrize(
     ("device", "expected"),
-    [("cpu", ("cpu", 0)), ("cuda", ("cuda", 0)), ("cuda:1", ("cuda", 1)), ("GPU:2", ("cuda", 2)), ("tensorrt", ("tensorrt", 0))],
+    [
+        ("cpu", ("cpu", 0)),
+        ("cuda", ("cuda", 0)),
+        ("cuda:1", ("cuda", 1)),
+        ("GPU:2", ("cuda", 2)),
+        ("tensorrt", ("tensorrt", 0)),
+    ],
 )
 def test_parse_ort_device(device: str, expected: tuple[str, int]) -> None:
     assert parse_ort_device(device) == expected
@@ -86,7 +92,9 @@ def test_execution_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert execution_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     trt, cuda, cpu = execution_providers("tensorrt:0", trt_fp16=False)
-    assert trt[0] == "TensorrtExecutionProvider" and cuda[0] == "CUDAExecutionProvider" and cpu == "CPUExecutionProvider"
+    assert (
+        trt[0] == "TensorrtExecutionProvider" and cuda[0] == "CUDAExecutionProvider" and cpu == "CPUExecutionProvider"
+    )
     options = trt[1]
     assert options["trt_engine_cache_enable"] and options["trt_timing_cache_enable"]
     assert options["trt_engine_cache_path"] == str(tmp_path / "cache" / "ort-trt") == options["trt_timing_cache_path"]

@@ -60,7 +60,9 @@ def test_auto_prefers_tensorrt(package, fake_tensorrt, monkeypatch, caplog) -> N
         backend = create_backend(package, "auto", precision="fp32", batch="1,2,2", intra_op_threads=1)
     assert (backend.info.name, backend.info.device, backend.info.precision) == ("trt", "cuda:0", "fp32")
     assert backend.info.max_batch_size == 2
-    assert any("runs on backend trt on cuda:0 (TensorRT 10.99.0, fp32, batch 1..2)" in r.message for r in caplog.records)
+    assert any(
+        "runs on backend trt on cuda:0 (TensorRT 10.99.0, fp32, batch 1..2)" in r.message for r in caplog.records
+    )
     backend.close()
 
 

@@ -125,9 +125,7 @@ def test_build_sets_profile_flag_and_workspace(onnx_model: Path, cache_dir: Path
     ("gpu", "version"),
     [(GpuInfo(0, "NVIDIA L4", (8, 9)), "10.99.0"), (GpuInfo(0, "NVIDIA Fake A10G", (8, 6)), "10.100.0")],
 )
-def test_other_gpu_or_tensorrt_version_rebuilds(
-    onnx_model: Path, cache_dir: Path, gpu: GpuInfo, version: str
-) -> None:
+def test_other_gpu_or_tensorrt_version_rebuilds(onnx_model: Path, cache_dir: Path, gpu: GpuInfo, version: str) -> None:
     first = FakeTrt()
     load(onnx_model, cache_dir, first).close()
     second = FakeTrt(version=version)
@@ -275,7 +273,7 @@ def test_outputs_match_onnx_runtime(onnx_model: Path, cache_dir: Path) -> None:
     backend = load(onnx_model, cache_dir, FakeTrt())
     reference = OnnxRuntimeBackend(onnx_model)
     batch = np.random.default_rng(0).random((3, 3, 320, 320), dtype=np.float32)
-    for got, expected in zip(backend.infer(batch), reference.infer(batch)):
+    for got, expected in zip(backend.infer(batch), reference.infer(batch), strict=True):
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
     backend.close()
@@ -302,7 +300,7 @@ def test_fp16_output_engine_is_read_as_float32(tmp_path: Path, onnx_model: Path)
     backend = TensorRTBackend(engine, "engine.plan", trt=trt, cuda=FakeCuda())
     reference = OnnxRuntimeBackend(onnx_model)
     batch = np.zeros((2, 3, 320, 320), np.float32)
-    for got, expected in zip(backend.infer(batch), reference.infer(batch)):
+    for got, expected in zip(backend.infer(batch), reference.infer(batch), strict=True):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-2)
     backend.close()
@@ -325,7 +323,9 @@ def make_package(folder: Path, engine: bytes, with_onnx: Path | None, trt_config
     (folder / "engine.plan").write_bytes(engine)
     (folder / "class_names.txt").write_text("circle\nrectangle\ntriangle\n")
     (folder / "trt_config.json").write_text(
-        json.dumps(trt_config or {"dynamic_batch_size_min": 1, "dynamic_batch_size_opt": 2, "dynamic_batch_size_max": 4})
+        json.dumps(
+            trt_config or {"dynamic_batch_size_min": 1, "dynamic_batch_size_opt": 2, "dynamic_batch_size_max": 4}
+        )
     )
     if with_onnx is not None:
         (folder / "model.onnx").write_bytes(with_onnx.read_bytes())
@@ -525,6 +525,9 @@ def test_build_engine_command_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_build_engine_module_runs() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "workflows_yolov5_seg.build_engine", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "workflows_yolov5_seg.build_engine", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0 and "--precision" in result.stdout and "--batch" in result.stdout

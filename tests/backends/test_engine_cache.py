@@ -184,8 +184,19 @@ def test_batch_profile_selection() -> None:
 
 @pytest.mark.parametrize(
     ("cc", "fast"),
-    [((5, 2), False), ((5, 3), True), ((6, 0), True), ((6, 1), False), ((6, 2), True), ((7, 0), True),
-     ((7, 5), True), ((8, 6), True), ((8, 7), True), ((9, 0), True), ((12, 0), True)],
+    [
+        ((5, 2), False),
+        ((5, 3), True),
+        ((6, 0), True),
+        ((6, 1), False),
+        ((6, 2), True),
+        ((7, 0), True),
+        ((7, 5), True),
+        ((8, 6), True),
+        ((8, 7), True),
+        ((9, 0), True),
+        ((12, 0), True),
+    ],
 )
 def test_fast_fp16_table(cc: tuple[int, int], fast: bool) -> None:
     assert has_fast_fp16(cc) is fast

@@ -204,7 +204,9 @@ def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict
             chosen = load()
         except (BackendUnavailableError, MissingDependencyError) as error:
             failures.append(f"{label}: {error}")
-            logger.warning("backend='auto': %s is not usable here (%s); trying the next backend.", label, str(error)[:400])
+            logger.warning(
+                "backend='auto': %s is not usable here (%s); trying the next backend.", label, str(error)[:400]
+            )
             continue
         if chosen.info.device == "cpu" and failures:
             logger.warning(

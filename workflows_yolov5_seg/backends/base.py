@@ -48,7 +48,7 @@ class BackendInfo:
         return self.min_batch_size == self.max_batch_size
 
     def as_dict(self) -> dict[str, object]:
-        """A JSON-friendly summary, e.g. ``{"name": "trt", "device": "cuda:0", "providers": ["TensorRT 10.8.0"], ...}``."""
+        """A JSON-friendly summary, e.g. ``{"name": "trt", "device": "cuda:0", "precision": "fp16", ...}``."""
         return {
             "name": self.name,
             "device": self.device,
@@ -128,16 +128,17 @@ def check_io_signature(
         "YOLOv5-seg has one input [B, 3, H, W] and two outputs: output0 [B, N, 5 + classes + 32] and "
         "output1 [B, 32, H/4, W/4]"
     )
-    found = f"inputs {input_shapes}, outputs {dict(zip(output_names, output_shapes))}"
+    found = f"inputs {input_shapes}, outputs {dict(zip(output_names, output_shapes, strict=False))}"
     if len(input_shapes) != 1 or len(input_shapes[0]) != 4 or _static(input_shapes[0][1]) not in (3, None):
         raise NotYOLOv5SegModelError(f"'{source}' is not a YOLOv5-seg model: it has {found}. {expected}.")
     if len(output_shapes) != 2:
-        hint = " A single [B, N, 5 + classes] output is a detection model: export a -seg model." if len(
-            output_shapes
-        ) == 1 else ""
+        hint = (
+            " A single [B, N, 5 + classes] output is a detection model: export a -seg model."
+            if len(output_shapes) == 1
+            else ""
+        )
         raise NotYOLOv5SegModelError(
-            f"'{source}' is not a YOLOv5-seg model: it has {len(output_shapes)} output(s) ({found}). "
-            f"{expected}.{hint}"
+            f"'{source}' is not a YOLOv5-seg model: it has {len(output_shapes)} output(s) ({found}). {expected}.{hint}"
         )
     if set(output_names) == {"output0", "output1"}:
         instances_index = output_names.index("output0")

@@ -112,7 +112,10 @@ class BatchProfile:
 
     def __post_init__(self) -> None:
         values = (self.min, self.opt, self.max)
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in values) or not 0 < self.min <= self.opt <= self.max:
+        if (
+            any(isinstance(v, bool) or not isinstance(v, int) for v in values)
+            or not 0 < self.min <= self.opt <= self.max
+        ):
             raise InvalidParameterError(
                 f"A batch profile needs integers with 0 < min <= opt <= max, got min={self.min!r}, opt={self.opt!r}, "
                 f"max={self.max!r}."

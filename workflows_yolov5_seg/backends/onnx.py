@@ -124,7 +124,8 @@ def check_providers_in_use(
     else:
         cause = (
             f"{wanted} is built in but could not load, so ONNX Runtime runs on {', '.join(in_use) or 'nothing'}. "
-            "Usually the CUDA / cuDNN libraries are missing or of another major version than the build (onnxruntime-gpu "
+            "Usually the CUDA / cuDNN libraries are missing or of another major version than the build "
+            "(onnxruntime-gpu "
             "1.19+ on PyPI needs CUDA 12 and cuDNN 9; a CUDA-13-only machine falls back). Install them with pip "
             "install 'onnxruntime-gpu[cuda,cudnn]' or use a CUDA 12 image, and check nvidia-smi"
         )

@@ -308,7 +308,12 @@ def make_progress_monitor(trt: Any, label: str) -> Any | None:
                         return True
                     self._phases[phase_name] = (phase[0], phase[1], phase[2], now)
                 logger.info(
-                    "TensorRT build of %s: %s step %d/%d (%.0f s)", label, phase_name, step + 1, phase[1], now - phase[2]
+                    "TensorRT build of %s: %s step %d/%d (%.0f s)",
+                    label,
+                    phase_name,
+                    step + 1,
+                    phase[1],
+                    now - phase[2],
                 )
             except Exception:  # noqa: BLE001
                 pass
@@ -356,9 +361,7 @@ class ParsedOnnx:
     signature: IOSignature
 
 
-def parse_onnx(
-    trt: Any, onnx_path: Path, default_input_hw: tuple[int, int] | None = None
-) -> ParsedOnnx:
+def parse_onnx(trt: Any, onnx_path: Path, default_input_hw: tuple[int, int] | None = None) -> ParsedOnnx:
     """Parses an ONNX with TensorRT's parser and checks it has YOLOv5-seg's signature.
 
     Raises:
@@ -429,7 +432,10 @@ def build_serialized_engine(
     if any(d < 0 for d in shape):
         profile = parsed.builder.create_optimization_profile()
         profile.set_shape(
-            parsed.input_name, (batch.min, 3, height, width), (batch.opt, 3, height, width), (batch.max, 3, height, width)
+            parsed.input_name,
+            (batch.min, 3, height, width),
+            (batch.opt, 3, height, width),
+            (batch.max, 3, height, width),
         )
         config.add_optimization_profile(profile)
     monitor = make_progress_monitor(trt, label)
@@ -437,7 +443,8 @@ def build_serialized_engine(
         config.progress_monitor = monitor
     logger.info(
         "Building a TensorRT %s engine for %s (batch %s, %dx%d, TensorRT %s); this can take several minutes and "
-        "happens once per GPU model and TensorRT version (pre-build with: python -m workflows_yolov5_seg.build_engine).",
+        "happens once per GPU model and TensorRT version (pre-build with: python -m "
+        "workflows_yolov5_seg.build_engine).",
         precision,
         label,
         batch,
@@ -452,7 +459,8 @@ def build_serialized_engine(
     if serialized is None:
         errors = trt_logger.recent_errors()
         raise BackendUnavailableError(
-            f"TensorRT could not build an engine for {label} after {duration:.1f} s: {'; '.join(errors)[:800] or 'no error logged'}. "
+            f"TensorRT could not build an engine for {label} after {duration:.1f} s: "
+            f"{'; '.join(errors)[:800] or 'no error logged'}. "
             "Try precision='fp32', a smaller batch profile, or backend='onnx'."
         )
     engine = bytes(memoryview(serialized))
@@ -585,7 +593,9 @@ class TensorRTBackend:
         if self._engine is None:
             errors = trt_logger.recent_errors()
             host_hint = (
-                "" if allow_host_code else " If it is a lean-runtime / version-compatible engine from a source you "
+                ""
+                if allow_host_code
+                else " If it is a lean-runtime / version-compatible engine from a source you "
                 "trust, pass allow_engine_host_code=True."
             )
             raise CorruptedEngineError(
@@ -646,7 +656,9 @@ class TensorRTBackend:
         self._input_shape_max = (max_batch, 3, height, width)
         self._context = engine.create_execution_context()
         if self._context is None:
-            raise BackendUnavailableError(f"TensorRT could not create an execution context for '{source}' (GPU memory?).")
+            raise BackendUnavailableError(
+                f"TensorRT could not create an execution context for '{source}' (GPU memory?)."
+            )
         if self._dynamic_batch and not self._context.set_input_shape(self._input_name, self._input_shape_max):
             raise BackendUnavailableError(f"'{source}' refused input shape {self._input_shape_max}.")
         self._stream = self._cuda.stream_create()
@@ -682,7 +694,10 @@ class TensorRTBackend:
         """Runs the engine on ``(B, 3, H, W)`` with ``min_batch_size <= B <= max_batch_size``; any float input is cast
         to the engine's input dtype."""
         size = int(batch.shape[0]) if batch.ndim == 4 else -1
-        if batch.shape[1:] != self._input_shape_max[1:] or not self.info.min_batch_size <= size <= self.info.max_batch_size:
+        if (
+            batch.shape[1:] != self._input_shape_max[1:]
+            or not self.info.min_batch_size <= size <= self.info.max_batch_size
+        ):
             raise InvalidParameterError(
                 f"The TensorRT engine takes ({self.info.min_batch_size}..{self.info.max_batch_size}, "
                 f"{', '.join(map(str, self._input_shape_max[1:]))}) input, got {tuple(batch.shape)}."
@@ -705,7 +720,7 @@ class TensorRTBackend:
                 raise BackendUnavailableError(
                     f"TensorRT execution failed: {'; '.join(trt_logger.recent_errors())[:600] or 'no error logged'}."
                 )
-            for name, out_shape in zip(self._output_names, output_shapes):
+            for name, out_shape in zip(self._output_names, output_shapes, strict=True):
                 buffer = self._buffers[name]
                 out_bytes = int(np.prod(out_shape)) * self._output_dtypes[name].itemsize
                 cuda.memcpy_dtoh_async(buffer.host, buffer.device, out_bytes, stream)
@@ -713,7 +728,7 @@ class TensorRTBackend:
             # Copies: the pinned buffers are reused by the next forward.
             instances, protos = (
                 np.array(self._buffers[name].host_array(self._output_dtypes[name], out_shape), dtype=np.float32)
-                for name, out_shape in zip(self._output_names, output_shapes)
+                for name, out_shape in zip(self._output_names, output_shapes, strict=True)
             )
         return instances, protos
 
@@ -766,7 +781,8 @@ def load_tensorrt_backend(
         device: ``cuda`` / ``cuda:N`` (default ``cuda:0``).
         precision: ``auto`` (fp16 where the GPU has fast fp16), ``fp16`` or ``fp32``.
         batch: batch profile for a dynamic-batch ONNX, e.g. ``"1,4,8"`` (default 1,4,8); a static ONNX keeps its batch.
-        cache_dir: engine cache folder (default ``$WORKFLOWS_YOLOV5_SEG_CACHE_DIR`` or ``~/.cache/workflows_yolov5_seg``).
+        cache_dir: engine cache folder (default ``$WORKFLOWS_YOLOV5_SEG_CACHE_DIR`` or
+            ``~/.cache/workflows_yolov5_seg``).
         allow_engine_host_code: let a package engine that carries host code load (only for trusted packages).
         use_package_engine: use the package's ``engine.plan`` when there is one.
         workspace_bytes: cap on TensorRT's build scratch memory.
@@ -797,7 +813,9 @@ def load_tensorrt_backend(
                 trt=trt,
                 cuda=cuda,
             )
-            logger.info("'%s' runs the package's TensorRT engine on %s (%s).", package.model_id, gpu.name, backend.info.device)
+            logger.info(
+                "'%s' runs the package's TensorRT engine on %s (%s).", package.model_id, gpu.name, backend.info.device
+            )
             return backend
         except CorruptedEngineError as error:
             if package.weights_path is None:
@@ -864,13 +882,17 @@ def build_engine_argument_parser(prog: str = "python -m workflows_yolov5_seg.bui
         "keeps its batch)",
     )
     parser.add_argument("--device", default="cuda:0", help="CUDA device (default cuda:0)")
-    parser.add_argument("--cache-dir", default=None, help="engine cache folder (default $WORKFLOWS_YOLOV5_SEG_CACHE_DIR)")
+    parser.add_argument(
+        "--cache-dir", default=None, help="engine cache folder (default $WORKFLOWS_YOLOV5_SEG_CACHE_DIR)"
+    )
     parser.add_argument("--workspace-mib", type=int, default=None, help="cap on TensorRT's build scratch memory")
     parser.add_argument("--force", action="store_true", help="rebuild even if the engine is cached")
     return parser
 
 
-def build_engine_command(argv: Sequence[str] | None = None, trt: Any | None = None, cuda: CudaRuntime | None = None) -> int:
+def build_engine_command(
+    argv: Sequence[str] | None = None, trt: Any | None = None, cuda: CudaRuntime | None = None
+) -> int:
     """``build-engine``: builds (or finds) the cached engine for a model and prints its path.
 
     Args:
