@@ -531,3 +531,43 @@ def test_build_engine_module_runs() -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "--precision" in result.stdout and "--batch" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------ metadata, shapes
+
+
+def test_onnx_metadata_is_read_without_onnx(onnx_model: Path, tmp_path: Path) -> None:
+    import onnx
+
+    expected = {p.key: p.value for p in onnx.load(str(onnx_model)).metadata_props}
+    assert trt_backend.read_onnx_metadata(onnx_model) == expected and "names" in expected
+    (tmp_path / "garbage.onnx").write_bytes(b"\xff\xff\xff\xff\xff")
+    assert trt_backend.read_onnx_metadata(tmp_path / "garbage.onnx") == {}
+    assert trt_backend.read_onnx_metadata(tmp_path / "missing.onnx") == {}
+
+
+def test_class_names_come_from_the_onnx_metadata(onnx_model: Path, cache_dir: Path) -> None:
+    package = load_model_package(onnx_model)
+    backend = load_tensorrt_backend(package, cache_dir=cache_dir, trt=FakeTrt(), cuda=FakeCuda())
+    assert YOLOv5SegModel(package, backend).class_names == ("circle", "rectangle", "triangle")
+    backend.close()
+
+
+def test_static_batch_with_dynamic_height_width(tmp_path: Path, cache_dir: Path) -> None:
+    import dataclasses
+
+    import onnx
+
+    path = make_model(tmp_path / "hw.onnx", batch=2)
+    model = onnx.load(str(path))
+    for index, name in ((2, "height"), (3, "width")):
+        model.graph.input[0].type.tensor_type.shape.dim[index].dim_param = name
+    onnx.save(model, str(path))
+    package = dataclasses.replace(load_model_package(path), input_hw=(320, 320))
+    trt = FakeTrt()
+    backend = load_tensorrt_backend(package, cache_dir=cache_dir, trt=trt, cuda=FakeCuda())
+    assert trt.builds[0]["profiles"][0].shapes["images"] == ((2, 3, 320, 320),) * 3
+    assert (backend.info.min_batch_size, backend.info.max_batch_size, backend.info.input_hw) == (2, 2, (320, 320))
+    instances, _ = backend.infer(np.zeros((2, 3, 320, 320), np.float32))
+    assert instances.shape == (2, 2, 40)
+    backend.close()

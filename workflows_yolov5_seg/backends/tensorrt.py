@@ -335,6 +335,61 @@ def make_progress_monitor(trt: Any, label: str) -> Any | None:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# ONNX metadata without onnx / onnxruntime
+
+
+def _varint(data: bytes, offset: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if offset >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+
+
+def _fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
+    """Top-level protobuf fields ``(number, wire_type, value)``; nested messages are left as bytes."""
+    fields, offset = [], 0
+    while offset < len(data):
+        tag, offset = _varint(data, offset)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, offset = _varint(data, offset)
+            fields.append((number, wire, value))
+        elif wire == 2:
+            length, offset = _varint(data, offset)
+            if offset + length > len(data):
+                raise ValueError("truncated field")
+            fields.append((number, wire, data[offset : offset + length]))
+            offset += length
+        elif wire in (1, 5):
+            offset += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+    return fields
+
+
+def read_onnx_metadata(path: Path) -> dict[str, str]:
+    """``ModelProto.metadata_props`` (e.g. Ultralytics' ``names`` and ``stride``) read straight from the protobuf, so
+    that the TensorRT backend gets class names without onnx or onnxruntime installed. ``{}`` if unreadable."""
+    try:
+        metadata = {}
+        for number, wire, value in _fields(Path(path).read_bytes()):
+            if number == 14 and wire == 2:  # repeated StringStringEntryProto metadata_props = 14
+                entry = {n: v for n, w, v in _fields(value) if w == 2}  # type: ignore[arg-type]
+                key, text = entry.get(1, b""), entry.get(2, b"")
+                metadata[bytes(key).decode("utf-8", "replace")] = bytes(text).decode("utf-8", "replace")
+        return metadata
+    except (OSError, ValueError) as error:
+        logger.debug("Could not read the metadata of '%s': %s", path, error)
+        return {}
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Building
 
 
@@ -440,7 +495,10 @@ def build_serialized_engine(
         config.add_optimization_profile(profile)
     monitor = make_progress_monitor(trt, label)
     if monitor is not None:
-        config.progress_monitor = monitor
+        try:
+            config.progress_monitor = monitor
+        except (AttributeError, TypeError):  # a TensorRT without build progress reporting
+            monitor = None
     logger.info(
         "Building a TensorRT %s engine for %s (batch %s, %dx%d, TensorRT %s); this can take several minutes and "
         "happens once per GPU model and TensorRT version (pre-build with: python -m "
@@ -638,8 +696,9 @@ class TensorRTBackend:
         for name, dtype in [(self._input_name, self._input_dtype), *self._output_dtypes.items()]:
             if dtype not in SUPPORTED_IO_DTYPES:
                 raise NotYOLOv5SegModelError(f"'{source}' tensor '{name}' is {dtype}; YOLOv5-seg uses float32/float16.")
-        self._dynamic_batch = input_shapes[0][0] < 0
-        if self._dynamic_batch:
+        # Any dynamic input dimension (batch, or height / width fixed by the profile) needs set_input_shape.
+        self._dynamic_input = any(d < 0 for d in input_shapes[0])
+        if input_shapes[0][0] < 0:
             low, _, high = (_dims(s) for s in engine.get_tensor_profile_shape(self._input_name, 0))
             min_batch, max_batch = low[0], high[0]
         else:
@@ -659,7 +718,7 @@ class TensorRTBackend:
             raise BackendUnavailableError(
                 f"TensorRT could not create an execution context for '{source}' (GPU memory?)."
             )
-        if self._dynamic_batch and not self._context.set_input_shape(self._input_name, self._input_shape_max):
+        if self._dynamic_input and not self._context.set_input_shape(self._input_name, self._input_shape_max):
             raise BackendUnavailableError(f"'{source}' refused input shape {self._input_shape_max}.")
         self._stream = self._cuda.stream_create()
         sizes = {self._input_name: (self._input_shape_max, self._input_dtype)}
@@ -712,7 +771,7 @@ class TensorRTBackend:
             np.copyto(staging.host_array(self._input_dtype, shape), batch, casting="unsafe")
             nbytes = int(np.prod(shape)) * self._input_dtype.itemsize
             cuda.memcpy_htod_async(staging.device, staging.host, nbytes, stream)
-            if self._dynamic_batch and not context.set_input_shape(self._input_name, shape):
+            if self._dynamic_input and not context.set_input_shape(self._input_name, shape):
                 raise BackendUnavailableError(f"TensorRT refused input shape {shape}.")
             output_shapes = [_dims(context.get_tensor_shape(name)) for name in self._output_names]
             trt_logger = get_trt_logger(self._trt)
@@ -813,6 +872,8 @@ def load_tensorrt_backend(
                 trt=trt,
                 cuda=cuda,
             )
+            if package.weights_path is not None:
+                backend.metadata = read_onnx_metadata(package.weights_path)
             logger.info(
                 "'%s' runs the package's TensorRT engine on %s (%s).", package.model_id, gpu.name, backend.info.device
             )
@@ -849,6 +910,7 @@ def load_tensorrt_backend(
         backend = TensorRTBackend(
             engine, source, device_id, False, package.input_hw, None, key.precision, trt=trt, cuda=cuda
         )
+    backend.metadata = read_onnx_metadata(package.weights_path)
     logger.info(
         "'%s' runs on TensorRT %s, %s, %s, batch %d..%d, on %s (%s).",
         package.model_id,
