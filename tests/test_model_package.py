@@ -1,0 +1,436 @@
+"""Model package parsing: inference-models packages, legacy Inference folders, TensorRT configs, bare files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from workflows_yolov5_seg.errors import InvalidModelPackageError, ModelNotFoundError, UntrustedModelError
+from workflows_yolov5_seg.model_package import (
+    load_model_package,
+    parse_inference_config,
+    parse_legacy_environment,
+    parse_model_config,
+)
+from workflows_yolov5_seg.preprocessing import PreprocessingConfig, StaticCrop
+
+EXAMPLES = Path("/work/shared/reference/examples")
+LETTERBOX = {
+    "image_pre_processing": {"auto-orient": {"enabled": True}, "static-crop": None, "contrast": None, "grayscale": None},
+    "network_input": {
+        "training_input_size": {"height": 640, "width": 640},
+        "dynamic_spatial_size_supported": False,
+        "dynamic_spatial_size_mode": None,
+        "color_mode": "rgb",
+        "resize_mode": "letterbox",
+        "padding_value": 114,
+        "input_channels": 3,
+        "scaling_factor": 255,
+        "normalization": None,
+    },
+    "forward_pass": {"static_batch_size": 1, "max_dynamic_batch_size": None},
+    "post_processing": {"type": "nms", "fused": False, "nms_parameters": None},
+    "model_initialization": None,
+    "class_names_operations": None,
+}
+DOCS_EXAMPLE = {
+    "image_pre_processing": {
+        "auto-orient": {"enabled": True},
+        "static-crop": {"enabled": True, "x_min": 10, "y_min": 10, "x_max": 630, "y_max": 470},
+        "contrast": {"enabled": False, "type": "Adaptive Equalization"},
+        "grayscale": {"enabled": False},
+    },
+    "network_input": {
+        "training_input_size": {"height": 640, "width": 640},
+        "dynamic_spatial_size_supported": True,
+        "dynamic_spatial_size_mode": {"type": "divisible-padding", "divisor": 32},
+        "color_mode": "rgb",
+        "resize_mode": "letterbox",
+        "padding_value": 114,
+        "input_channels": 3,
+        "scaling_factor": 255.0,
+        "normalization": [[0.485, 0.456, 0.406], [0.229, 0.224, 0.225]],
+    },
+    "forward_pass": {"static_batch_size": None, "max_dynamic_batch_size": 8},
+    "post_processing": {
+        "type": "nms",
+        "fused": False,
+        "nms_parameters": {"max_detections": 300, "confidence_threshold": 0.25, "iou_threshold": 0.45, "class_agnostic": 0},
+    },
+    "class_names_operations": [{"type": "class_name_removal", "class_name": "background"}],
+}
+
+
+def write_json(path: Path, content: object) -> Path:
+    path.write_text(json.dumps(content))
+    return path
+
+
+def with_change(base: dict, dotted: str, value: object) -> dict:
+    """A deep copy of ``base`` with ``dotted`` (``a.b.c``) set to ``value``, or deleted when ``value`` is ``...``."""
+    config = copy.deepcopy(base)
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    if value is ...:
+        node.pop(last, None)
+    else:
+        node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "inference_config.yolov5seg_letterbox.json",
+            PreprocessingConfig(resize_mode="letterbox", padding_value=114, size_rounding="truncate"),
+        ),
+        (
+            "inference_config.yolov5seg_stretch_staticcrop.json",
+            PreprocessingConfig(
+                resize_mode="stretch", padding_value=0, static_crop=StaticCrop(10, 5, 90, 95), size_rounding="truncate"
+            ),
+        ),
+        (
+            "inference_config.yolov5seg_fit_longer_edge.json",
+            PreprocessingConfig(resize_mode="fit-longer-edge", padding_value=0, size_rounding="truncate"),
+        ),
+    ],
+)
+def test_reference_examples_parse(name: str, expected: PreprocessingConfig) -> None:
+    path = EXAMPLES / name
+    if not path.exists():
+        pytest.skip("reference examples not available")
+    assert parse_inference_config(path) == (expected, (640, 640))
+
+
+def test_docs_example_does_not_parse_and_the_error_names_the_key(tmp_path: Path) -> None:
+    """The upstream docs' "Complete Example" fails in inference-models 0.39 too (its pydantic discriminator)."""
+    path = write_json(tmp_path / "inference_config.json", DOCS_EXAMPLE)
+    with pytest.raises(InvalidModelPackageError, match=r"'network_input\.dynamic_spatial_size_mode\.type' is 'divisible-padding'"):
+        parse_inference_config(path)
+    fixed = with_change(DOCS_EXAMPLE, "network_input.dynamic_spatial_size_mode", {"type": "pad-to-be-divisible", "value": 32})
+    with pytest.raises(InvalidModelPackageError, match=r"'image_pre_processing\.static-crop'.*look like pixels"):
+        parse_inference_config(write_json(tmp_path / "inference_config.json", fixed))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("network_input.padding_value", None, {"padding_value": 0}),  # null -> black, as inference-models
+        ("network_input.padding_value", 127, {"padding_value": 127}),
+        ("network_input.color_mode", "bgr", {"color_order": "bgr"}),
+        ("network_input.resize_mode", "center-crop", {"resize_mode": "center-crop"}),
+        ("network_input.resize_mode", "letterbox-reflect-edges", {"resize_mode": "letterbox-reflect-edges"}),
+        ("network_input.scaling_factor", None, {"scaling_factor": 1.0}),  # inference-models does not scale then
+        ("network_input.normalization", [[0.5], [0.25]], {"normalization": ((0.5,), (0.25,))}),
+        ("image_pre_processing.grayscale", {"enabled": True}, {"grayscale": True}),
+        ("image_pre_processing.contrast", {"enabled": True, "type": "Contrast Stretching"}, {"contrast": "Contrast Stretching"}),
+        ("image_pre_processing.contrast", {"enabled": False, "type": "Contrast Stretching"}, {}),
+        ("image_pre_processing.static-crop", {"enabled": True, "x_min": 1, "y_min": 2, "x_max": 98, "y_max": 99.0}, {"static_crop": StaticCrop(1, 2, 98, 99)}),
+        ("image_pre_processing", None, {}),
+        ("image_pre_processing.future-step", {"enabled": False}, {}),
+        ("forward_pass", None, {}),
+        ("post_processing", {"type": "softmax", "fused": True}, {}),
+        ("class_names_operations", [{"type": "class_name_removal", "class_name": "bg"}], {}),
+        ("some_future_top_level_key", {"x": 1}, {}),
+    ],
+)
+def test_inference_config_values(tmp_path: Path, key: str, value: object, expected: dict) -> None:
+    path = write_json(tmp_path / "inference_config.json", with_change(LETTERBOX, key, value))
+    preprocessing, input_hw = parse_inference_config(path)
+    base = PreprocessingConfig(resize_mode="letterbox", padding_value=114, size_rounding="truncate")
+    assert preprocessing == PreprocessingConfig(**{**base.__dict__, **expected})
+    assert input_hw == (640, 640)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("network_input", ..., "network_input"),
+        ("network_input.resize_mode", "fill", "network_input.resize_mode"),
+        ("network_input.resize_mode", ..., "network_input.resize_mode"),
+        ("network_input.color_mode", "gray", "network_input.color_mode"),
+        ("network_input.input_channels", 1, "network_input.input_channels"),
+        ("network_input.input_channels", ..., "network_input.input_channels"),
+        ("network_input.dynamic_spatial_size_supported", ..., "network_input.dynamic_spatial_size_supported"),
+        ("network_input.dynamic_spatial_size_supported", "no", "network_input.dynamic_spatial_size_supported"),
+        ("network_input.training_input_size", ..., "network_input.training_input_size"),
+        ("network_input.training_input_size", {"height": 640}, "network_input.training_input_size.width"),
+        ("network_input.training_input_size", {"height": 640, "width": 0}, "network_input.training_input_size"),
+        ("network_input.padding_value", 300, "network_input.padding_value"),
+        ("network_input.padding_value", 1.5, "network_input.padding_value"),
+        ("network_input.scaling_factor", "255", "network_input.scaling_factor"),
+        ("network_input.normalization", [[0.5, 0.5]], "network_input.normalization"),
+        ("network_input.dynamic_spatial_size_mode", {"type": "pad-to-be-divisible"}, "network_input.dynamic_spatial_size_mode.value"),
+        ("image_pre_processing.static-crop", {"enabled": False}, "image_pre_processing.static-crop.x_min"),
+        ("image_pre_processing.static-crop", {"enabled": True, "x_min": 50, "y_min": 0, "x_max": 40, "y_max": 100}, "image_pre_processing.static-crop"),
+        ("image_pre_processing.static-crop", {"enabled": True, "x_min": 0.5, "y_min": 0, "x_max": 40, "y_max": 100}, "image_pre_processing.static-crop.x_min"),
+        ("image_pre_processing.contrast", {"enabled": True, "type": "Sharpen"}, "image_pre_processing.contrast.type"),
+        ("image_pre_processing.contrast", {"enabled": False}, "image_pre_processing.contrast.type"),
+        ("image_pre_processing.grayscale", {"enabled": "yes"}, "image_pre_processing.grayscale.enabled"),
+        ("image_pre_processing.grayscale", True, "image_pre_processing.grayscale"),
+        ("image_pre_processing.static_crop", {"enabled": True}, "image_pre_processing.static_crop"),
+        ("image_pre_processing.blur", {"enabled": True}, "image_pre_processing.blur"),
+        ("post_processing", {"type": "argmax", "fused": False}, "post_processing.type"),
+        ("post_processing", {"type": "nms"}, "post_processing.fused"),
+        ("class_names_operations", [{"type": "rename"}], "class_names_operations[0].type"),
+        ("forward_pass", {"static_batch_size": "one"}, "forward_pass.static_batch_size"),
+    ],
+)
+def test_invalid_inference_config_names_the_key(tmp_path: Path, key: str, value: object, named: str) -> None:
+    path = write_json(tmp_path / "inference_config.json", with_change(LETTERBOX, key, value))
+    with pytest.raises(InvalidModelPackageError, match=re.escape(f"'{named}'")) as caught:
+        parse_inference_config(path)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", ""])
+def test_unreadable_inference_config(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "inference_config.json"
+    path.write_text(content)
+    with pytest.raises(InvalidModelPackageError, match="inference_config.json"):
+        parse_inference_config(path)
+
+
+def test_accepts_what_inference_models_accepts(tmp_path: Path) -> None:
+    """Cross-check against inference-models' own pydantic parser (skipped without inference-models)."""
+    pytest.importorskip("torch")
+    packages = pytest.importorskip("inference_models.models.common.roboflow.model_packages")
+    variants = {
+        "letterbox": LETTERBOX,
+        "docs": DOCS_EXAMPLE,
+        "no-training-size": with_change(LETTERBOX, "network_input.training_input_size", ...),
+        "bad-mode-type": with_change(LETTERBOX, "network_input.dynamic_spatial_size_mode", {"type": "x"}),
+        "contrast-no-type": with_change(LETTERBOX, "image_pre_processing.contrast", {"enabled": False}),
+        "crop-disabled-no-coords": with_change(LETTERBOX, "image_pre_processing.static-crop", {"enabled": False}),
+        "null-pre-processing": with_change(LETTERBOX, "image_pre_processing", None),
+        "post-softmax": with_change(LETTERBOX, "post_processing", {"type": "softmax", "fused": True}),
+        "post-bad": with_change(LETTERBOX, "post_processing", {"type": "argmax", "fused": True}),
+        "missing-channels": with_change(LETTERBOX, "network_input.input_channels", ...),
+        "extra-key": with_change(LETTERBOX, "network_input.something_new", 1),
+    }
+    for name, config in variants.items():
+        path = write_json(tmp_path / f"{name}.json", config)
+        try:
+            packages.InferenceConfig.model_validate(config)
+            theirs = True
+        except Exception:  # noqa: BLE001 - pydantic's ValidationError
+            theirs = False
+        try:
+            parse_inference_config(path)
+            ours = True
+        except InvalidModelPackageError:
+            ours = False
+        assert ours == theirs, name
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ({"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"}, None),
+        ({"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "trt"}, None),
+        ({"model_architecture": "yolov8", "backend_type": "onnx"}, "'model_architecture'"),
+        ({"model_architecture": "yolov5", "task_type": "object-detection"}, "'task_type'"),
+        ({"model_architecture": "yolov5", "backend": "onnx"}, "'backend'.*'backend_type'"),
+        ({"model_architecture": "yolov5", "backend_type": "tensorflow"}, "'backend_type'"),
+    ],
+)
+def test_model_config(tmp_path: Path, content: dict, error: str | None) -> None:
+    path = write_json(tmp_path / "model_config.json", content)
+    if error is None:
+        assert parse_model_config(path)["model_architecture"] == "yolov5"
+    else:
+        with pytest.raises(InvalidModelPackageError, match=error):
+            parse_model_config(path)
+
+
+@pytest.mark.parametrize(
+    ("preprocessing", "expected", "input_hw"),
+    [
+        (
+            {"resize": {"enabled": True, "width": 320, "height": 256, "format": "Fit (grey edges) in"}},
+            PreprocessingConfig(resize_mode="letterbox", padding_value=114, size_rounding="truncate"),
+            (256, 320),
+        ),
+        (
+            {"resize": {"enabled": True, "width": 320, "height": 320, "format": "Fit (white edges) in"}},
+            PreprocessingConfig(resize_mode="letterbox", padding_value=255, size_rounding="truncate"),
+            (320, 320),
+        ),
+        (
+            {"resize": {"enabled": True, "width": 320, "height": 320, "format": "Stretch to"}},
+            PreprocessingConfig(resize_mode="stretch", padding_value=0, size_rounding="truncate"),
+            (320, 320),
+        ),
+        (
+            {"resize": {"enabled": True, "format": "Fill (with center crop) in"}},  # the legacy server's fallback
+            PreprocessingConfig(resize_mode="letterbox", padding_value=0, size_rounding="truncate"),
+            None,
+        ),
+        (
+            json.dumps(
+                {
+                    "resize": {"enabled": True, "width": 320, "height": 320, "format": "Fit (black edges) in"},
+                    "static-crop": {"enabled": True, "x_min": 10, "y_min": 5, "x_max": 90, "y_max": 95},
+                    "grayscale": {"enabled": True},
+                    "contrast": {"enabled": True, "type": "Histogram Equalization"},
+                    "auto-orient": {"enabled": True},
+                }
+            ),  # PREPROCESSING as a JSON string
+            PreprocessingConfig(
+                resize_mode="letterbox",
+                padding_value=0,
+                static_crop=StaticCrop(10, 5, 90, 95),
+                grayscale=True,
+                contrast="Histogram Equalization",
+                size_rounding="truncate",
+            ),
+            (320, 320),
+        ),
+        (
+            {"static-crop": {"enabled": False}, "contrast": {"enabled": False}},  # disabled steps need no values
+            PreprocessingConfig(resize_mode="stretch", padding_value=0, size_rounding="truncate"),
+            None,
+        ),
+    ],
+)
+def test_legacy_environment(tmp_path: Path, preprocessing, expected, input_hw) -> None:
+    path = write_json(tmp_path / "environment.json", {"PREPROCESSING": preprocessing, "CLASS_MAP": {"1": "b", "0": "a"}})
+    assert parse_legacy_environment(path) == (expected, input_hw, ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"PREPROCESSING": "{broken"}, "'PREPROCESSING'"),
+        ({"PREPROCESSING": [1]}, "'PREPROCESSING'"),
+        ({"PREPROCESSING": {"resize": {"enabled": True, "format": "Squash"}}}, "'PREPROCESSING.resize.format'"),
+        ({"PREPROCESSING": {"resize": {"enabled": True}}}, "'PREPROCESSING.resize.format'"),
+        ({"PREPROCESSING": {"contrast": {"enabled": True, "type": "x"}}}, "'PREPROCESSING.contrast.type'"),
+        ({"PREPROCESSING": {"static-crop": {"enabled": True, "x_min": 1}}}, "'PREPROCESSING.static-crop.y_min'"),
+        ({"CLASS_MAP": ["a"]}, "'CLASS_MAP'"),
+        ({"CLASS_MAP": {"a": "b"}}, "'CLASS_MAP'"),
+    ],
+)
+def test_invalid_legacy_environment_names_the_key(tmp_path: Path, environment: dict, named: str) -> None:
+    with pytest.raises(InvalidModelPackageError, match=named):
+        parse_legacy_environment(write_json(tmp_path / "environment.json", environment))
+
+
+def make_package(folder: Path, weights: Path, config: dict | None = LETTERBOX, names: str = "a\nb\n") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(weights, folder / "weights.onnx")
+    (folder / "class_names.txt").write_text(names)
+    if config is not None:
+        write_json(folder / "inference_config.json", config)
+    return folder
+
+
+def test_inference_models_folder(tmp_path: Path) -> None:
+    weights = tmp_path / "w.onnx"
+    weights.write_bytes(b"onnx")
+    folder = make_package(tmp_path / "pkg", weights)
+    write_json(folder / "model_config.json", {"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"})
+    package = load_model_package(folder, model_id="mine")
+    assert package.model_id == "mine"
+    assert package.weights_path == folder / "weights.onnx"
+    assert package.class_names == ("a", "b")
+    assert package.input_hw == (640, 640)
+    assert package.preprocessing.size_rounding == "truncate"
+    assert package.engine_path is None and package.trt_batch_sizes is None
+
+
+@pytest.mark.parametrize(
+    ("trt_config", "expected"),
+    [
+        ({"static_batch_size": 1}, (1, 1, 1)),
+        ({"dynamic_batch_size_min": 1, "dynamic_batch_size_opt": 8, "dynamic_batch_size_max": 16}, (1, 8, 16)),
+    ],
+)
+def test_tensorrt_package(tmp_path: Path, trt_config: dict, expected: tuple[int, int, int]) -> None:
+    folder = tmp_path / "trt"
+    folder.mkdir()
+    (folder / "engine.plan").write_bytes(b"plan")
+    (folder / "class_names.txt").write_text("a\n")
+    write_json(folder / "inference_config.json", LETTERBOX)
+    write_json(folder / "trt_config.json", trt_config)
+    package = load_model_package(folder)
+    assert package.weights_path is None
+    assert package.engine_path == folder / "engine.plan"
+    assert package.trt_batch_sizes == expected
+
+
+@pytest.mark.parametrize(
+    ("trt_config", "named"),
+    [
+        ({"dynamic_batch_size_min": 1, "dynamic_batch_size_max": 16}, "dynamic_batch_size_opt"),  # examples/…missing_opt
+        ({"static_batch_size": 0}, "static_batch_size"),
+        ({"dynamic_batch_size_min": 4, "dynamic_batch_size_opt": 2, "dynamic_batch_size_max": 16}, "min <= opt"),
+    ],
+)
+def test_invalid_trt_config(tmp_path: Path, trt_config: dict, named: str) -> None:
+    folder = tmp_path / "trt"
+    folder.mkdir()
+    (folder / "engine.plan").write_bytes(b"plan")
+    write_json(folder / "trt_config.json", trt_config)
+    with pytest.raises(InvalidModelPackageError, match=named):
+        load_model_package(folder)
+
+
+def test_legacy_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    (folder / "yolov5s_weights.onnx").write_bytes(b"onnx")
+    write_json(
+        folder / "environment.json",
+        {"PREPROCESSING": {"resize": {"enabled": True, "width": 320, "height": 320, "format": "Stretch to"}}, "CLASS_MAP": {"0": "x"}},
+    )
+    package = load_model_package(folder)
+    assert package.weights_path == folder / "yolov5s_weights.onnx"
+    assert package.class_names == ("x",)  # from CLASS_MAP when class_names.txt is absent
+    (folder / "class_names.txt").write_text("y\n")
+    assert load_model_package(folder).class_names == ("y",)
+
+
+@pytest.mark.parametrize(
+    ("files", "error", "match"),
+    [
+        ({}, ModelNotFoundError, "holds no ONNX weights"),
+        ({"a.onnx": b"", "b.onnx": b""}, InvalidModelPackageError, "several ONNX files"),
+        ({"best.pt": b""}, ModelNotFoundError, "export to ONNX first"),
+        ({"weights.onnx": b"", "class_names.txt": b"\n\n"}, InvalidModelPackageError, "lists no class names"),
+        ({"weights.onnx": b"", "class_names.txt": b"\xff\xfe"}, InvalidModelPackageError, "UTF-8"),
+    ],
+)
+def test_invalid_folders(tmp_path: Path, files: dict[str, bytes], error: type, match: str) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    with pytest.raises(error, match=match):
+        load_model_package(folder)
+
+
+def test_pickles_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "best.pt").write_bytes(b"")
+    with pytest.raises(UntrustedModelError, match="export.py"):
+        load_model_package(tmp_path / "best.pt")
+
+
+def test_bare_onnx_uses_ultralytics_defaults_and_class_names_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"")
+    package = load_model_package(tmp_path / "m.onnx")
+    assert package.preprocessing == PreprocessingConfig(resize_mode="letterbox", padding_value=114, size_rounding="round")
+    assert package.class_names is None
+    (tmp_path / "class_names.txt").write_text(" cat \n\n dog\n")
+    assert load_model_package(tmp_path / "m.onnx").class_names == ("cat", "dog")
