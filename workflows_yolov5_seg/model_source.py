@@ -1,7 +1,15 @@
-"""Model sources: turns the block's ``model`` string into a local :class:`ModelPackage`.
+"""Model sources: turns the block's ``model`` string into a local :class:`ModelPackage`, in one place.
 
-``model`` is either a local path (an ``.onnx`` file or a package folder, see :mod:`.model_package`) or a Roboflow
-model id ``project/version``.
+Four sources (see ``docs/model-sources.md``):
+
+- ``onnx``: a local ``.onnx`` file (Ultralytics export; names from its metadata or a ``class_names.txt`` beside it);
+- ``package``: a folder in inference-models' layout (``weights.onnx`` or ``engine.plan``, ``class_names.txt``,
+  ``inference_config.json``);
+- ``legacy``: a folder in the legacy Inference layout (``*.onnx``, ``environment.json``);
+- ``roboflow``: a Roboflow model id ``project/version``, downloaded once into the cache (:mod:`.roboflow`) with the
+  ``api_key`` given or ``ROBOFLOW_API_KEY``, then read as a ``package``.
+
+An existing local path always wins over a model id of the same spelling.
 """
 
 from __future__ import annotations
@@ -9,9 +17,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from workflows_yolov5_seg.errors import ModelNotFoundError, UntrustedModelError
-from workflows_yolov5_seg.model_package import ModelPackage, load_model_package
+from workflows_yolov5_seg.model_package import (
+    INFERENCE_CONFIG_FILE,
+    LEGACY_ENVIRONMENT_FILE,
+    ModelPackage,
+    load_model_package,
+)
 
 MODEL_ROOTS_ENV = "WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS"
 ROBOFLOW_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[0-9]+$")
@@ -43,16 +57,41 @@ def is_roboflow_model_id(model: str) -> bool:
     return bool(ROBOFLOW_MODEL_ID.match(model)) and not Path(model).exists()
 
 
+ModelSourceKind = Literal["onnx", "package", "legacy", "folder", "roboflow"]
+
+
+def model_source_kind(model: str) -> ModelSourceKind:
+    """Which source ``model`` names, without loading anything.
+
+    ``folder`` is a folder with weights but no config (pre-processed like a bare ``.onnx``); a path that does not
+    exist and is not a model id is reported as ``onnx`` (loading it raises :class:`ModelNotFoundError`).
+    """
+    model = model.strip()
+    if is_roboflow_model_id(model):
+        return "roboflow"
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / INFERENCE_CONFIG_FILE).is_file():
+            return "package"
+        if (path / LEGACY_ENVIRONMENT_FILE).is_file():
+            return "legacy"
+        return "folder"
+    return "onnx"
+
+
 def resolve_model(model: str, api_key: str | None = None) -> ModelPackage:
     """Resolves the ``model`` parameter to a local model package.
 
     Args:
         model: an ``.onnx`` path, a package folder, or a Roboflow ``project/version`` id.
-        api_key: Roboflow API key for model ids (else ``ROBOFLOW_API_KEY``).
+        api_key: Roboflow API key for model ids (else ``ROBOFLOW_API_KEY``); not needed for a cached id.
 
     Raises:
         ModelNotFoundError: the path does not exist.
         UntrustedModelError: the path is outside the allowed roots or is a pickle.
+        InvalidModelPackageError: a package config is invalid (the message names the key).
+        RoboflowAPIError: a model id could not be downloaded (subclasses for a missing key, 401/403, 404, no
+            network, a corrupted download).
     """
     model = model.strip()
     if not model:
@@ -60,7 +99,7 @@ def resolve_model(model: str, api_key: str | None = None) -> ModelPackage:
     if is_roboflow_model_id(model):
         from workflows_yolov5_seg.roboflow import download_model_package
 
-        return load_model_package(download_model_package(model, api_key=api_key), model_id=model)
+        return load_model_package(download_model_package(model, api_key=api_key or None), model_id=model)
     path = Path(model).expanduser()
     check_allowed(path)
     return load_model_package(path, model_id=model)

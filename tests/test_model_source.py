@@ -1,0 +1,273 @@
+"""The four model sources behind one ``model`` parameter, from plain Python and from a workflow JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
+from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+
+from workflows_yolov5_seg import roboflow
+from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg.errors import (
+    ModelNotFoundError,
+    RoboflowAPIKeyMissingError,
+    RoboflowUnauthorizedError,
+    UntrustedModelError,
+)
+from workflows_yolov5_seg.model import YOLOv5SegModel
+from workflows_yolov5_seg.model_source import (
+    MODEL_ROOTS_ENV,
+    is_roboflow_model_id,
+    model_source_kind,
+    resolve_model,
+)
+
+API_KEY = "rf_model_source_SECRET_42"
+MODEL_ID = "scene-seg/7"
+NAMES = {0: "circle", 1: "rectangle"}
+# 640x480 at 320x320: s = 0.5, 240 rows either way (round or int), pads 40 / 40: the Ultralytics and
+# inference-models rules agree, so every source must give the very same detections.
+IMAGE_HW = (480, 640)
+LETTERBOX_114 = {
+    "network_input": {
+        "training_input_size": {"height": 320, "width": 320},
+        "dynamic_spatial_size_supported": False,
+        "color_mode": "rgb",
+        "resize_mode": "letterbox",
+        "padding_value": 114,
+        "input_channels": 3,
+        "scaling_factor": 255,
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same constant network as a bare .onnx, an inference-models package and a legacy folder."""
+    root = tmp_path_factory.mktemp("sources")
+    protos, coefficients = box_protos((80, 80))
+    rows = np.stack(
+        [
+            make_row((40, 60, 120, 140), 0.9, [0.1, 0.95], coefficients),  # rectangle
+            make_row((200, 150, 300, 250), 0.9, [0.9, 0.1], coefficients),  # circle
+        ]
+    )
+    bare = make_constant_seg_onnx(root / "bare" / "scene.onnx", rows, protos, names=NAMES)
+    package = root / "package"
+    package.mkdir()
+    shutil.copy(bare, package / "weights.onnx")
+    (package / "class_names.txt").write_text("circle\nrectangle\n")
+    (package / "inference_config.json").write_text(json.dumps(LETTERBOX_114))
+    (package / "model_config.json").write_text(
+        json.dumps({"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"})
+    )
+    legacy = root / "legacy"
+    legacy.mkdir()
+    shutil.copy(bare, legacy / "yolov5s_weights.onnx")
+    environment = {
+        "PREPROCESSING": json.dumps(
+            {"resize": {"enabled": True, "width": 320, "height": 320, "format": "Fit (grey edges) in"}}
+        ),
+        "CLASS_MAP": {"0": "circle", "1": "rectangle"},
+    }
+    (legacy / "environment.json").write_text(json.dumps(environment))
+    return {"onnx": bare, "package": package, "legacy": legacy}
+
+
+@pytest.fixture
+def api(sources: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflowAPI]:
+    """The package served by a local fake of Roboflow's API as ``scene-seg/7``."""
+    fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=package_files_from(sources["package"]))})
+    with serve(fake):
+        monkeypatch.setenv(roboflow.API_URL_ENV, fake.base_url)
+        monkeypatch.setenv(roboflow.CACHE_DIR_ENV, str(tmp_path / "cache"))
+        monkeypatch.setenv(roboflow.RETRY_BACKOFF_ENV, "0")
+        monkeypatch.delenv(roboflow.API_KEY_ENV, raising=False)
+        monkeypatch.delenv(roboflow.OFFLINE_MODE_ENV, raising=False)
+        yield fake
+
+
+def scene() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 255, size=(*IMAGE_HW, 3), dtype=np.uint8)
+
+
+def source_string(kind: str, sources: dict[str, Path]) -> str:
+    return MODEL_ID if kind == "roboflow" else str(sources[kind])
+
+
+@pytest.mark.parametrize("kind", ["onnx", "package", "legacy", "roboflow"])
+def test_every_source_gives_the_same_detections(sources, api, kind: str) -> None:
+    model = YOLOv5SegModel.from_pretrained(source_string(kind, sources), backend="onnx", device="cpu", api_key=API_KEY)
+    detections = model(scene())[0]
+    # Letterbox: s = 0.5, pads (0, 40): x / 0.5, (y - 40) / 0.5.
+    np.testing.assert_allclose(detections.xyxy, [[80, 40, 240, 200], [400, 220, 600, 420]], atol=1e-4)
+    assert detections.data["class_name"].tolist() == ["rectangle", "circle"]
+    assert detections.mask.shape == (2, *IMAGE_HW)
+    assert detections.mask.sum(axis=(1, 2)).tolist() == [160 * 160, 200 * 200]
+    assert model.model_id == source_string(kind, sources)
+    reference = YOLOv5SegModel.from_pretrained(str(sources["onnx"]), backend="onnx", device="cpu")(scene())[0]
+    np.testing.assert_array_equal(detections.xyxy, reference.xyxy)
+    np.testing.assert_array_equal(detections.mask, reference.mask)
+    np.testing.assert_array_equal(detections.confidence, reference.confidence)
+
+
+def test_package_and_bare_onnx_differ_only_by_their_config(sources, tmp_path: Path) -> None:
+    """The package's pre-processing really is applied: a stretch config moves the boxes."""
+    stretched = tmp_path / "stretched"
+    shutil.copytree(sources["package"], stretched)
+    config = json.loads(json.dumps(LETTERBOX_114))
+    config["network_input"]["resize_mode"] = "stretch"
+    (stretched / "inference_config.json").write_text(json.dumps(config))
+    detections = YOLOv5SegModel.from_pretrained(str(stretched), backend="onnx", device="cpu")(scene())[0]
+    np.testing.assert_allclose(detections.xyxy, [[80, 90, 240, 210], [400, 225, 600, 375]], atol=1e-4)  # x*2, y*1.5
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("onnx", "onnx"), ("package", "package"), ("legacy", "legacy"), ("roboflow", "roboflow")],
+)
+def test_model_source_kind(sources, kind: str, expected: str) -> None:
+    assert model_source_kind(source_string(kind, sources)) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("my-project/3", True),
+        ("My_Project.v2/12", True),
+        ("project", False),
+        ("project/v3", False),
+        ("workspace/project/3", False),
+        ("/abs/project/3", False),
+        ("./project/3", False),
+        ("project/3.onnx", False),
+    ],
+)
+def test_roboflow_model_ids(model: str, expected: bool) -> None:
+    assert is_roboflow_model_id(model) == expected
+
+
+def test_an_existing_path_wins_over_a_model_id(sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(sources["package"], tmp_path / "scene-seg" / "7")
+    assert model_source_kind("scene-seg/7") == "package"
+    assert resolve_model("scene-seg/7").weights_path == Path("scene-seg/7/weights.onnx")
+
+
+def test_roboflow_id_downloads_once_then_loads_from_the_cache(sources, api, monkeypatch) -> None:
+    first = resolve_model(MODEL_ID, api_key=API_KEY)
+    assert first.model_id == MODEL_ID
+    assert first.class_names == ("circle", "rectangle")
+    assert first.preprocessing.size_rounding == "truncate"
+    requests = len(api.requests)
+    monkeypatch.setenv(roboflow.API_URL_ENV, "http://127.0.0.1:9")  # offline now
+    second = resolve_model(MODEL_ID)  # no key needed for a cached model
+    assert second == first
+    assert len(api.requests) == requests
+
+
+def test_roboflow_id_key_from_the_environment(api, monkeypatch) -> None:
+    monkeypatch.setenv("ROBOFLOW_API_KEY", API_KEY)
+    assert resolve_model(MODEL_ID, api_key="").model_id == MODEL_ID  # an empty block value falls back too
+
+
+def test_roboflow_id_without_key(api) -> None:
+    with pytest.raises(RoboflowAPIKeyMissingError, match="ROBOFLOW_API_KEY"):
+        resolve_model(MODEL_ID)
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        resolve_model(str(tmp_path / "nothing.onnx"))
+    with pytest.raises(ModelNotFoundError, match="No model"):
+        resolve_model("  ")
+
+
+def test_allowed_model_roots(sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MODEL_ROOTS_ENV, str(sources["package"].parent))
+    assert resolve_model(str(sources["package"])).weights_path is not None
+    monkeypatch.setenv(MODEL_ROOTS_ENV, str(tmp_path / "elsewhere"))
+    with pytest.raises(UntrustedModelError, match=MODEL_ROOTS_ENV):
+        resolve_model(str(sources["package"]))
+
+
+# --- one workflow JSON, four sources ------------------------------------------------------------------------------
+
+WORKFLOW = {
+    "version": "1.0",
+    "inputs": [
+        {"type": "WorkflowImage", "name": "image"},
+        {"type": "WorkflowParameter", "name": "model"},
+        {"type": "WorkflowParameter", "name": "api_key"},
+    ],
+    "steps": [
+        {
+            "type": "workflows_yolov5_seg/yolov5_instance_segmentation@v1",
+            "name": "seg",
+            "images": "$inputs.image",
+            "model": "$inputs.model",
+            "api_key": "$inputs.api_key",
+            "backend": "onnx",
+        }
+    ],
+    "outputs": [
+        {"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"},
+        {"type": "JsonField", "name": "model_id", "selector": "$steps.seg.model_id"},
+    ],
+}
+
+
+def run_workflow(model: str, api_key: str | None, serialize: bool = False) -> dict:
+    execution_engine = pytest.importorskip("roboflow_workflows.execution_engine.core")
+    engine = execution_engine.ExecutionEngine.init(
+        workflow_definition=json.loads(json.dumps(WORKFLOW)),
+        init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
+    )
+    return engine.run(
+        runtime_parameters={"image": scene(), "model": model, "api_key": api_key}, serialize_results=serialize
+    )[0]
+
+
+@pytest.fixture
+def fresh_block_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflows_yolov5_seg.yolov5_instance_segmentation import v1
+
+    monkeypatch.setattr(v1, "MODEL_CACHE", ModelCache())
+
+
+@pytest.mark.parametrize("kind", ["onnx", "package", "legacy", "roboflow"])
+def test_the_same_workflow_json_runs_with_every_source(sources, api, fresh_block_cache, kind: str) -> None:
+    model = source_string(kind, sources)
+    result = run_workflow(model, API_KEY if kind == "roboflow" else None)
+    predictions = result["predictions"]
+    np.testing.assert_allclose(predictions.xyxy, [[80, 40, 240, 200], [400, 220, 600, 420]], atol=1e-4)
+    assert predictions.data["class_name"].tolist() == ["rectangle", "circle"]
+    assert predictions.mask.shape == (2, *IMAGE_HW)
+    assert result["model_id"] == model
+
+
+def test_workflow_with_a_refused_key_reports_a_step_error_without_the_key(api, fresh_block_cache, caplog) -> None:
+    from roboflow_workflows.errors import StepExecutionError
+
+    wrong_key = "rf_WRONG_key_value_77"
+    with caplog.at_level(logging.DEBUG), pytest.raises(StepExecutionError) as caught:
+        run_workflow(MODEL_ID, wrong_key)
+    texts = [str(caught.value), repr(caught.value), caplog.text]
+    cause = caught.value.__cause__ or caught.value.__context__
+    assert isinstance(cause, RoboflowUnauthorizedError) or "refused the API key" in texts[0]
+    for text in texts:
+        assert wrong_key not in text
+
+
+def test_workflow_outputs_do_not_carry_the_key(api, fresh_block_cache) -> None:
+    result = run_workflow(MODEL_ID, API_KEY, serialize=True)
+    assert API_KEY not in json.dumps(result, default=str)
+    assert result["model_id"] == MODEL_ID
