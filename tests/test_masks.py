@@ -140,3 +140,36 @@ def test_masks_decode_only_inside_each_box_and_keep_holes() -> None:
     assert masks[0, 160, 100] and masks[0, 100, 160]
     assert not masks[1, :, 160:].any() and not masks[1, 160:, :].any()
     np.testing.assert_array_equal(masks[1, :160, :160], masks[0, :160, :160])
+
+
+@pytest.mark.parametrize("mode", ["accurate", "fast", "tradeoff"])
+def test_compact_masks_equal_dense_masks(mode: str) -> None:
+    geometry = letterbox_geometry(427, 640)
+    rng = np.random.default_rng(3)
+    protos = rng.normal(size=(32, 80, 80)).astype(np.float32)
+    coefficients = rng.normal(size=(5, 32)).astype(np.float32)
+    boxes = np.array(
+        [[0, 0, 640, 427], [10.5, 20.2, 200.7, 300.1], [300, 300, 300, 310], [600, 400, 640, 427], [5, 5, 6, 6]],
+        dtype=np.float32,
+    )
+    dense = decode_masks(protos, coefficients, boxes, geometry, mode, 0.5)
+    compact = decode_masks(protos, coefficients, boxes, geometry, mode, 0.5, compact=True)
+    assert compact.shape == dense.shape
+    np.testing.assert_array_equal(compact.to_dense(), dense)
+
+
+@pytest.mark.parametrize(
+    "crop",
+    [
+        np.array([[True, False], [True, True]]),
+        np.array([[False, False], [False, True]]),
+        np.ones((3, 4), dtype=bool),
+        np.zeros((2, 5), dtype=bool),
+    ],
+)
+def test_column_major_rle_matches_supervision(crop: np.ndarray) -> None:
+    from supervision.detection.utils.converters import _mask_to_rle_counts
+
+    from workflows_yolov5_seg.masks import column_major_rle
+
+    np.testing.assert_array_equal(column_major_rle(crop), _mask_to_rle_counts(crop))

@@ -233,3 +233,18 @@ def test_pipeline_steps_compose(two_box_model: Path) -> None:
     assert instances.shape == (1, 2, 5 + 3 + 32) and protos.shape == (1, 32, 80, 80)
     detections = model.post_process(instances, protos, batch.geometries)[0]
     np.testing.assert_array_equal(detections.xyxy, model(image)[0].xyxy)
+
+
+def test_compact_masks_and_the_dense_mask_budget(two_box_model: Path) -> None:
+    from supervision.detection.compact_mask import CompactMask
+
+    image = np.zeros((160, 320, 3), np.uint8)
+    dense = YOLOv5SegModel.from_pretrained(two_box_model)(image)[0]
+    compact = YOLOv5SegModel.from_pretrained(two_box_model)(image, compact_masks=True)[0]
+    assert isinstance(compact.mask, CompactMask)
+    np.testing.assert_array_equal(compact.mask.to_dense(), dense.mask)
+    small_budget = YOLOv5SegModel.from_pretrained(two_box_model)
+    small_budget.max_mask_bytes = 2 * 160 * 320 - 1
+    with pytest.raises(InvalidParameterError, match="compact masks"):
+        small_budget(image)
+    assert len(small_budget(image, compact_masks=True)[0]) == 2

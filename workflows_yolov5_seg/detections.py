@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import supervision as sv
+from supervision.detection.compact_mask import CompactMask
 
 CLASS_NAME_KEY = "class_name"
 
 
 def build_detections(
     xyxy: npt.NDArray[np.floating],
-    masks: npt.NDArray[np.bool_],
+    masks: npt.NDArray[np.bool_] | CompactMask,
     confidence: npt.NDArray[np.floating],
     class_ids: npt.NDArray[np.integer],
     class_names: tuple[str, ...],
@@ -20,7 +21,7 @@ def build_detections(
 
     Args:
         xyxy: ``(N, 4)`` boxes in original-image pixels.
-        masks: ``(N, H, W)`` boolean masks on the original image (``(0, H, W)`` when empty).
+        masks: ``(N, H, W)`` boolean masks on the original image (``(0, H, W)`` when empty), dense or compact.
         confidence: ``(N,)`` scores.
         class_ids: ``(N,)`` 0-based class ids.
         class_names: names indexed by class id.

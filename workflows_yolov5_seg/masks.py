@@ -18,10 +18,13 @@ Decode modes, as in Roboflow's instance-segmentation block:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from supervision.detection.compact_mask import CompactMask
 
 from workflows_yolov5_seg.preprocessing import ImageGeometry
 
@@ -53,41 +56,135 @@ def decoding_grid_hw(geometry: ImageGeometry, protos_hw: tuple[int, int], factor
     )
 
 
-def _interpolation_matrix(
-    positions: npt.NDArray[np.float64], size: int
-) -> tuple[int, int, npt.NDArray[np.float32]]:
-    """Bilinear weights sampling a 1-D grid of ``size`` cells at ``positions`` (edge-clamped).
+@dataclass(frozen=True)
+class _Axis:
+    """One axis of the mapping original-image pixel -> decoding-grid cell -> prototype sample position.
+
+    Attributes:
+        offset: static-crop origin on this axis.
+        crop: size of the region the network saw (after the static crop).
+        grid: size of the decoding grid over that region (``crop`` for accurate masks).
+        scale: network pixels per cropped-image pixel.
+        pad: letterbox pad before the image on the network input (negative when cropping).
+        stride: network pixels per prototype cell (4 for YOLOv5).
+        protos: prototype grid size.
+    """
+
+    offset: int
+    crop: int
+    grid: int
+    scale: float
+    pad: int
+    stride: float
+    protos: int
+
+    def pixel_span(self, low: float, high: float) -> tuple[int, int]:
+        """Pixels ``c`` with ``low <= c < high`` (Ultralytics' crop rule), within the region the network saw."""
+        return max(math.ceil(low), self.offset), min(math.ceil(high), self.offset + self.crop)
+
+    def cells(self, first: int, stop: int) -> tuple[int, int, npt.NDArray[np.int64] | None]:
+        """Decoding-grid cells covering pixels ``[first, stop)``.
+
+        Returns:
+            ``(cell_first, cell_stop, repeats)``: the cells to decode and, on a reduced grid, how many pixels each
+            cell covers (nearest-neighbour enlargement); ``None`` when the grid is the pixel grid.
+        """
+        if self.grid == self.crop:
+            return first - self.offset, stop - self.offset, None
+        pixels = np.arange(first, stop)
+        cells = np.clip(np.floor((pixels - self.offset + 0.5) * (self.grid / self.crop)), 0, self.grid - 1)
+        cells = cells.astype(np.int64)
+        return int(cells[0]), int(cells[-1]) + 1, np.bincount(cells - cells[0])
+
+    def samples(self, cell_first: int, cell_stop: int) -> tuple[int, int, npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+        """Bilinear taps on the prototype grid for decoding cells ``[cell_first, cell_stop)``.
+
+        Cell centres map to ``((centre * crop / grid) * scale + pad) / stride - 0.5`` on the prototype grid,
+        clamped to its edges (``align_corners=False`` sampling, as ``F.interpolate`` and ``cv2.resize``).
+
+        Returns:
+            ``(start, stop, low, high, weight)``: the prototype cells ``[start, stop)`` that are read, and per
+            decoding cell the two taps (relative to ``start``) and the weight of the high tap.
+        """
+        centres = (np.arange(cell_first, cell_stop) + 0.5) * (self.crop / self.grid)
+        positions = np.clip((centres * self.scale + self.pad) / self.stride - 0.5, 0, self.protos - 1)
+        low = np.floor(positions).astype(np.intp)
+        high = np.minimum(low + 1, self.protos - 1)
+        start, stop = int(low[0]), int(high[-1]) + 1
+        return start, stop, low - start, high - start, (positions - low).astype(np.float32)
+
+
+def _axes(geometry: ImageGeometry, protos_hw: tuple[int, int], grid_hw: tuple[int, int]) -> tuple[_Axis, _Axis]:
+    (mh, mw), (net_h, net_w) = protos_hw, geometry.network_hw
+    scale_x, scale_y = geometry.scale_xy
+    rows = _Axis(geometry.crop_xy[1], geometry.crop_hw[0], grid_hw[0], scale_y, geometry.pad_ltrb[1], net_h / mh, mh)
+    cols = _Axis(geometry.crop_xy[0], geometry.crop_hw[1], grid_hw[1], scale_x, geometry.pad_ltrb[0], net_w / mw, mw)
+    return rows, cols
+
+
+def decode_box_mask(
+    protos: npt.NDArray[np.float32],
+    coefficients: npt.NDArray[np.float32],
+    box_xyxy: npt.NDArray[np.floating],
+    rows: _Axis,
+    cols: _Axis,
+) -> tuple[int, int, npt.NDArray[np.bool_]]:
+    """Decodes one detection's mask inside its box.
+
+    Args:
+        protos: ``(32, mh, mw)`` prototypes.
+        coefficients: ``(32,)`` the detection's mask coefficients.
+        box_xyxy: ``(4,)`` its box in original-image pixels.
+        rows: the vertical axis mapping.
+        cols: the horizontal axis mapping.
 
     Returns:
-        ``(start, stop, weights)``: the cells ``[start, stop)`` that are used and the ``(len(positions),
-        stop - start)`` weight matrix.
+        ``(row0, col0, crop)``: the crop ``(h, w)`` of the mask whose top-left pixel is ``(row0, col0)``; an
+        empty crop when the box holds no pixel.
     """
-    positions = np.clip(positions, 0, size - 1)
-    low = np.floor(positions).astype(np.int64)
-    high = np.minimum(low + 1, size - 1)
-    frac = (positions - low).astype(np.float32)
-    start, stop = int(low.min()), int(high.max()) + 1
-    weights = np.zeros((len(positions), stop - start), dtype=np.float32)
-    rows = np.arange(len(positions))
-    np.add.at(weights, (rows, low - start), 1 - frac)
-    np.add.at(weights, (rows, high - start), frac)
-    return start, stop, weights
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    row0, row1 = rows.pixel_span(y1, y2)
+    col0, col1 = cols.pixel_span(x1, x2)
+    if row1 <= row0 or col1 <= col0:
+        return max(row0, 0), max(col0, 0), np.zeros((0, 0), dtype=np.bool_)
+    cell_row0, cell_row1, row_repeats = rows.cells(row0, row1)
+    cell_col0, cell_col1, col_repeats = cols.cells(col0, col1)
+    y_start, y_stop, y_low, y_high, y_weight = rows.samples(cell_row0, cell_row1)
+    x_start, x_stop, x_low, x_high, x_weight = cols.samples(cell_col0, cell_col1)
+    window = protos[:, y_start:y_stop, x_start:x_stop]
+    logits = coefficients @ window.reshape(len(coefficients), -1)
+    with np.errstate(over="ignore"):  # exp overflow -> inf -> probability 0, which is exact enough
+        probabilities = (1.0 / (1.0 + np.exp(-logits))).reshape(window.shape[1:])
+    # separable bilinear resampling: rows first (on the narrow window), then columns
+    by_rows = probabilities[y_low] * (1 - y_weight)[:, None] + probabilities[y_high] * y_weight[:, None]
+    resampled = by_rows[:, x_low]
+    resampled *= 1 - x_weight
+    high = by_rows[:, x_high]
+    high *= x_weight
+    resampled += high
+    crop = resampled > 0.5
+    if row_repeats is not None:
+        crop = np.repeat(crop, row_repeats, axis=0)
+    if col_repeats is not None:
+        crop = np.repeat(crop, col_repeats, axis=1)
+    return row0, col0, crop
 
 
-def _grid_to_protos(
-    grid_indices: npt.NDArray[np.int64], grid_size: int, crop_size: int, scale: float, pad: int, proto_stride: float
-) -> npt.NDArray[np.float64]:
-    """Prototype-grid sample positions of decoding-grid cell centres along one axis."""
-    cropped = (grid_indices + 0.5) * (crop_size / grid_size)
-    return (cropped * scale + pad) / proto_stride - 0.5
+def column_major_rle(crop: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
+    """Run lengths of a boolean crop in column-major order, starting with a (possibly empty) False run."""
+    flat = crop.ravel(order="F")
+    if flat.size == 0:
+        return np.zeros(1, dtype=np.int32)
+    bounds = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]])
+    runs = np.diff(bounds)
+    if flat[0]:
+        runs = np.concatenate([[0], runs])
+    return runs.astype(np.int32)
 
 
-def _pixels_to_grid(
-    pixels: npt.NDArray[np.int64], offset: int, crop_size: int, grid_size: int
-) -> npt.NDArray[np.int64]:
-    """Nearest decoding-grid cell of original-image pixels along one axis."""
-    cells = np.floor((pixels - offset + 0.5) * (grid_size / crop_size)).astype(np.int64)
-    return np.clip(cells, 0, grid_size - 1)
+def dense_mask_bytes(count: int, image_hw: tuple[int, int]) -> int:
+    """Bytes of ``count`` dense boolean masks of an image."""
+    return count * image_hw[0] * image_hw[1]
 
 
 def decode_masks(
@@ -97,8 +194,9 @@ def decode_masks(
     geometry: ImageGeometry,
     mode: MaskDecodeMode = "accurate",
     tradeoff_factor: float = 0.0,
-) -> npt.NDArray[np.bool_]:
-    """Decodes instance masks on the original image.
+    compact: bool = False,
+) -> npt.NDArray[np.bool_] | CompactMask:
+    """Decodes instance masks on the original image, each only inside its box.
 
     Args:
         protos: ``(32, mh, mw)`` prototypes of this image (``output1[i]``).
@@ -107,48 +205,34 @@ def decode_masks(
         geometry: the image's pre-processing geometry.
         mode: ``accurate``, ``fast`` or ``tradeoff``.
         tradeoff_factor: in [0, 1], used by ``tradeoff``.
+        compact: return a ``supervision`` ``CompactMask`` (run-length crops, memory of the order of the boxes)
+            instead of dense ``(N, H0, W0)`` masks.
 
     Returns:
-        ``(N, H0, W0)`` boolean masks.
+        ``(N, H0, W0)`` boolean masks, dense or compact.
     """
     height, width = geometry.original_hw
-    masks = np.zeros((len(coefficients), height, width), dtype=np.bool_)
-    if len(coefficients) == 0:
-        return masks
     protos = np.asarray(protos, dtype=np.float32)
-    mh, mw = protos.shape[1:]
-    grid_h, grid_w = decoding_grid_hw(geometry, (mh, mw), resolution_factor(mode, tradeoff_factor))
-    (crop_x, crop_y), (crop_h, crop_w) = geometry.crop_xy, geometry.crop_hw
-    scale_x, scale_y = geometry.scale_xy
-    stride_x, stride_y = geometry.network_hw[1] / mw, geometry.network_hw[0] / mh
-    reduced = (grid_h, grid_w) != (crop_h, crop_w)
-    for index, (x1, y1, x2, y2) in enumerate(np.asarray(boxes_xyxy, dtype=np.float64)):
-        # Ultralytics' crop rule (x1 <= c < x2), restricted to the region the network saw.
-        col0, col1 = max(math.ceil(x1), crop_x), min(math.ceil(x2), crop_x + crop_w)
-        row0, row1 = max(math.ceil(y1), crop_y), min(math.ceil(y2), crop_y + crop_h)
-        if col1 <= col0 or row1 <= row0:
-            continue
-        cols, rows = np.arange(col0, col1), np.arange(row0, row1)
-        if reduced:
-            grid_cols = _pixels_to_grid(cols, crop_x, crop_w, grid_w)
-            grid_rows = _pixels_to_grid(rows, crop_y, crop_h, grid_h)
-        else:
-            grid_cols, grid_rows = cols - crop_x, rows - crop_y
-        col_base, row_base = int(grid_cols[0]), int(grid_rows[0])
-        sample_cols = np.arange(col_base, int(grid_cols[-1]) + 1)
-        sample_rows = np.arange(row_base, int(grid_rows[-1]) + 1)
-        x_start, x_stop, x_weights = _interpolation_matrix(
-            _grid_to_protos(sample_cols, grid_w, crop_w, scale_x, geometry.pad_ltrb[0], stride_x), mw
-        )
-        y_start, y_stop, y_weights = _interpolation_matrix(
-            _grid_to_protos(sample_rows, grid_h, crop_h, scale_y, geometry.pad_ltrb[1], stride_y), mh
-        )
-        window = protos[:, y_start:y_stop, x_start:x_stop]
-        logits = np.tensordot(coefficients[index].astype(np.float32), window, axes=1)
-        with np.errstate(over="ignore"):  # exp overflow -> inf -> probability 0, which is exact enough
-            probabilities = 1.0 / (1.0 + np.exp(-logits))
-        decoded = (y_weights @ probabilities @ x_weights.T) > 0.5
-        if reduced:
-            decoded = decoded[np.ix_(grid_rows - row_base, grid_cols - col_base)]
-        masks[index, row0:row1, col0:col1] = decoded
+    coefficients = np.asarray(coefficients, dtype=np.float32)
+    rows, cols = _axes(
+        geometry, protos.shape[1:], decoding_grid_hw(geometry, protos.shape[1:], resolution_factor(mode, tradeoff_factor))
+    )
+    crops = (decode_box_mask(protos, c, box, rows, cols) for c, box in zip(coefficients, boxes_xyxy))
+    if compact:
+        return _compact_masks(crops, len(coefficients), (height, width))
+    masks = np.zeros((len(coefficients), height, width), dtype=np.bool_)
+    for index, (row0, col0, crop) in enumerate(crops):
+        masks[index, row0 : row0 + crop.shape[0], col0 : col0 + crop.shape[1]] = crop
     return masks
+
+
+def _compact_masks(crops: Iterator[tuple[int, int, npt.NDArray[np.bool_]]], count: int, image_hw: tuple[int, int]) -> CompactMask:
+    rles, shapes, offsets = [], np.zeros((count, 2), np.int32), np.zeros((count, 2), np.int32)
+    for index, (row0, col0, crop) in enumerate(crops):
+        if crop.size == 0:  # CompactMask keeps a 1x1 empty crop for a box without pixels
+            crop = np.zeros((1, 1), dtype=np.bool_)
+            row0, col0 = min(row0, image_hw[0] - 1), min(col0, image_hw[1] - 1)
+        rles.append(column_major_rle(crop))
+        shapes[index] = crop.shape
+        offsets[index] = (col0, row0)
+    return CompactMask(rles, shapes, offsets, image_hw)

@@ -22,7 +22,7 @@ import supervision as sv
 from workflows_yolov5_seg.backends import Backend, create_backend
 from workflows_yolov5_seg.detections import build_detections
 from workflows_yolov5_seg.errors import ClassNamesMismatchError, InvalidModelOutputError, InvalidParameterError
-from workflows_yolov5_seg.masks import MASK_DECODE_MODES, MaskDecodeMode, decode_masks
+from workflows_yolov5_seg.masks import MASK_DECODE_MODES, MaskDecodeMode, decode_masks, dense_mask_bytes
 from workflows_yolov5_seg.model_package import ModelPackage
 from workflows_yolov5_seg.model_source import resolve_model
 from workflows_yolov5_seg.nms import NUM_MASK_COEFFICIENTS, non_max_suppression, select_candidates
@@ -31,6 +31,8 @@ from workflows_yolov5_seg.preprocessing import DEFAULT_MAX_IMAGE_PIXELS, ImageGe
 logger = logging.getLogger(__name__)
 
 MAX_IMAGE_PIXELS_ENV = "WORKFLOWS_YOLOV5_SEG_MAX_IMAGE_PIXELS"
+MAX_MASK_BYTES_ENV = "WORKFLOWS_YOLOV5_SEG_MAX_MASK_BYTES"
+DEFAULT_MAX_MASK_BYTES = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class InferenceParameters:
         class_agnostic_nms: suppress overlapping boxes across classes.
         mask_decode_mode: ``accurate``, ``fast`` or ``tradeoff``.
         tradeoff_factor: in [0, 1]; ``tradeoff`` decodes on a grid this far from the prototype grid to the image.
+        compact_masks: return masks as ``supervision`` ``CompactMask`` (run-length crops of the boxes, a few MB even
+            for hundreds of detections on 12 MP images) instead of dense ``(N, H, W)`` arrays.
     """
 
     confidence: float = 0.4
@@ -54,6 +58,7 @@ class InferenceParameters:
     class_agnostic_nms: bool = False
     mask_decode_mode: MaskDecodeMode = "accurate"
     tradeoff_factor: float = 0.0
+    compact_masks: bool = False
 
     def __post_init__(self) -> None:
         for name in ("confidence", "iou_threshold", "tradeoff_factor"):
@@ -102,12 +107,17 @@ def class_names_from_metadata(metadata: dict[str, str]) -> tuple[str, ...] | Non
 class YOLOv5SegModel:
     """A loaded YOLOv5-seg model; thread-safe to call."""
 
-    def __init__(self, package: ModelPackage, backend: Backend, max_image_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        package: ModelPackage,
+        backend: Backend,
+        max_image_pixels: int | None = None,
+        max_mask_bytes: int | None = None,
+    ) -> None:
         self.package = package
         self.backend = backend
-        self.max_image_pixels = max_image_pixels or int(
-            os.environ.get(MAX_IMAGE_PIXELS_ENV, str(DEFAULT_MAX_IMAGE_PIXELS))
-        )
+        self.max_image_pixels = max_image_pixels or int(os.environ.get(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS))
+        self.max_mask_bytes = max_mask_bytes or int(os.environ.get(MAX_MASK_BYTES_ENV, DEFAULT_MAX_MASK_BYTES))
         self.class_names = self._resolve_class_names()
 
     @classmethod
@@ -253,14 +263,20 @@ class YOLOv5SegModel:
         """
         parameters = parameters or InferenceParameters()
         allowed = self.class_ids_for(parameters.class_filter)
-        results = []
-        for image_instances, image_protos, geometry in zip(instances, protos, geometries):
+        kept_per_image = []
+        for image_instances in instances:
             candidates = select_candidates(image_instances, len(self.class_names), parameters.confidence, allowed)
-            kept = candidates.take(
-                non_max_suppression(
-                    candidates, parameters.iou_threshold, parameters.class_agnostic_nms, parameters.max_detections
+            kept_per_image.append(
+                candidates.take(
+                    non_max_suppression(
+                        candidates, parameters.iou_threshold, parameters.class_agnostic_nms, parameters.max_detections
+                    )
                 )
             )
+        if not parameters.compact_masks:
+            self._check_dense_mask_budget([len(kept) for kept in kept_per_image], geometries)
+        results = []
+        for kept, image_protos, geometry in zip(kept_per_image, protos, geometries):
             boxes = geometry.network_to_image(kept.xyxy)
             masks = decode_masks(
                 image_protos,
@@ -269,9 +285,19 @@ class YOLOv5SegModel:
                 geometry,
                 mode=parameters.mask_decode_mode,
                 tradeoff_factor=parameters.tradeoff_factor,
+                compact=parameters.compact_masks,
             )
             results.append(build_detections(boxes, masks, kept.scores, kept.class_ids, self.class_names))
         return results
+
+    def _check_dense_mask_budget(self, counts: list[int], geometries: Sequence[ImageGeometry]) -> None:
+        needed = sum(dense_mask_bytes(count, geometry.original_hw) for count, geometry in zip(counts, geometries))
+        if needed > self.max_mask_bytes:
+            raise InvalidParameterError(
+                f"Dense masks for {sum(counts)} detections would take {needed / 2**20:.0f} MiB, over the limit of "
+                f"{self.max_mask_bytes / 2**20:.0f} MiB ({MAX_MASK_BYTES_ENV}). Use compact masks, lower "
+                "max_detections or raise the limit."
+            )
 
     def infer(
         self, images: np.ndarray | Sequence[np.ndarray], parameters: InferenceParameters | None = None
