@@ -5,8 +5,9 @@ matching prototype-grid sample position is ``((u + 0.5 - crop_x) * scale_x + pad
 fractional extent of the un-padded image region on the prototype grid (no ``int(pad)`` truncation, which shifts
 Ultralytics' native masks by up to a prototype cell). Probabilities ``sigmoid(coef @ protos)`` on the prototype
 cells around the box are resampled bilinearly (``align_corners=False``, edge-clamped, as ``F.interpolate`` and
-``cv2.resize``) with two small interpolation matrices, thresholded ``> 0.5``, and cropped to the box with
-Ultralytics' rule: pixel ``(r, c)`` is inside when ``x1 <= c < x2`` and ``y1 <= r < y2``.
+``cv2.resize``; separably, rows then columns), thresholded ``> 0.5``, and cropped to the box with Ultralytics'
+rule: pixel ``(r, c)`` is inside when ``x1 <= c < x2`` and ``y1 <= r < y2``. Work and memory scale with the boxes'
+areas, not the image's: no full-size float intermediates.
 
 Decode modes, as in Roboflow's instance-segmentation block:
 
