@@ -10,6 +10,7 @@ Import the fixtures into a test module with ``from server_fixture import inferen
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -227,10 +228,16 @@ def assert_same_predictions(served: dict[str, Any], local: dict[str, Any]) -> No
     served, local = without_volatile(served), without_volatile(local)
     assert served["image"] == local["image"]
     assert len(served["predictions"]) == len(local["predictions"])
-    for ours, theirs in zip(served["predictions"], local["predictions"]):
+    for ours, theirs in zip(served["predictions"], local["predictions"], strict=True):
         ours, theirs = copy.deepcopy(ours), copy.deepcopy(theirs)
         assert ours.pop("confidence") == pytest.approx(theirs.pop("confidence"), abs=1e-6)
         assert ours == theirs
+
+
+def decode_image(serialized: dict[str, Any] | str) -> np.ndarray:
+    """A serialised image: the engine's ``{"type": "base64", "value": ...}`` or the SDK's bare base64 string."""
+    value = serialized["value"] if isinstance(serialized, dict) else serialized
+    return cv2.imdecode(np.frombuffer(base64.b64decode(value), np.uint8), cv2.IMREAD_COLOR)
 
 
 def load_example(name: str) -> dict[str, Any]:

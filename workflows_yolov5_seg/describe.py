@@ -49,7 +49,7 @@ AUTO_BACKEND_ORDER = ["trt", "onnx (cuda)", "onnx (cpu)"]
 
 
 def block_file_name(block_type: str) -> str:
-    """``workflows_yolov5_seg/yolov5_instance_segmentation@v1`` -> ``workflows_yolov5_seg--yolov5_..._segmentation@v1.json``."""
+    """``owner/block@v1`` -> ``owner--block@v1.json`` (``/`` written as ``--``, as Inference's routes spell it)."""
     return block_type.replace("/", "--") + ".json"
 
 
@@ -98,18 +98,18 @@ def build_manifest(descriptions: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 "description_file": f"{BLOCKS_DIR}/{block_file_name(block_type)}",
             }
         )
-    compatibilities = sorted({block["execution_engine_compatibility"] for block in blocks if block[
-        "execution_engine_compatibility"]})
+    compatibilities = sorted(
+        {b["execution_engine_compatibility"] for b in blocks if b["execution_engine_compatibility"]}
+    )
+    backend_extras = {
+        extra: f"{name} backend: {what}" for name, spec in BACKENDS.items() for extra, what in spec["extras"].items()
+    }
     return {
         "manifest_schema_version": MANIFEST_SCHEMA_VERSION,
         "distribution": DISTRIBUTION,
         "module": PLUGIN_MODULE,
         "version": __version__,
-        "plugin": {
-            "env": {"WORKFLOWS_PLUGINS": PLUGIN_MODULE},
-            "entry_point": f"{PLUGIN_MODULE}.load_blocks",
-            "install": f"pip install '{DISTRIBUTION}[onnx-cpu]'",
-        },
+        "plugin": {"env": {"WORKFLOWS_PLUGINS": PLUGIN_MODULE}, "entry_point": f"{PLUGIN_MODULE}.load_blocks"},
         "blocks": blocks,
         "execution_engine_compatibility": compatibilities[0] if len(compatibilities) == 1 else compatibilities,
         "backends": {
@@ -119,11 +119,10 @@ def build_manifest(descriptions: dict[str, dict[str, Any]]) -> dict[str, Any]:
         },
         "extras": {
             "inference": "the Workflows engine and HTTP server (inference-core[http], inference-sdk)",
-            **{extra: f"{name} backend: {what}" for name, spec in BACKENDS.items() for extra, what in spec[
-                "extras"].items()},
+            **backend_extras,
         },
         "inference_versions_tested": list(INFERENCE_VERSIONS_TESTED),
-        "console_script": {"name": DISTRIBUTION, "commands": ["serve", "generate"]},
+        "console_script": DISTRIBUTION,
     }
 
 
@@ -153,8 +152,11 @@ def project_root() -> Path:
 
 def stale_files(root: Path, files: dict[str, str]) -> list[str]:
     """Generated paths whose file under ``root`` is missing or differs, plus stray ``blocks/*.json``."""
-    stale = [path for path, content in files.items() if not (root / path).is_file() or (
-        root / path).read_text(encoding="utf-8") != content]
+    stale = [
+        path
+        for path, content in files.items()
+        if not (root / path).is_file() or (root / path).read_text(encoding="utf-8") != content
+    ]
     blocks_dir = root / BLOCKS_DIR
     if blocks_dir.is_dir():
         stale += [
@@ -182,7 +184,9 @@ def write_files(root: Path, files: dict[str, str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workflows_yolov5_seg.describe", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m workflows_yolov5_seg.describe", description="Writes blocks/*.json and manifest.json."
+    )
     parser.add_argument("--output", type=Path, default=None, help="folder to write into (default: the project root)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files are out of date")
     args = parser.parse_args(argv)
@@ -191,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         stale = stale_files(root, files)
         if stale:
-            print(f"Out of date under {root}: {', '.join(stale)}. Regenerate with: {REGENERATE_COMMAND}", file=sys.stderr)
+            print(f"Out of date under {root}: {', '.join(stale)}. Regenerate: {REGENERATE_COMMAND}", file=sys.stderr)
             return 1
         print(f"Up to date: {', '.join(sorted(files))}")
         return 0

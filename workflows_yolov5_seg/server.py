@@ -183,8 +183,6 @@ def serve(
     if workers > 1:
         # Worker processes import the factory themselves; they inherit the environment set here.
         os.environ[WORKDIR_ENV] = str(workdir)
-        uvicorn.run(
-            f"{__name__}:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level
-        )
+        uvicorn.run(f"{__name__}:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)
     else:
         uvicorn.run(create_app(workdir), host=host, port=port, log_level=log_level)

@@ -10,10 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: onnx_graphs, server_fixture
 
-from server_fixture import ring_model, run_in_process  # noqa: E402, F401 - fixture
+from server_fixture import run_in_process  # noqa: E402
 
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1  # noqa: E402
 
+pytest_plugins = ["server_fixture"]  # the ring_model fixture
 pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
 mask_utils = pytest.importorskip("pycocotools.mask", reason="needs pycocotools (comes with the Workflows engine)")
 
@@ -62,7 +63,7 @@ def test_rle_decodes_to_the_exact_dense_masks_holes_included(ring_model: Path, d
     served = run_in_process(workflow(), {"image": IMAGE, "model": str(ring_model), "mask_format": "rle"})[0]
     predictions = served["predictions"]["predictions"]
     assert [p["class"] for p in predictions] == ["ring", "blob", "empty"]
-    for prediction, dense in zip(predictions, dense_detections.mask):
+    for prediction, dense in zip(predictions, dense_detections.mask, strict=True):
         assert "points" not in prediction
         rle = prediction["rle_mask"]
         assert rle["size"] == [320, 320] and isinstance(rle["counts"], str)
