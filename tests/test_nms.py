@@ -100,3 +100,14 @@ def test_coefficients_are_not_scaled_by_objectness() -> None:
     coefficients = np.arange(32, dtype=np.float32)
     found = select_candidates(make_row((0, 0, 5, 5), 0.5, [0.9, 0, 0], coefficients)[None], NUM_CLASSES, 0.1)
     np.testing.assert_array_equal(found.coefficients[0], coefficients)
+
+
+def test_multi_label_makes_one_candidate_per_class_above_the_threshold() -> None:
+    rows = make_row((0, 0, 10, 10), 0.9, [0.8, 0.6, 0.1])[None]
+    single = select_candidates(rows, NUM_CLASSES, 0.3)
+    multi = select_candidates(rows, NUM_CLASSES, 0.3, multi_label=True)
+    assert single.class_ids.tolist() == [0]
+    assert multi.class_ids.tolist() == [0, 1]
+    np.testing.assert_allclose(multi.scores, [0.72, 0.54], rtol=1e-6)
+    # per-class NMS keeps both labels of the same box
+    assert non_max_suppression(multi, 0.5, class_agnostic=False, max_detections=300).tolist() == [0, 1]

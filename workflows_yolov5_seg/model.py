@@ -47,6 +47,8 @@ class InferenceParameters:
         class_agnostic_nms: suppress overlapping boxes across classes.
         mask_decode_mode: ``accurate``, ``fast`` or ``tradeoff``.
         tradeoff_factor: in [0, 1]; ``tradeoff`` decodes on a grid this far from the prototype grid to the image.
+        multi_label: every class above the threshold makes its own detection (Ultralytics' ``val.py`` setting for
+            mAP); by default only the best class of each anchor does (``predict``).
         compact_masks: return masks as ``supervision`` ``CompactMask`` (run-length crops of the boxes, a few MB even
             for hundreds of detections on 12 MP images) instead of dense ``(N, H, W)`` arrays.
     """
@@ -58,6 +60,7 @@ class InferenceParameters:
     class_agnostic_nms: bool = False
     mask_decode_mode: MaskDecodeMode = "accurate"
     tradeoff_factor: float = 0.0
+    multi_label: bool = False
     compact_masks: bool = False
 
     def __post_init__(self) -> None:
@@ -265,7 +268,9 @@ class YOLOv5SegModel:
         allowed = self.class_ids_for(parameters.class_filter)
         kept_per_image = []
         for image_instances in instances:
-            candidates = select_candidates(image_instances, len(self.class_names), parameters.confidence, allowed)
+            candidates = select_candidates(
+                image_instances, len(self.class_names), parameters.confidence, allowed, parameters.multi_label
+            )
             kept_per_image.append(
                 candidates.take(
                     non_max_suppression(

@@ -53,6 +53,7 @@ def select_candidates(
     num_classes: int,
     confidence: float,
     allowed_class_ids: npt.NDArray[np.integer] | None = None,
+    multi_label: bool = False,
 ) -> Candidates:
     """Scores the rows of one image and keeps those above ``confidence``, best first.
 
@@ -60,22 +61,26 @@ def select_candidates(
         prediction: ``(N, 5 + nc + 32)`` raw rows of ``output0`` for one image.
         num_classes: ``nc``.
         confidence: threshold applied, strictly, to objectness and to ``obj * cls``.
-        allowed_class_ids: when given, rows whose best class is not listed are dropped before NMS.
+        allowed_class_ids: when given, candidates of other classes are dropped before NMS.
+        multi_label: every class with ``obj * cls > confidence`` makes a candidate (Ultralytics ``val.py``),
+            not only the best class of the row.
 
     Returns:
         Candidates sorted by descending score (stable), at most :data:`MAX_NMS_CANDIDATES`.
     """
-    objectness = prediction[:, 4]
-    rows = prediction[objectness > confidence]
-    class_probs = rows[:, 5 : 5 + num_classes]
-    class_ids = class_probs.argmax(axis=1)
-    scores = rows[np.arange(len(rows)), 5 + class_ids] * rows[:, 4]
+    rows = prediction[prediction[:, 4] > confidence]
+    class_scores = rows[:, 5 : 5 + num_classes] * rows[:, 4:5]
+    if multi_label:
+        row_index, class_ids = np.nonzero(class_scores > confidence)
+    else:
+        row_index, class_ids = np.arange(len(rows)), class_scores.argmax(axis=1)
+    scores = class_scores[row_index, class_ids]
     keep = scores > confidence
     if allowed_class_ids is not None:
         keep &= np.isin(class_ids, allowed_class_ids)
-    rows, scores, class_ids = rows[keep], scores[keep], class_ids[keep]
+    row_index, scores, class_ids = row_index[keep], scores[keep], class_ids[keep]
     order = np.argsort(-scores, kind="stable")[:MAX_NMS_CANDIDATES]
-    rows = rows[order]
+    rows = rows[row_index[order]]
     return Candidates(
         xyxy=xywh_to_xyxy(rows[:, :4]),
         scores=scores[order].astype(np.float32),
