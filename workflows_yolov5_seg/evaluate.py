@@ -1,0 +1,266 @@
+"""COCO box and mask mAP of a model run through this package's own pipeline.
+
+    python -m workflows_yolov5_seg.evaluate --model model.onnx --data DATASET --split test --out metrics.json
+
+``DATASET`` is a COCO layout (``annotations/instances_{split}.json`` + ``images/{split}/``) or a YOLO-seg layout
+(``images/{split}/``, ``labels/{split}/`` polygons, class names from ``class_names.txt`` or ``data.yaml``). The
+defaults match Ultralytics ``segment/val.py``: confidence 0.001, IoU 0.6, 300 detections, multi-label scoring
+(``--single-label`` to score like ``predict``). Masks are decoded at the original image resolution and scored with
+pycocotools (``pip install pycocotools``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from workflows_yolov5_seg.errors import InvalidParameterError, MissingDependencyError
+from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+ULTRALYTICS_VAL = {"confidence": 0.001, "iou_threshold": 0.6, "max_detections": 300}
+
+
+def _pycocotools():  # noqa: ANN202 - modules
+    try:
+        from pycocotools import mask as mask_utils
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError as error:
+        raise MissingDependencyError("pycocotools", "test", "The evaluation command") from error
+    return mask_utils, COCO, COCOeval
+
+
+def _progress(items: list, description: str) -> Iterable:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=description, unit="img")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Ground truth in COCO form (category ids are class ids + 1) and where its images are."""
+
+    coco: dict
+    image_dir: Path
+    class_names: tuple[str, ...]
+
+
+def encode_mask(mask: npt.NDArray[np.bool_]) -> dict:
+    """COCO compressed RLE of one ``(H, W)`` mask, JSON-ready."""
+    mask_utils, _, _ = _pycocotools()
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def _read_class_names(root: Path) -> tuple[str, ...] | None:
+    names_file = root / "class_names.txt"
+    if names_file.is_file():
+        return tuple(line.strip() for line in names_file.read_text().splitlines() if line.strip())
+    data_file = root / "data.yaml"
+    if data_file.is_file():
+        for line in data_file.read_text().splitlines():
+            if line.startswith("names:"):
+                value = line.split(":", 1)[1].strip()
+                return tuple(name.strip(" '\"") for name in value.strip("[]").split(","))
+    return None
+
+
+def load_coco_dataset(root: Path, split: str) -> Dataset:
+    annotations = json.loads((root / "annotations" / f"instances_{split}.json").read_text())
+    categories = sorted(annotations["categories"], key=lambda c: c["id"])
+    if [c["id"] for c in categories] != list(range(1, len(categories) + 1)):
+        raise InvalidParameterError("COCO category ids must be 1..N in class order (class id = category id - 1).")
+    return Dataset(annotations, root / "images" / split, tuple(c["name"] for c in categories))
+
+
+def load_yolo_dataset(root: Path, split: str) -> Dataset:
+    class_names = _read_class_names(root)
+    if class_names is None:
+        raise InvalidParameterError(f"'{root}' has no class_names.txt or data.yaml naming the classes.")
+    image_dir, label_dir = root / "images" / split, root / "labels" / split
+    images, annotations = [], []
+    for image_id, path in enumerate(sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), 1):
+        height, width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
+        images.append({"id": image_id, "file_name": path.name, "height": height, "width": width})
+        label_file = label_dir / f"{path.stem}.txt"
+        lines = label_file.read_text().splitlines() if label_file.is_file() else []
+        for line in filter(str.strip, lines):
+            values = line.split()
+            polygon = np.array(values[1:], dtype=np.float64).reshape(-1, 2) * (width, height)
+            mask = np.zeros((height, width), np.uint8)
+            cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+            annotations.append(_annotation(len(annotations) + 1, image_id, int(values[0]), mask.astype(bool)))
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
+    return Dataset({"images": images, "annotations": annotations, "categories": categories}, image_dir, class_names)
+
+
+def _annotation(annotation_id: int, image_id: int, class_id: int, mask: npt.NDArray[np.bool_]) -> dict:
+    ys, xs = np.nonzero(mask)
+    box = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    return {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": class_id + 1,
+        "segmentation": encode_mask(mask),
+        "area": float(mask.sum()),
+        "bbox": box,
+        "iscrowd": 0,
+    }
+
+
+def load_dataset(root: Path, split: str, layout: str = "auto") -> Dataset:
+    """Reads a dataset split in COCO or YOLO-seg layout (``auto`` prefers COCO when its JSON exists)."""
+    if layout == "coco" or layout == "auto" and (root / "annotations" / f"instances_{split}.json").is_file():
+        return load_coco_dataset(root, split)
+    return load_yolo_dataset(root, split)
+
+
+def predict_dataset(
+    model: YOLOv5SegModel, dataset: Dataset, parameters: InferenceParameters, limit: int | None = None
+) -> Iterator[dict]:
+    """Runs the pipeline on each image and yields COCO result entries."""
+    images = dataset.coco["images"][:limit]
+    for image in _progress(images, "evaluating"):
+        bgr = cv2.imread(str(dataset.image_dir / image["file_name"]), cv2.IMREAD_COLOR)
+        detections = model.infer(bgr, parameters)[0]
+        for box, mask, score, class_id in zip(
+            detections.xyxy, detections.mask, detections.confidence, detections.class_id
+        ):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            yield {
+                "image_id": image["id"],
+                "category_id": int(class_id) + 1,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "score": float(score),
+                "segmentation": encode_mask(mask),
+            }
+
+
+def coco_metrics(ground_truth: dict, results: list[dict], class_names: tuple[str, ...], limit: int | None = None) -> dict:
+    """Box and mask mAP50 and mAP50-95 overall and per class, from pycocotools' COCOeval."""
+    _, COCO, COCOeval = _pycocotools()
+    gt = COCO()
+    gt.dataset = {**ground_truth, "images": ground_truth["images"][:limit]}
+    image_ids = {image["id"] for image in gt.dataset["images"]}
+    gt.dataset["annotations"] = [a for a in ground_truth["annotations"] if a["image_id"] in image_ids]
+    gt.createIndex()
+    metrics: dict = {}
+    for kind in ("bbox", "segm"):
+        predictions = gt.loadRes(results) if results else None
+        if predictions is None:
+            metrics[kind] = {"mAP50": 0.0, "mAP50-95": 0.0, "per_class": {}}
+            continue
+        evaluator = COCOeval(gt, predictions, kind)
+        evaluator.params.imgIds = sorted(image_ids)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+        precision = evaluator.eval["precision"]  # (IoU thresholds, recall, classes, areas, max dets)
+        per_class = {}
+        for index, name in enumerate(class_names):
+            values = precision[:, :, index, 0, -1]
+            at50 = precision[0, :, index, 0, -1]
+            per_class[name] = {
+                "mAP50": float(at50[at50 > -1].mean()) if (at50 > -1).any() else None,
+                "mAP50-95": float(values[values > -1].mean()) if (values > -1).any() else None,
+            }
+        metrics[kind] = {
+            "mAP50": float(evaluator.stats[1]),
+            "mAP50-95": float(evaluator.stats[0]),
+            "per_class": per_class,
+        }
+    return {"box": metrics["bbox"], "mask": metrics["segm"]}
+
+
+def evaluate(
+    model: YOLOv5SegModel,
+    dataset: Dataset,
+    parameters: InferenceParameters,
+    limit: int | None = None,
+) -> dict:
+    """Evaluates ``model`` on ``dataset``; returns the metrics (see :func:`coco_metrics`)."""
+    results = list(predict_dataset(model, dataset, parameters, limit))
+    metrics = coco_metrics(dataset.coco, results, dataset.class_names, limit)
+    metrics["images"] = len(dataset.coco["images"][:limit])
+    metrics["detections"] = len(results)
+    return metrics
+
+
+def format_table(metrics: dict) -> str:
+    lines = [f"{'class':<14}{'box mAP50':>11}{'box mAP50-95':>14}{'mask mAP50':>12}{'mask mAP50-95':>15}"]
+
+    def cell(value: float | None, width: int) -> str:
+        return f"{'-' if value is None else f'{value:.4f}':>{width}}"
+
+    lines.append(
+        f"{'all':<14}{cell(metrics['box']['mAP50'], 11)}{cell(metrics['box']['mAP50-95'], 14)}"
+        f"{cell(metrics['mask']['mAP50'], 12)}{cell(metrics['mask']['mAP50-95'], 15)}"
+    )
+    for name, box in metrics["box"]["per_class"].items():
+        mask = metrics["mask"]["per_class"][name]
+        lines.append(
+            f"{name:<14}{cell(box['mAP50'], 11)}{cell(box['mAP50-95'], 14)}"
+            f"{cell(mask['mAP50'], 12)}{cell(mask['mAP50-95'], 15)}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workflows_yolov5_seg.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help=".onnx file, model package folder or Roboflow id")
+    parser.add_argument("--data", required=True, type=Path, help="dataset root (COCO or YOLO-seg layout)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--layout", choices=("auto", "coco", "yolo"), default="auto")
+    parser.add_argument("--confidence", type=float, default=ULTRALYTICS_VAL["confidence"])
+    parser.add_argument("--iou", type=float, default=ULTRALYTICS_VAL["iou_threshold"])
+    parser.add_argument("--max-detections", type=int, default=ULTRALYTICS_VAL["max_detections"])
+    parser.add_argument("--single-label", action="store_true", help="best class per anchor only (predict's scoring)")
+    parser.add_argument("--mask-decode-mode", choices=("accurate", "tradeoff", "fast"), default="accurate")
+    parser.add_argument("--tradeoff-factor", type=float, default=0.0)
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
+    arguments = parser.parse_args(argv)
+    model = YOLOv5SegModel.from_pretrained(arguments.model)
+    parameters = InferenceParameters(
+        confidence=arguments.confidence,
+        iou_threshold=arguments.iou,
+        max_detections=arguments.max_detections,
+        multi_label=not arguments.single_label,
+        mask_decode_mode=arguments.mask_decode_mode,
+        tradeoff_factor=arguments.tradeoff_factor,
+    )
+    metrics = evaluate(model, load_dataset(arguments.data, arguments.split, arguments.layout), parameters, arguments.limit)
+    metrics["settings"] = {
+        "model": arguments.model,
+        "data": str(arguments.data),
+        "split": arguments.split,
+        "confidence": parameters.confidence,
+        "iou_threshold": parameters.iou_threshold,
+        "max_detections": parameters.max_detections,
+        "multi_label": parameters.multi_label,
+        "mask_decode_mode": parameters.mask_decode_mode,
+    }
+    print(format_table(metrics))
+    if arguments.out is not None:
+        arguments.out.write_text(json.dumps(metrics, indent=2))
+        print(f"Wrote {arguments.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
