@@ -1,0 +1,165 @@
+"""Recipe for the bundled demo model: generate data -> train YOLOv5n-seg -> export.
+
+Run inside the separate training venv (see ``training/README.md``)::
+
+    python training/train.py --workdir /work/shapes-run
+
+Stages (``--stages``, comma separated, default all, in this order):
+
+``generate``
+    Write the synthetic shapes dataset with
+    :func:`workflows_yolov5_seg.synthetic_shapes.write_dataset` to
+    ``WORKDIR/data``.
+``train``
+    Train YOLOv5n-seg *from scratch* (``--weights '' --cfg yolov5n-seg.yaml``)
+    with the Ultralytics YOLOv5 ``segment/train.py`` (through
+    ``training/run_yolov5.py``, which loads the CPU NMS shim and works
+    offline). Output: ``WORKDIR/runs/train``.
+``val``
+    Run YOLOv5 ``segment/val.py`` on the val and test splits with
+    ``conf=0.001, iou=0.6``.
+``export``
+    Export ``best.pt`` with ``training/export_onnx.py`` (static batch 1 and
+    batch-only dynamic ONNX) into ``--assets-dir``.
+
+The YOLOv5 code location is ``--yolov5-dir`` or, by default, the installed
+``yolov5`` PyPI package. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+STAGES = ("generate", "train", "val", "export")
+
+
+def _run(cmd: list[str]) -> None:
+    print("+", " ".join(cmd), flush=True)
+    t0 = time.time()
+    subprocess.run(cmd, check=True)
+    print(f"  ({time.time() - t0:.0f} s)", flush=True)
+
+
+def _yolov5(args: argparse.Namespace, script: str, *script_args: str) -> list[str]:
+    cmd = [sys.executable, str(HERE / "run_yolov5.py")]
+    if args.yolov5_dir:
+        cmd += ["--yolov5-dir", args.yolov5_dir]
+    return [*cmd, script, *script_args]
+
+
+def _model_cfg(args: argparse.Namespace) -> str:
+    if args.yolov5_dir:
+        return str(Path(args.yolov5_dir) / "models" / "segment" / "yolov5n-seg.yaml")
+    import importlib.util
+
+    spec = importlib.util.find_spec("yolov5")
+    if spec is None or spec.origin is None:
+        raise SystemExit("yolov5 is not installed; pass --yolov5-dir")
+    return str(Path(spec.origin).parent / "models" / "segment" / "yolov5n-seg.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workdir", required=True, type=Path, help="dataset + runs go here")
+    p.add_argument("--yolov5-dir", default=None, help="YOLOv5 code dir (default: installed yolov5 package)")
+    p.add_argument("--stages", default=",".join(STAGES))
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (training seed is 0)")
+    p.add_argument("--train", type=int, default=800)
+    p.add_argument("--val", type=int, default=150)
+    p.add_argument("--test", type=int, default=150)
+    p.add_argument("--size", type=int, default=320, help="min image side (max is 2x)")
+    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--hyp", default=str(HERE / "hyp.shapes.yaml"))
+    p.add_argument("--assets-dir", type=Path, default=REPO / "workflows_yolov5_seg" / "assets")
+    args = p.parse_args(argv)
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        p.error(f"unknown stages: {sorted(unknown)}")
+    work = args.workdir.resolve()
+    data_dir = work / "data"
+    runs = work / "runs"
+    weights = runs / "train" / "weights" / "best.pt"
+
+    if "generate" in stages:
+        sys.path.insert(0, str(REPO))
+        from workflows_yolov5_seg.synthetic_shapes import write_dataset
+
+        t0 = time.time()
+        data_yaml = write_dataset(
+            data_dir, seed=args.seed, train=args.train, val=args.val, test=args.test, size=args.size
+        )
+        print(f"dataset: {data_yaml} ({time.time() - t0:.0f} s)", flush=True)
+
+    if "train" in stages:
+        _run(
+            _yolov5(
+                args,
+                "segment/train.py",
+                "--weights", "",
+                "--cfg", _model_cfg(args),
+                "--data", str(data_dir / "data.yaml"),
+                "--hyp", args.hyp,
+                "--imgsz", str(args.imgsz),
+                "--epochs", str(args.epochs),
+                "--batch-size", str(args.batch),
+                "--workers", str(args.workers),
+                "--device", "cpu",
+                "--cache", "ram",
+                "--noval",
+                "--noplots",
+                "--seed", "0",
+                "--project", str(runs),
+                "--name", "train",
+                "--exist-ok",
+            )
+        )  # fmt: skip
+
+    if "val" in stages:
+        for split in ("val", "test"):
+            _run(
+                _yolov5(
+                    args,
+                    "segment/val.py",
+                    "--weights", str(weights),
+                    "--data", str(data_dir / "data.yaml"),
+                    "--task", split,
+                    "--imgsz", str(args.imgsz),
+                    "--batch-size", str(args.batch),
+                    "--conf-thres", "0.001",
+                    "--iou-thres", "0.6",
+                    "--device", "cpu",
+                    "--workers", str(args.workers),
+                    "--project", str(runs),
+                    "--name", f"val-{split}",
+                    "--exist-ok",
+                )
+            )  # fmt: skip
+
+    if "export" in stages:
+        _run(
+            [
+                sys.executable,
+                str(HERE / "export_onnx.py"),
+                "--weights", str(weights),
+                "--imgsz", str(args.imgsz),
+                "--out-dir", str(args.assets_dir),
+                "--name", f"shapes-yolov5n-seg-{args.imgsz}",
+            ]
+            + (["--yolov5-dir", args.yolov5_dir] if args.yolov5_dir else [])
+        )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
