@@ -147,7 +147,11 @@ def create_backend(
             onnx_options.setdefault("fallback_policy", "warn")
         chosen = _load_onnx(package, device, onnx_options)
     else:
-        chosen = _auto(package, kind, device_id, options)
+        chosen, note = _auto(package, kind, device_id, options)
+        logger.info(
+            "'%s' runs on backend %s; chosen by backend='auto'%s", package.model_id, describe(chosen.info), note
+        )
+        return chosen
     logger.info("'%s' runs on backend %s", package.model_id, describe(chosen.info))
     return chosen
 
@@ -161,8 +165,11 @@ def describe(info: BackendInfo) -> str:
     return f"{info.name} on {info.device} ({', '.join(details)})"
 
 
-def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict[str, object]) -> Backend:
+def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict[str, object]) -> tuple[Backend, str]:
     """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; the first that loads and runs wins.
+
+    Returns:
+        ``(backend, note)``: the note says, for the load log line, which GPU backends were not installed.
 
     A device given explicitly narrows the candidates: ``cpu`` -> ONNX Runtime CPU only; ``cuda[:N]`` -> GPU backends
     only (no CPU fallback unless ``fallback_policy='warn'``); ``tensorrt[:N]`` -> ONNX Runtime's TensorRT provider.
@@ -172,9 +179,10 @@ def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict
     onnx_options = {k: v for k, v in options.items() if k in ONNX_OPTIONS}
     user_policy = onnx_options.pop("fallback_policy", None)
     if kind == "cpu":
-        return _load_onnx(package, "cpu", onnx_options)
+        return _load_onnx(package, "cpu", onnx_options), " (device='cpu')"
     if kind == "tensorrt":
-        return _load_onnx(package, f"tensorrt:{device_id}", {**onnx_options, "fallback_policy": user_policy or "raise"})
+        tensorrt_options = {**onnx_options, "fallback_policy": user_policy or "raise"}
+        return _load_onnx(package, f"tensorrt:{device_id}", tensorrt_options), " (device='tensorrt')"
     cuda_device = f"cuda:{device_id}"
     gpu_required = kind == "cuda" and user_policy != "warn" or user_policy == "raise"
     candidates: list[tuple[str, Callable[[], Backend]]] = []
@@ -214,9 +222,8 @@ def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict
                 package.model_id,
                 "; ".join(skipped + [f[:200] for f in failures]),
             )
-        elif chosen.info.device == "cpu" and skipped:
-            logger.info("backend='auto' runs '%s' on the CPU (%s).", package.model_id, "; ".join(skipped))
-        return chosen
+        note = f" (not installed here: {'; '.join(skipped)})" if skipped else ""
+        return chosen, note
     if gpu_required:
         raise BackendUnavailableError(
             f"No GPU backend is usable for '{package.model_id}' and a GPU was requested (device={kind!r}, "
