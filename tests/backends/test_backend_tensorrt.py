@@ -571,3 +571,14 @@ def test_static_batch_with_dynamic_height_width(tmp_path: Path, cache_dir: Path)
     instances, _ = backend.infer(np.zeros((2, 3, 320, 320), np.float32))
     assert instances.shape == (2, 2, 40)
     backend.close()
+
+
+def test_static_profile_from_a_dynamic_onnx(onnx_model: Path, cache_dir: Path) -> None:
+    trt = FakeTrt()
+    package = load_model_package(onnx_model)
+    backend = load_tensorrt_backend(package, cache_dir=cache_dir, trt=trt, cuda=FakeCuda(), batch="4")
+    assert backend.info.static_batch and backend.info.min_batch_size == 4
+    model = YOLOv5SegModel(package, backend)
+    assert len(model([np.zeros((50, 60, 3), np.uint8)] * 5)) == 5
+    assert [shape[0] for _, shape in trt.engines[-1].contexts[0].executions] == [4, 4]
+    model.close()

@@ -218,6 +218,9 @@ def test_precision_resolution(caplog: pytest.LogCaptureFixture) -> None:
 def test_private_dir_mode(tmp_path: Path) -> None:
     created = engine_cache.ensure_private_dir(tmp_path / "a")
     assert mode(created) == 0o700
+    nested = engine_cache.ensure_private_dir(tmp_path / "b" / "c" / "d")
+    assert [mode(tmp_path / p) for p in ("b", "b/c", "b/c/d")] == [0o700] * 3
+    assert nested.is_dir()
     os.chmod(created, 0o755)  # an existing folder is left as the user set it
     engine_cache.ensure_private_dir(created)
     assert mode(created) == 0o755

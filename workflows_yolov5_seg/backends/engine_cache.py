@@ -49,11 +49,18 @@ def default_cache_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Creates ``path`` (and parents) if needed; a folder this creates is owner-only (0o700)."""
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        with contextlib.suppress(OSError):
-            os.chmod(path, DIR_MODE)
+    """Creates ``path`` (and missing parents) if needed; every folder this creates is owner-only (0o700).
+    Existing folders keep their permissions."""
+    missing = []
+    current = path
+    while not current.is_dir() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=DIR_MODE)
+            with contextlib.suppress(OSError):
+                os.chmod(folder, DIR_MODE)  # mkdir's mode is reduced by the umask
     return path
 
 
