@@ -21,7 +21,12 @@ from workflows_yolov5_seg.preprocessing import PreprocessingConfig, StaticCrop
 
 EXAMPLES = Path("/work/shared/reference/examples")
 LETTERBOX = {
-    "image_pre_processing": {"auto-orient": {"enabled": True}, "static-crop": None, "contrast": None, "grayscale": None},
+    "image_pre_processing": {
+        "auto-orient": {"enabled": True},
+        "static-crop": None,
+        "contrast": None,
+        "grayscale": None,
+    },
     "network_input": {
         "training_input_size": {"height": 640, "width": 640},
         "dynamic_spatial_size_supported": False,
@@ -60,7 +65,12 @@ DOCS_EXAMPLE = {
     "post_processing": {
         "type": "nms",
         "fused": False,
-        "nms_parameters": {"max_detections": 300, "confidence_threshold": 0.25, "iou_threshold": 0.45, "class_agnostic": 0},
+        "nms_parameters": {
+            "max_detections": 300,
+            "confidence_threshold": 0.25,
+            "iou_threshold": 0.45,
+            "class_agnostic": 0,
+        },
     },
     "class_names_operations": [{"type": "class_name_removal", "class_name": "background"}],
 }
@@ -116,9 +126,13 @@ def test_reference_examples_parse(name: str, expected: PreprocessingConfig) -> N
 def test_docs_example_does_not_parse_and_the_error_names_the_key(tmp_path: Path) -> None:
     """The upstream docs' "Complete Example" fails in inference-models 0.39 too (its pydantic discriminator)."""
     path = write_json(tmp_path / "inference_config.json", DOCS_EXAMPLE)
-    with pytest.raises(InvalidModelPackageError, match=r"'network_input\.dynamic_spatial_size_mode\.type' is 'divisible-padding'"):
+    with pytest.raises(
+        InvalidModelPackageError, match=r"'network_input\.dynamic_spatial_size_mode\.type' is 'divisible-padding'"
+    ):
         parse_inference_config(path)
-    fixed = with_change(DOCS_EXAMPLE, "network_input.dynamic_spatial_size_mode", {"type": "pad-to-be-divisible", "value": 32})
+    fixed = with_change(
+        DOCS_EXAMPLE, "network_input.dynamic_spatial_size_mode", {"type": "pad-to-be-divisible", "value": 32}
+    )
     with pytest.raises(InvalidModelPackageError, match=r"'image_pre_processing\.static-crop'.*look like pixels"):
         parse_inference_config(write_json(tmp_path / "inference_config.json", fixed))
 
@@ -134,9 +148,17 @@ def test_docs_example_does_not_parse_and_the_error_names_the_key(tmp_path: Path)
         ("network_input.scaling_factor", None, {"scaling_factor": 1.0}),  # inference-models does not scale then
         ("network_input.normalization", [[0.5], [0.25]], {"normalization": ((0.5,), (0.25,))}),
         ("image_pre_processing.grayscale", {"enabled": True}, {"grayscale": True}),
-        ("image_pre_processing.contrast", {"enabled": True, "type": "Contrast Stretching"}, {"contrast": "Contrast Stretching"}),
+        (
+            "image_pre_processing.contrast",
+            {"enabled": True, "type": "Contrast Stretching"},
+            {"contrast": "Contrast Stretching"},
+        ),
         ("image_pre_processing.contrast", {"enabled": False, "type": "Contrast Stretching"}, {}),
-        ("image_pre_processing.static-crop", {"enabled": True, "x_min": 1, "y_min": 2, "x_max": 98, "y_max": 99.0}, {"static_crop": StaticCrop(1, 2, 98, 99)}),
+        (
+            "image_pre_processing.static-crop",
+            {"enabled": True, "x_min": 1, "y_min": 2, "x_max": 98, "y_max": 99.0},
+            {"static_crop": StaticCrop(1, 2, 98, 99)},
+        ),
         ("image_pre_processing", None, {}),
         ("image_pre_processing.future-step", {"enabled": False}, {}),
         ("forward_pass", None, {}),
@@ -171,10 +193,22 @@ def test_inference_config_values(tmp_path: Path, key: str, value: object, expect
         ("network_input.padding_value", 1.5, "network_input.padding_value"),
         ("network_input.scaling_factor", "255", "network_input.scaling_factor"),
         ("network_input.normalization", [[0.5, 0.5]], "network_input.normalization"),
-        ("network_input.dynamic_spatial_size_mode", {"type": "pad-to-be-divisible"}, "network_input.dynamic_spatial_size_mode.value"),
+        (
+            "network_input.dynamic_spatial_size_mode",
+            {"type": "pad-to-be-divisible"},
+            "network_input.dynamic_spatial_size_mode.value",
+        ),
         ("image_pre_processing.static-crop", {"enabled": False}, "image_pre_processing.static-crop.x_min"),
-        ("image_pre_processing.static-crop", {"enabled": True, "x_min": 50, "y_min": 0, "x_max": 40, "y_max": 100}, "image_pre_processing.static-crop"),
-        ("image_pre_processing.static-crop", {"enabled": True, "x_min": 0.5, "y_min": 0, "x_max": 40, "y_max": 100}, "image_pre_processing.static-crop.x_min"),
+        (
+            "image_pre_processing.static-crop",
+            {"enabled": True, "x_min": 50, "y_min": 0, "x_max": 40, "y_max": 100},
+            "image_pre_processing.static-crop",
+        ),
+        (
+            "image_pre_processing.static-crop",
+            {"enabled": True, "x_min": 0.5, "y_min": 0, "x_max": 40, "y_max": 100},
+            "image_pre_processing.static-crop.x_min",
+        ),
         ("image_pre_processing.contrast", {"enabled": True, "type": "Sharpen"}, "image_pre_processing.contrast.type"),
         ("image_pre_processing.contrast", {"enabled": False}, "image_pre_processing.contrast.type"),
         ("image_pre_processing.grayscale", {"enabled": "yes"}, "image_pre_processing.grayscale.enabled"),
@@ -305,7 +339,9 @@ def test_model_config(tmp_path: Path, content: dict, error: str | None) -> None:
     ],
 )
 def test_legacy_environment(tmp_path: Path, preprocessing, expected, input_hw) -> None:
-    path = write_json(tmp_path / "environment.json", {"PREPROCESSING": preprocessing, "CLASS_MAP": {"1": "b", "0": "a"}})
+    path = write_json(
+        tmp_path / "environment.json", {"PREPROCESSING": preprocessing, "CLASS_MAP": {"1": "b", "0": "a"}}
+    )
     assert parse_legacy_environment(path) == (expected, input_hw, ("a", "b"))
 
 
@@ -340,7 +376,10 @@ def test_inference_models_folder(tmp_path: Path) -> None:
     weights = tmp_path / "w.onnx"
     weights.write_bytes(b"onnx")
     folder = make_package(tmp_path / "pkg", weights)
-    write_json(folder / "model_config.json", {"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"})
+    write_json(
+        folder / "model_config.json",
+        {"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"},
+    )
     package = load_model_package(folder, model_id="mine")
     assert package.model_id == "mine"
     assert package.weights_path == folder / "weights.onnx"
@@ -373,7 +412,10 @@ def test_tensorrt_package(tmp_path: Path, trt_config: dict, expected: tuple[int,
 @pytest.mark.parametrize(
     ("trt_config", "named"),
     [
-        ({"dynamic_batch_size_min": 1, "dynamic_batch_size_max": 16}, "dynamic_batch_size_opt"),  # examples/…missing_opt
+        (
+            {"dynamic_batch_size_min": 1, "dynamic_batch_size_max": 16},
+            "dynamic_batch_size_opt",
+        ),  # examples/…missing_opt
         ({"static_batch_size": 0}, "static_batch_size"),
         ({"dynamic_batch_size_min": 4, "dynamic_batch_size_opt": 2, "dynamic_batch_size_max": 16}, "min <= opt"),
     ],
@@ -393,7 +435,10 @@ def test_legacy_folder(tmp_path: Path) -> None:
     (folder / "yolov5s_weights.onnx").write_bytes(b"onnx")
     write_json(
         folder / "environment.json",
-        {"PREPROCESSING": {"resize": {"enabled": True, "width": 320, "height": 320, "format": "Stretch to"}}, "CLASS_MAP": {"0": "x"}},
+        {
+            "PREPROCESSING": {"resize": {"enabled": True, "width": 320, "height": 320, "format": "Stretch to"}},
+            "CLASS_MAP": {"0": "x"},
+        },
     )
     package = load_model_package(folder)
     assert package.weights_path == folder / "yolov5s_weights.onnx"
@@ -430,7 +475,9 @@ def test_pickles_are_refused(tmp_path: Path) -> None:
 def test_bare_onnx_uses_ultralytics_defaults_and_class_names_beside_it(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"")
     package = load_model_package(tmp_path / "m.onnx")
-    assert package.preprocessing == PreprocessingConfig(resize_mode="letterbox", padding_value=114, size_rounding="round")
+    assert package.preprocessing == PreprocessingConfig(
+        resize_mode="letterbox", padding_value=114, size_rounding="round"
+    )
     assert package.class_names is None
     (tmp_path / "class_names.txt").write_text(" cat \n\n dog\n")
     assert load_model_package(tmp_path / "m.onnx").class_names == ("cat", "dog")

@@ -56,7 +56,11 @@ def cache_dir(tmp_path: Path) -> Path:
 def leftovers(tmp_path: Path) -> list[str]:
     """Files and folders in the cache other than lock files."""
     root = cache_dir(tmp_path)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.endswith(".lock")) if root.exists() else []
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.name.endswith(".lock"))
+        if root.exists()
+        else []
+    )
 
 
 def test_download_writes_a_verified_package_and_sends_the_key_only_to_the_api(api, tmp_path) -> None:
@@ -314,7 +318,10 @@ def test_cache_location(monkeypatch, env, expected) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"WORKFLOWS_YOLOV5_SEG_API_URL": "http://127.0.0.1:1/", "ROBOFLOW_API_HOST": "https://b"}, "http://127.0.0.1:1"),
+        (
+            {"WORKFLOWS_YOLOV5_SEG_API_URL": "http://127.0.0.1:1/", "ROBOFLOW_API_HOST": "https://b"},
+            "http://127.0.0.1:1",
+        ),
         ({"ROBOFLOW_API_HOST": "https://api.roboflow.eu"}, "https://api.roboflow.eu"),
         ({}, "https://api.roboflow.com"),
     ],
@@ -361,3 +368,48 @@ def test_the_api_key_never_leaks(api, tmp_path, caplog, capfd) -> None:
         assert API_KEY not in str(path)
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes()
+
+
+def test_concurrent_processes_download_once(api, tmp_path) -> None:
+    """Three real processes ask for the same model at the same moment: the API is asked once.
+
+    The children run with ``-S`` (no site hooks: this machine's site imports torch at start-up) and find the package
+    through ``PYTHONPATH``; they wait at a file barrier so that they ask together.
+    """
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(roboflow.__file__).resolve().parent.parent
+    barrier = tmp_path / "go"
+    script = (
+        "import sys, time, pathlib\n"
+        "from workflows_yolov5_seg.roboflow import download_model_package\n"
+        "pathlib.Path(sys.argv[1]).touch()\n"
+        f"while not pathlib.Path({str(barrier)!r}).exists(): time.sleep(0.005)\n"
+        f"print(download_model_package({MODEL_ID!r}))\n"
+    )
+    environment = {**os.environ, "ROBOFLOW_API_KEY": API_KEY, "PYTHONPATH": str(repo)}
+    ready = [tmp_path / f"ready-{index}" for index in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-S", "-c", script, str(flag)],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for flag in ready
+    ]
+    deadline = time.time() + 60
+    while not all(flag.exists() for flag in ready) and time.time() < deadline:
+        if any(process.poll() is not None for process in processes):
+            break
+        time.sleep(0.01)
+    barrier.touch()
+    outputs = [process.communicate(timeout=120) for process in processes]
+
+    assert [process.returncode for process in processes] == [0] * 3, outputs
+    assert {out.decode().strip() for out, _ in outputs} == {str(roboflow.package_dir(MODEL_ID))}
+    assert api.metadata_requests() == 1
+    assert api.file_requests() == len(FILES)
+    assert all(API_KEY.encode() not in out + err for out, err in outputs)

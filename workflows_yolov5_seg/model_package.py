@@ -149,7 +149,9 @@ class _Section:
         else:
             ok = isinstance(value, str)
         if not ok:
-            raise self.fail(name, f"has the invalid value {value!r}; expected {'an integer' if kind == 'int' else kind}.")
+            raise self.fail(
+                name, f"has the invalid value {value!r}; expected {'an integer' if kind == 'int' else kind}."
+            )
         if choices and value not in choices:
             raise self.fail(name, f"is {value!r}; use one of {', '.join(repr(c) for c in choices)}.")
         return value
@@ -197,14 +199,16 @@ def _parse_image_pre_processing(config: _Section) -> tuple[StaticCrop | None, bo
     for name, value in steps.mapping.items():
         if name in PRE_PROCESSING_FIELD_NAMES:
             raise steps.fail(
-                name, f"is a Python field name that inference-models ignores on disk; name it "
-                f"'{PRE_PROCESSING_FIELD_NAMES[name]}'."
+                name,
+                f"is a Python field name that inference-models ignores on disk; name it "
+                f"'{PRE_PROCESSING_FIELD_NAMES[name]}'.",
             )
         if name not in IMAGE_PRE_PROCESSING_STEPS:
             if isinstance(value, dict) and value.get("enabled"):
                 raise steps.fail(
-                    name, f"is a pre-processing step this block does not know; supported: "
-                    f"{', '.join(IMAGE_PRE_PROCESSING_STEPS)}."
+                    name,
+                    f"is a pre-processing step this block does not know; supported: "
+                    f"{', '.join(IMAGE_PRE_PROCESSING_STEPS)}.",
                 )
             logger.warning("'%s': ignoring unknown disabled pre-processing step '%s'.", config.path, steps.key(name))
     _parse_toggle(steps.child("auto-orient"))  # validated; arrays carry no EXIF, as in inference-models
@@ -239,8 +243,9 @@ def _parse_normalization(network: _Section) -> tuple[tuple[float, ...], tuple[fl
     )
     if not valid:
         raise network.fail(
-            "normalization", f"has the invalid value {value!r}; expected null or [[mean...], [std...]] with 1 or 3 "
-            "numbers each (no zero std)."
+            "normalization",
+            f"has the invalid value {value!r}; expected null or [[mean...], [std...]] with 1 or 3 "
+            "numbers each (no zero std).",
         )
     return tuple(float(x) for x in value[0]), tuple(float(x) for x in value[1])
 
@@ -260,8 +265,9 @@ def _parse_network_input(config: _Section) -> tuple[dict[str, Any], tuple[int, i
         any_size = kind == "any-size"
     if input_hw is None and not (dynamic and any_size):
         raise network.fail(
-            "training_input_size", "is missing; it may only be omitted for models that accept any input size "
-            "(dynamic_spatial_size_supported with an 'any-size' dynamic_spatial_size_mode)."
+            "training_input_size",
+            "is missing; it may only be omitted for models that accept any input size "
+            "(dynamic_spatial_size_supported with an 'any-size' dynamic_spatial_size_mode).",
         )
     color_mode = network.value("color_mode", "str", required=True, choices=("rgb", "bgr"))
     resize_mode = network.value("resize_mode", "str", required=True, choices=PACKAGE_RESIZE_MODES)
@@ -413,7 +419,8 @@ def parse_legacy_environment(path: Path) -> tuple[PreprocessingConfig, tuple[int
         else:
             raise resize.fail(
                 "format",
-                f"is {resize_format!r}; supported: {', '.join(repr(f) for f in (*LEGACY_RESIZE_FORMATS, *LEGACY_FALLBACK_FORMATS))}.",
+                f"is {resize_format!r}; supported: "
+                f"{', '.join(repr(f) for f in (*LEGACY_RESIZE_FORMATS, *LEGACY_FALLBACK_FORMATS))}.",
             )
         if resize.mapping.get("height") is not None and resize.mapping.get("width") is not None:
             input_hw = (resize.value("height", "int"), resize.value("width", "int"))
@@ -446,9 +453,7 @@ def _parse_trt_config(path: Path) -> tuple[int, int, int]:
         return static, static, static
     sizes = tuple(config.value(f"dynamic_batch_size_{k}", "int", required=True) for k in ("min", "opt", "max"))
     if not 0 < sizes[0] <= sizes[1] <= sizes[2]:
-        raise InvalidModelPackageError(
-            f"'{path}' dynamic batch sizes must satisfy 0 < min <= opt <= max, got {sizes}."
-        )
+        raise InvalidModelPackageError(f"'{path}' dynamic batch sizes must satisfy 0 < min <= opt <= max, got {sizes}.")
     return sizes  # type: ignore[return-value]
 
 

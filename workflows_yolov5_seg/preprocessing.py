@@ -112,7 +112,9 @@ class PreprocessingConfig:
         if not self.scaling_factor > 0:
             raise InvalidParameterError(f"scaling_factor must be positive, got {self.scaling_factor}.")
         if self.size_rounding not in SIZE_ROUNDINGS:
-            raise InvalidParameterError(f"size_rounding '{self.size_rounding}' is not supported; use 'round' or 'truncate'.")
+            raise InvalidParameterError(
+                f"size_rounding '{self.size_rounding}' is not supported; use 'round' or 'truncate'."
+            )
         if self.normalization is not None:
             mean, std = self.normalization
             if len(mean) not in (1, 3) or len(std) not in (1, 3) or any(value == 0 for value in std):

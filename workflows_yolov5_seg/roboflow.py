@@ -405,7 +405,7 @@ def _metadata_url(base: str, model_id: str, start_after: str | None) -> str:
 
 
 def fetch_model_metadata(model_id: str, client: _Client, base: str) -> dict[str, Any]:
-    """The ``modelMetadata`` object for ``model_id``, with the packages of every page (at most 10, as inference-models)."""
+    """The ``modelMetadata`` of ``model_id`` with the packages of every page (at most 10, as inference-models)."""
     packages: list[Any] = []
     start_after = None
     metadata: dict[str, Any] = {}
@@ -452,7 +452,11 @@ def select_onnx_package(metadata: dict[str, Any], model_id: str) -> dict[str, An
     ]
     if not candidates:
         kinds = sorted(
-            {str((p.get("packageManifest") or {}).get("type")) for p in metadata["modelPackages"] if isinstance(p, dict)}
+            {
+                str((p.get("packageManifest") or {}).get("type"))
+                for p in metadata["modelPackages"]
+                if isinstance(p, dict)
+            }
         )
         raise RoboflowAPIError(
             f"Roboflow offers no ONNX package for '{model_id}' (packages: {', '.join(kinds) or 'none'}); this block "
@@ -472,7 +476,9 @@ def _package_files(package: dict[str, Any], model_id: str) -> list[tuple[str, st
         url = entry.get("downloadUrl") if isinstance(entry, dict) else None
         md5 = entry.get("md5Hash") if isinstance(entry, dict) else None
         if not isinstance(handle, str) or not FILE_HANDLE_PATTERN.match(handle) or ".." in handle.split("/"):
-            raise RoboflowAPIError(f"Roboflow listed an unsafe file name {handle!r} for '{model_id}'; not downloading it.")
+            raise RoboflowAPIError(
+                f"Roboflow listed an unsafe file name {handle!r} for '{model_id}'; not downloading it."
+            )
         if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise RoboflowAPIError(f"Roboflow listed no usable download URL for {handle} of '{model_id}'.")
         if md5 is not None and not (isinstance(md5, str) and re.fullmatch(r"[0-9a-fA-F]{32}", md5)):
