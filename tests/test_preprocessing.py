@@ -350,9 +350,11 @@ def test_contrast_widens_a_dull_image(contrast: str) -> None:
     assert np.ptp(result) > np.ptp(image) * 2
 
 
-def test_contrast_stretching_of_a_flat_image_is_a_no_op() -> None:
-    image = np.full((8, 8, 3), 77, dtype=np.uint8)
-    np.testing.assert_array_equal(apply_contrast(image, "Contrast Stretching"), image)
+def test_contrast_stretching_of_a_nearly_flat_image_clamps_like_scikit_image() -> None:
+    """2nd and 98th percentiles equal: scikit-image (and so inference-models) clamps every pixel to that value."""
+    image = np.full((10, 10, 3), 77, dtype=np.uint8)
+    image[0, 0], image[0, 1] = 255, 0
+    np.testing.assert_array_equal(apply_contrast(image, "Contrast Stretching"), np.full_like(image, 77))
 
 
 def test_order_is_crop_then_grayscale_then_contrast() -> None:

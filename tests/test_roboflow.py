@@ -324,10 +324,12 @@ def test_cache_location(monkeypatch, env, expected) -> None:
         ),
         ({"ROBOFLOW_API_HOST": "https://api.roboflow.eu"}, "https://api.roboflow.eu"),
         ({}, "https://api.roboflow.com"),
+        ({"ROBOFLOW_REGION": "eu"}, "https://api.roboflow.eu"),
+        ({"ROBOFLOW_ENVIRONMENT": "staging"}, "https://api.roboflow.one"),
     ],
 )
 def test_api_url(monkeypatch, env, expected) -> None:
-    for name in ("WORKFLOWS_YOLOV5_SEG_API_URL", "ROBOFLOW_API_HOST"):
+    for name in ("WORKFLOWS_YOLOV5_SEG_API_URL", "ROBOFLOW_API_HOST", "ROBOFLOW_REGION", "ROBOFLOW_ENVIRONMENT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -265,8 +265,6 @@ def apply_contrast(image: npt.NDArray[np.uint8], contrast: ContrastType) -> npt.
         raise MissingDependencyError("scikit-image", "contrast", f"Contrast '{contrast}' pre-processing") from error
     if contrast == "Contrast Stretching":
         low, high = np.percentile(image, 2), np.percentile(image, 98)
-        if low == high:  # a flat image: scikit-image would divide by zero; it has no contrast to stretch
-            return image
         return np.asarray(exposure.rescale_intensity(image, in_range=(low, high)), dtype=np.uint8)
     unit = image.astype(np.float32) / 255
     if contrast == "Histogram Equalization":

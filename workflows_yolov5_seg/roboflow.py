@@ -21,8 +21,8 @@ model is used without any network access (and without an API key).
 
 Environment variables:
 
-- ``WORKFLOWS_YOLOV5_SEG_API_URL`` (else inference-models' ``ROBOFLOW_API_HOST``, else
-  ``https://api.roboflow.com``): the API base URL.
+- ``WORKFLOWS_YOLOV5_SEG_API_URL`` (else inference-models' ``ROBOFLOW_API_HOST``, else its
+  ``ROBOFLOW_REGION`` / ``ROBOFLOW_ENVIRONMENT`` choice, ``https://api.roboflow.com`` by default): the API base URL.
 - ``WORKFLOWS_YOLOV5_SEG_CACHE_DIR`` (else ``$INFERENCE_HOME`` or ``$MODEL_CACHE_DIR`` or ``/tmp/cache``, plus
   ``/workflows-yolov5-seg``): where packages are cached, as ``<cache>/<project>/<version>/``.
 - ``ROBOFLOW_API_KEY``: the API key when the block's ``api_key`` is not set.
@@ -95,9 +95,26 @@ _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
 
+# inference-models' region / environment matrix (configuration.py), used when no URL is set.
+REGIONAL_API_URLS = {
+    ("us", "prod"): "https://api.roboflow.com",
+    ("us", "staging"): "https://api.roboflow.one",
+    ("eu", "prod"): "https://api.roboflow.eu",
+    ("eu", "staging"): "https://api.roboflow-eu.one",
+}
+
+
 def api_url() -> str:
-    """The API base URL, without a trailing slash."""
-    url = os.environ.get(API_URL_ENV) or os.environ.get(ROBOFLOW_API_HOST_ENV) or DEFAULT_API_URL
+    """The API base URL, without a trailing slash.
+
+    ``WORKFLOWS_YOLOV5_SEG_API_URL``, else ``ROBOFLOW_API_HOST``, else inference-models' choice from
+    ``ROBOFLOW_REGION`` (``us`` / ``eu``) and ``ROBOFLOW_ENVIRONMENT`` (``prod`` or staging).
+    """
+    url = os.environ.get(API_URL_ENV) or os.environ.get(ROBOFLOW_API_HOST_ENV)
+    if not url:
+        region = os.environ.get("ROBOFLOW_REGION", "us").strip().lower()
+        environment = "prod" if os.environ.get("ROBOFLOW_ENVIRONMENT", "prod").lower() == "prod" else "staging"
+        url = REGIONAL_API_URLS.get((region, environment), DEFAULT_API_URL)
     return url.rstrip("/")
 
 
