@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -25,6 +24,8 @@ from workflows_yolov5_seg.errors import (
     RoboflowUnauthorizedError,
 )
 from workflows_yolov5_seg.roboflow import MANIFEST_FILE, download_model_package
+
+fcntl = pytest.importorskip("fcntl", reason="POSIX file locks")
 
 API_KEY = "rf_SECRET_k3y_0123456789"
 MODEL_ID = "shapes-seg/3"
@@ -182,6 +183,7 @@ def test_missing_key_is_a_clear_error_without_any_request(api) -> None:
         ("status_500", MODEL_ID, RoboflowAPIError, 500, "answered 500"),
         ("status_502_always", MODEL_ID, RoboflowAPIError, 502, "answered 502"),
         ("file_404", MODEL_ID, RoboflowAPIError, 404, "file host answered 404 while downloading weights.onnx"),
+        ("file_403", MODEL_ID, RoboflowAPIError, 403, "file host answered 403 while downloading weights.onnx"),
     ],
 )
 def test_api_failures_raise_typed_errors(api, tmp_path, setup, model_id, error_type, status, message) -> None:
@@ -194,9 +196,8 @@ def test_api_failures_raise_typed_errors(api, tmp_path, setup, model_id, error_t
         api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [500]
     elif setup == "status_502_always":
         api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [502] * 10
-    elif setup == "file_404":
-        api.models[MODEL_ID].files["weights.onnx"] = FILES["weights.onnx"]
-        api.status_overrides["/files/"] = [404]
+    elif setup in ("file_404", "file_403"):
+        api.status_overrides["/files/"] = [int(setup[-3:])]
 
     with pytest.raises(error_type, match=message) as caught:
         download_model_package(model_id, api_key=key)

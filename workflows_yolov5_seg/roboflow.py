@@ -258,17 +258,17 @@ class _Client:
             body = ""
         body = self.redact(body)[:300]
         where = safe_url(url)
+        if status in (401, 403, 404) and what.startswith("downloading"):  # signed links carry no API key
+            return RoboflowAPIError(
+                f"The file host answered {status} while {what} '{self.model_id}' ({where}); the download link may "
+                "have expired: retry.",
+                status,
+            )
         if status in (401, 403):
             reason = "refused the API key" if status == 401 else "refused access to the model with this API key"
             return RoboflowUnauthorizedError(
                 f"Roboflow API {reason} ({status}) while {what} '{self.model_id}'. Check the key (block 'api_key' "
                 f"or {API_KEY_ENV}) and that its workspace can access the model.",
-                status,
-            )
-        if status == 404 and what.startswith("downloading"):
-            return RoboflowAPIError(
-                f"The file host answered 404 while {what} '{self.model_id}' ({where}); the download link may have "
-                "expired: retry.",
                 status,
             )
         if status == 404:
