@@ -306,8 +306,17 @@ def build_standins(python: str, folder: Path, sizes: Sequence[int] = (320, 640))
     script.write_text(STANDIN_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
-        ["nice", "-n", "19", python, str(script), str(folder), str(STANDIN_NUM_CLASSES), ",".join(map(str, sizes)),
-         shim_dir],
+        [
+            "nice",
+            "-n",
+            "19",
+            python,
+            str(script),
+            str(folder),
+            str(STANDIN_NUM_CLASSES),
+            ",".join(map(str, sizes)),
+            shim_dir,
+        ],
         check=True,
         env=env,
     )
@@ -333,7 +342,8 @@ def resolve_model_files(size: int, args: argparse.Namespace, workdir: Path, rng:
             return ModelFiles(trained, trained_dynamic, "trained")
         if standin_path(args.standin_dir, size, False).is_file():
             return ModelFiles(
-                standin_path(args.standin_dir, size, False), standin_path(args.standin_dir, size, True),
+                standin_path(args.standin_dir, size, False),
+                standin_path(args.standin_dir, size, True),
                 "untrained-standin",
             )
     static = constant_graph(workdir / f"constant-{size}.onnx", size, rng, batch=1)
@@ -441,8 +451,9 @@ def fit_coefficients(protos: np.ndarray, box: Sequence[float], proto_stride: flo
     c0, c1 = max(0, int(x1 / proto_stride) - 2), min(mw, int(math.ceil(x2 / proto_stride)) + 2)
     r0, r1 = max(0, int(y1 / proto_stride) - 2), min(mh, int(math.ceil(y2 / proto_stride)) + 2)
     ys, xs = np.mgrid[r0:r1, c0:c1]
-    cx, cy = ((xs + 0.5) * proto_stride - (x1 + x2) / 2) / ((x2 - x1) / 2), ((ys + 0.5) * proto_stride - (y1 + y2) / 2) / (
-        (y2 - y1) / 2
+    cx, cy = (
+        ((xs + 0.5) * proto_stride - (x1 + x2) / 2) / ((x2 - x1) / 2),
+        ((ys + 0.5) * proto_stride - (y1 + y2) / 2) / ((y2 - y1) / 2),
     )
     target = np.where(cx**2 + cy**2 <= 0.8, 4.0, -4.0).ravel()
     design = protos[:, r0:r1, c0:c1].reshape(32, -1).T.astype(np.float64)
@@ -515,7 +526,9 @@ def make_images(case: Case, seed: int) -> list[np.ndarray]:
 WORKFLOW = {
     "version": "1.0",
     "inputs": [{"type": "WorkflowImage", "name": "image"}, {"type": "WorkflowParameter", "name": "model"}],
-    "steps": [{"type": BLOCK_TYPE, "name": "seg", "images": "$inputs.image", "model": "$inputs.model", "backend": "onnx"}],
+    "steps": [
+        {"type": BLOCK_TYPE, "name": "seg", "images": "$inputs.image", "model": "$inputs.model", "backend": "onnx"}
+    ],
     "outputs": [{"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"}],
 }
 
@@ -588,7 +601,8 @@ def run_stages(ctx: Context, case: Case, stages: list[Stage]) -> None:
     gc.collect()
     for round_index in range(args.repeats):
         pending = [
-            s for s in stages
+            s
+            for s in stages
             if len(s.times) < args.repeats and (len(s.times) < min(3, args.repeats) or s.spent_s < args.budget)
         ]
         if not pending:
@@ -687,9 +701,7 @@ def run_case(case: Case, ctx: Context, rng: np.random.Generator) -> None:
 
     stages = [Stage("forward", "onnxruntime", None, lambda: base.backend.infer(tensor), memory=False)]
     if case.source == "synthetic":
-        stages.append(
-            Stage("forward_injected", "onnxruntime", None, lambda: model.backend.infer(tensor), memory=False)
-        )
+        stages.append(Stage("forward_injected", "onnxruntime", None, lambda: model.backend.infer(tensor), memory=False))
     stages.append(Stage("pre_process", "ours", None, lambda: model.pre_process(images)))
     for mode in MODES:
         parameters = InferenceParameters(
@@ -697,37 +709,54 @@ def run_case(case: Case, ctx: Context, rng: np.random.Generator) -> None:
         )
         stages.append(
             Stage(
-                "post_process", "ours", mode,
+                "post_process",
+                "ours",
+                mode,
                 lambda p=parameters: model.post_process(instances, protos, batch.geometries, p),
-                count=ours_count, mask_bytes=ours_mask_bytes,
+                count=ours_count,
+                mask_bytes=ours_mask_bytes,
             )
         )
     if compact_supported():
         compact = InferenceParameters(confidence=CONFIDENCE, iou_threshold=IOU, compact_masks=True)
         stages.append(
             Stage(
-                "post_process", "ours", "accurate+compact",
-                lambda: model.post_process(instances, protos, batch.geometries, compact), count=ours_count,
+                "post_process",
+                "ours",
+                "accurate+compact",
+                lambda: model.post_process(instances, protos, batch.geometries, compact),
+                count=ours_count,
             )
         )
     stages.append(
-        Stage("pipeline", "ours", "accurate", lambda: model.infer(images, accurate), count=ours_count,
-              mask_bytes=ours_mask_bytes)
+        Stage(
+            "pipeline",
+            "ours",
+            "accurate",
+            lambda: model.infer(images, accurate),
+            count=ours_count,
+            mask_bytes=ours_mask_bytes,
+        )
     )
     if ctx.engine is not None:
         block_images = images if case.batch > 1 else images[0]
         stages.append(
             Stage(
-                "block", "ours", "accurate",
+                "block",
+                "ours",
+                "accurate",
                 lambda: ctx.engine.run(runtime_parameters={"image": block_images, "model": str(model_path)}),
-                count=block_count, mask_bytes=block_mask_bytes,
+                count=block_count,
+                mask_bytes=block_mask_bytes,
             )
         )
     if ctx.peers_legacy:
         for mode in MODES:
             stages.append(
                 Stage(
-                    "post_process", "legacy", mode,
+                    "post_process",
+                    "legacy",
+                    mode,
                     lambda m=mode: peers.legacy_post_process(
                         instances.copy(), protos, hws, network_hw, m, TRADEOFF_FACTOR, CONFIDENCE, IOU
                     ),
@@ -737,45 +766,67 @@ def run_case(case: Case, ctx: Context, rng: np.random.Generator) -> None:
     im_model = None
     if ctx.peers_im:
         folder = peers.build_inference_models_package(
-            model_path, model.class_names, network_hw, ctx.workdir / f"im-{case.name}",
+            model_path,
+            model.class_names,
+            network_hw,
+            ctx.workdir / f"im-{case.name}",
             static_batch_size=None if case.batch > 1 else 1,
         )
         im_model = peers.load_inference_models(folder)
         _, metadata = peers.inference_models_pre_process(im_model, images)
         stages.append(
             Stage(
-                "post_process", "inference-models", "accurate",
+                "post_process",
+                "inference-models",
+                "accurate",
                 lambda: peers.inference_models_post_process(im_model, instances, protos, metadata, CONFIDENCE, IOU),
-                count=im_count, mask_bytes=im_mask_bytes,
+                count=im_count,
+                mask_bytes=im_mask_bytes,
             )
         )
         stages.append(
-            Stage("e2e", "inference-models", "accurate",
-                  lambda: peers.inference_models_infer(im_model, images, CONFIDENCE, IOU), count=im_count)
+            Stage(
+                "e2e",
+                "inference-models",
+                "accurate",
+                lambda: peers.inference_models_infer(im_model, images, CONFIDENCE, IOU),
+                count=im_count,
+            )
         )
     if case.batch > 1:
         singles = [base.pre_process([image]).tensor for image in images]
         stages.append(
-            Stage(f"forward_x{case.batch}_single", "onnxruntime", None,
-                  lambda: [base.backend.infer(t) for t in singles], memory=False)
+            Stage(
+                f"forward_x{case.batch}_single",
+                "onnxruntime",
+                None,
+                lambda: [base.backend.infer(t) for t in singles],
+                memory=False,
+            )
         )
         stages.append(
-            Stage(f"pipeline_x{case.batch}_single", "ours", "accurate",
-                  lambda: [model.infer([image], accurate) for image in images],
-                  count=lambda out: sum(ours_count(o) for o in out), memory=False)
+            Stage(
+                f"pipeline_x{case.batch}_single",
+                "ours",
+                "accurate",
+                lambda: [model.infer([image], accurate) for image in images],
+                count=lambda out: sum(ours_count(o) for o in out),
+                memory=False,
+            )
         )
         if ctx.engine is not None:
             stages.append(
                 Stage(
-                    f"block_x{case.batch}_single", "ours", "accurate",
-                    lambda: [ctx.engine.run(runtime_parameters={"image": i, "model": str(model_path)})
-                             for i in images],
+                    f"block_x{case.batch}_single",
+                    "ours",
+                    "accurate",
+                    lambda: [ctx.engine.run(runtime_parameters={"image": i, "model": str(model_path)}) for i in images],
                     count=lambda out: sum(block_count(o) for o in out),
                     memory=False,
                 )
             )
     run_stages(ctx, case, stages)
-    del stages, im_model
+    del stages
     model.close()
     if model is not base:
         base.close()
@@ -823,8 +874,11 @@ def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[
         targets.append({"target": name, "met": met, "measured": measured})
 
     full_res = [c for c in cases if c.batch == 1]
-    im_ratios = [(c.name, r.vs_ours) for c in full_res if (r := find(results, c.name, "post_process",
-                                                                      "inference-models")) and r.vs_ours]
+    im_ratios = [
+        (c.name, r.vs_ours)
+        for c in full_res
+        if (r := find(results, c.name, "post_process", "inference-models")) and r.vs_ours
+    ]
     if im_ratios:
         worst = min(im_ratios, key=lambda x: x[1])
         add(
@@ -834,8 +888,11 @@ def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[
         )
     else:
         add(">= 10x faster than inference-models", None, "inference-models not run")
-    legacy = [(c.name, r.vs_ours) for c in full_res if (r := find(results, c.name, "post_process", "legacy",
-                                                                   "accurate")) and r.vs_ours]
+    legacy = [
+        (c.name, r.vs_ours)
+        for c in full_res
+        if (r := find(results, c.name, "post_process", "legacy", "accurate")) and r.vs_ours
+    ]
     if legacy:
         worst = min(legacy, key=lambda x: x[1])
         add(
@@ -884,15 +941,20 @@ def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[
         add(
             "4000x3000 ~150: <= 50 MB with compact masks",
             None,
-            "case or memory measurement not run" if compact_supported() else
-            "not measured: this version of the pipeline has no compact mask output",
+            "case or memory measurement not run"
+            if compact_supported()
+            else "not measured: this version of the pipeline has no compact mask output",
         )
     batch_case = next((c for c in cases if c.batch > 1), None)
     if batch_case is not None:
         for stage in ("block", "pipeline", "forward"):
             batched = find(results, batch_case.name, stage, "ours" if stage != "forward" else "onnxruntime")
-            single = find(results, batch_case.name, f"{stage}_x{batch_case.batch}_single",
-                          "ours" if stage != "forward" else "onnxruntime")
+            single = find(
+                results,
+                batch_case.name,
+                f"{stage}_x{batch_case.batch}_single",
+                "ours" if stage != "forward" else "onnxruntime",
+            )
             if batched and single:
                 ratio = single.median_ms / batched.median_ms
                 add(
@@ -923,8 +985,14 @@ def table(results: list[Measurement]) -> str:
             "| "
             + " | ".join(
                 [
-                    r.case, r.stage, r.impl, r.mode or "", "" if r.detections is None else str(r.detections),
-                    fmt(r.median_ms, ".2f"), fmt(r.p90_ms, ".2f"), fmt(r.per_detection_ms, ".3f"),
+                    r.case,
+                    r.stage,
+                    r.impl,
+                    r.mode or "",
+                    "" if r.detections is None else str(r.detections),
+                    fmt(r.median_ms, ".2f"),
+                    fmt(r.p90_ms, ".2f"),
+                    fmt(r.per_detection_ms, ".3f"),
                     fmt(r.vs_forward, ".2f", "x"),
                     fmt(r.vs_ours, ".1f", "x") + (" (per det)" if r.vs_ours_basis and "per" in r.vs_ours_basis else ""),
                     fmt(None if r.peak_tracemalloc_bytes is None else r.peak_tracemalloc_bytes / 1e6, ".1f"),
@@ -986,15 +1054,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-engine", action="store_true", help="skip the block through the ExecutionEngine")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak memory measurements")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--model-320", default=None, help="a 320-input YOLOv5-seg .onnx (NAME-dynamic.onnx beside it "
-                        "is used for batches)")
+    parser.add_argument(
+        "--model-320",
+        default=None,
+        help="a 320-input YOLOv5-seg .onnx (NAME-dynamic.onnx beside it is used for batches)",
+    )
     parser.add_argument("--model-640", default=None, help="a 640-input YOLOv5-seg .onnx (likewise)")
-    parser.add_argument("--standin-dir", type=Path, default=DEFAULT_STANDIN_DIR,
-                        help="where untrained YOLOv5n-seg stand-ins are (and --build-standins writes them)")
-    parser.add_argument("--build-standins", action="store_true",
-                        help="export untrained YOLOv5n-seg stand-ins at 320 and 640 first (see --yolov5-python)")
-    parser.add_argument("--yolov5-python", default=sys.executable,
-                        help="a Python with yolov5, torch and onnx, for --build-standins")
+    parser.add_argument(
+        "--standin-dir",
+        type=Path,
+        default=DEFAULT_STANDIN_DIR,
+        help="where untrained YOLOv5n-seg stand-ins are (and --build-standins writes them)",
+    )
+    parser.add_argument(
+        "--build-standins",
+        action="store_true",
+        help="export untrained YOLOv5n-seg stand-ins at 320 and 640 first (see --yolov5-python)",
+    )
+    parser.add_argument(
+        "--yolov5-python", default=sys.executable, help="a Python with yolov5, torch and onnx, for --build-standins"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.repeats is None:
@@ -1055,11 +1134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
         "command": "python -m workflows_yolov5_seg.benchmark " + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": {
-            "repeats": args.repeats, "warmup": args.warmup, "budget_s": args.budget, "confidence": CONFIDENCE,
-            "iou_threshold": IOU, "tradeoff_factor": TRADEOFF_FACTOR, "seed": args.seed,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "budget_s": args.budget,
+            "confidence": CONFIDENCE,
+            "iou_threshold": IOU,
+            "tradeoff_factor": TRADEOFF_FACTOR,
+            "seed": args.seed,
         },
-        "models": {str(k): {"static": str(v.static), "dynamic": str(v.dynamic), "kind": v.kind}
-                   for k, v in ctx.models.items()},
+        "models": {
+            str(k): {"static": str(v.static), "dynamic": str(v.dynamic), "kind": v.kind} for k, v in ctx.models.items()
+        },
         "cases": [asdict(c) for c in cases],
         "notes": ctx.notes,
         "results": [asdict(r) for r in ctx.results],

@@ -88,7 +88,7 @@ def legacy_post_process(
         num_masks=NUM_MASK_COEFFICIENTS,
     )
     results = []
-    for pred, proto, img_dim in zip([np.array(p) for p in predictions], protos, original_hws):
+    for pred, proto, img_dim in zip([np.array(p) for p in predictions], protos, original_hws, strict=True):
         if pred.size == 0:
             results.append(LegacyResult(np.zeros((0, 7 + NUM_MASK_COEFFICIENTS), np.float32), []))
             continue
@@ -140,8 +140,12 @@ def build_inference_models_package(
             shutil.copyfile(weights, target)
     (folder / "class_names.txt").write_text("".join(f"{name}\n" for name in class_names))
     config = {
-        "image_pre_processing": {"auto-orient": {"enabled": True}, "static-crop": None, "contrast": None,
-                                 "grayscale": None},
+        "image_pre_processing": {
+            "auto-orient": {"enabled": True},
+            "static-crop": None,
+            "contrast": None,
+            "grayscale": None,
+        },
         "network_input": {
             "training_input_size": {"height": int(input_hw[0]), "width": int(input_hw[1])},
             "dynamic_spatial_size_supported": False,
@@ -153,8 +157,10 @@ def build_inference_models_package(
             "scaling_factor": 255,
             "normalization": None,
         },
-        "forward_pass": {"static_batch_size": static_batch_size,
-                         "max_dynamic_batch_size": None if static_batch_size else 16},
+        "forward_pass": {
+            "static_batch_size": static_batch_size,
+            "max_dynamic_batch_size": None if static_batch_size else 16,
+        },
         "post_processing": {"type": "nms", "fused": False, "nms_parameters": None},
         "model_initialization": None,
         "class_names_operations": None,
@@ -205,7 +211,10 @@ def inference_models_post_process(
 
 
 def inference_models_infer(
-    model: Any, images: Sequence[np.ndarray], confidence: float = 0.4, iou_threshold: float = 0.3  # noqa: ANN401
+    model: Any,  # noqa: ANN401
+    images: Sequence[np.ndarray],
+    confidence: float = 0.4,
+    iou_threshold: float = 0.3,
 ) -> list:
     """The peer end to end: ``pre_process`` -> ``forward`` -> ``post_process`` (dense masks at full resolution)."""
     return model(list(images), input_color_format="bgr", confidence=confidence, iou_threshold=iou_threshold)
