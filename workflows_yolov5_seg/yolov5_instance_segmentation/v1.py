@@ -275,9 +275,7 @@ def load_model_for_step(model: str, backend: str, api_key: str | None) -> YOLOv5
         raise ServedModelNotFoundError(str(error)) from error
 
 
-def attach_workflow_metadata(
-    detections: sv.Detections, image: WorkflowImageData, inference_id: str
-) -> sv.Detections:
+def attach_workflow_metadata(detections: sv.Detections, image: WorkflowImageData, inference_id: str) -> sv.Detections:
     """Adds the ids, prediction type and parent coordinates that Workflows core blocks expect."""
     count = len(detections)
     height, width = image.numpy_image.shape[:2]
