@@ -416,3 +416,15 @@ def test_concurrent_processes_download_once(api, tmp_path) -> None:
     assert api.metadata_requests() == 1
     assert api.file_requests() == len(FILES)
     assert all(API_KEY.encode() not in out + err for out, err in outputs)
+
+
+@pytest.mark.parametrize("bad_key", ["rf key with spaces", "rf_key\r\nX-Injected: 1", "rf_kéy"])
+def test_malformed_keys_are_refused_without_echoing_them(api, bad_key: str) -> None:
+    with pytest.raises(RoboflowUnauthorizedError, match="cannot have") as caught:
+        download_model_package(MODEL_ID, api_key=bad_key)
+    assert bad_key.strip() not in _texts_of(caught.value)
+    assert api.requests == []
+
+
+def test_surrounding_whitespace_of_a_key_is_ignored(api) -> None:
+    assert (download_model_package(MODEL_ID, api_key=f"  {API_KEY}\n") / "weights.onnx").is_file()

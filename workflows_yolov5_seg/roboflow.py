@@ -90,6 +90,7 @@ CHUNK_SIZE = 1 << 20
 MODEL_ID_PATTERN = re.compile(r"^(?P<project>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<version>[0-9]+)$")
 FILE_HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 PACKAGE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+API_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,512}")  # printable ASCII, no spaces
 
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
@@ -540,7 +541,8 @@ def download_model_package(
     if not force and _read_manifest(target) is not None:
         logger.debug("Using the cached package of '%s' at %s.", model_id, target)
         return target
-    key = api_key if api_key else os.environ.get(API_KEY_ENV) or None
+    raw_key = api_key if api_key else os.environ.get(API_KEY_ENV) or None
+    key = raw_key.strip() if raw_key else None  # secrets read from files often end with a newline
     redact = _Redactor(key)
     try:
         with _exclusive(target.with_name(f"{target.name}.lock"), model_id):
@@ -555,6 +557,12 @@ def download_model_package(
                 raise RoboflowAPIKeyMissingError(
                     f"Loading the Roboflow model '{model_id}' needs an API key: set the block's 'api_key' (e.g. "
                     f"'$inputs.api_key') or the {API_KEY_ENV} environment variable."
+                )
+            if not API_KEY_PATTERN.fullmatch(key):  # never let http.client echo a malformed key in its error
+                raise RoboflowUnauthorizedError(
+                    f"The API key given for '{model_id}' contains characters an API key cannot have (spaces, "
+                    "control or non-ASCII characters); check the block's 'api_key' or "
+                    f"{API_KEY_ENV}."
                 )
             _download_into_cache(model_id, _Client(key, model_id), target)
             return target
