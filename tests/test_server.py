@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from server_fixture import (
@@ -315,3 +316,40 @@ def test_sdk_reports_errors_with_status_and_message(
     assert caught.value.status_code == 404
     assert str(missing) in caught.value.api_message
     inference_server.assert_serving()
+
+
+def test_serve_without_inference_says_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+    import importlib.util
+
+    from workflows_yolov5_seg import cli
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "inference" else real_find_spec(name, *a)
+    )
+    assert cli.main(["serve", "--port", "9"]) == 1
+    assert "pip install 'workflows-yolov5-seg[inference]'" in capsys.readouterr().err
+
+
+TRAINED_MODEL = REPOSITORY / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
+DEMO_IMAGE = REPOSITORY / "workflows_yolov5_seg" / "assets" / "demo-scene.jpg"
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not TRAINED_MODEL.is_file(), reason=f"the trained model is not bundled yet: {TRAINED_MODEL}")
+def test_trained_model_served_equals_in_process(inference_server: ServerProcess, tmp_path: Path) -> None:
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    image = read_image(DEMO_IMAGE)
+    png = tmp_path / "demo-scene.png"  # lossless, so both sides decode the same pixels
+    cv2.imwrite(str(png), image)
+    model = str(TRAINED_MODEL)
+    served = run_served(inference_server, workflow(), {"image": str(png)}, model=model)[0]
+    local = run_in_process(workflow(), {"image": image, "model": model})[0]
+    assert served["predictions"]["predictions"], "the trained model finds shapes in the demo scene"
+    assert_same_predictions(served["predictions"], local["predictions"])
+    served_rle = run_served(inference_server, workflow(), {"image": str(png)}, model=model, mask_format="rle")[0]
+    dense = run_in_process(workflow(), {"image": image, "model": model}, serialize_results=False)[0]["predictions"]
+    predictions = served_rle["predictions"]["predictions"]
+    assert len(predictions) == len(dense)
+    for prediction, mask in zip(predictions, dense.mask, strict=True):
+        np.testing.assert_array_equal(mask_utils.decode(prediction["rle_mask"]).astype(bool), np.asarray(mask))

@@ -96,8 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from workflows_yolov5_seg.errors import MissingDependencyError
+
     args = build_parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except MissingDependencyError as error:
+        print(f"workflows-yolov5-seg {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -56,7 +56,14 @@ def block_file_name(block_type: str) -> str:
 def describe_response() -> dict[str, Any]:
     """The whole ``POST /workflows/blocks/describe`` response body (no dynamic blocks), as JSON-ready data."""
     register_plugin()
-    from inference.core.interfaces.http.handlers.workflows import handle_describe_workflows_blocks_request
+    try:
+        from inference.core.interfaces.http.handlers.workflows import handle_describe_workflows_blocks_request
+    except ImportError as error:
+        from workflows_yolov5_seg.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "inference-core", "inference", "Generating the block descriptions (workflows-yolov5-seg generate)"
+        ) from error
 
     result = handle_describe_workflows_blocks_request()
     return json.loads(result.model_dump_json(by_alias=True))
@@ -191,7 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files are out of date")
     args = parser.parse_args(argv)
     root = args.output if args.output is not None else project_root()
-    files = generate_files()
+    from workflows_yolov5_seg.errors import MissingDependencyError
+
+    try:
+        files = generate_files()
+    except MissingDependencyError as error:
+        print(error, file=sys.stderr)
+        return 1
     if args.check:
         stale = stale_files(root, files)
         if stale:

@@ -147,9 +147,21 @@ def build_model_manager() -> Any:
     return model_manager
 
 
+def require_inference_server() -> None:
+    """Raises :class:`MissingDependencyError` with the install command when Inference's HTTP server is missing."""
+    import importlib.util
+
+    from workflows_yolov5_seg.errors import MissingDependencyError
+
+    for module, package in (("inference", "inference-core[http]"), ("uvicorn", "uvicorn"), ("fastapi", "fastapi")):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(package, "inference", "The Inference HTTP server (workflows-yolov5-seg serve)")
+
+
 def create_app(workdir: Path | None = None) -> Any:
     """Builds Inference's FastAPI app with this plugin registered (also a uvicorn factory, for ``--workers``)."""
     register_plugin()
+    require_inference_server()
     workdir = prepare_workdir(workdir)
     from inference.core.interfaces.http.http_api import HttpInterface
 
@@ -176,9 +188,10 @@ def serve(
         workdir: folder for the landing-page mounts (default: see :func:`default_workdir`).
         log_level: uvicorn log level.
     """
+    register_plugin()
+    require_inference_server()
     import uvicorn
 
-    register_plugin()
     workdir = prepare_workdir(workdir)
     if workers > 1:
         # Worker processes import the factory themselves; they inherit the environment set here.
