@@ -47,6 +47,10 @@ class UntrustedModelError(ModelLoadError, PermissionError):
     """The model file type or location is not allowed (pickles, paths outside the allow-list)."""
 
 
+class CacheNotWritableError(ModelLoadError, PermissionError):
+    """A cache folder (downloads, TensorRT engines) cannot be created or written."""
+
+
 class BackendUnavailableError(YOLOv5SegError):
     """The requested backend or device cannot run here."""
 

@@ -56,6 +56,7 @@ from typing import Any
 
 from workflows_yolov5_seg import __version__
 from workflows_yolov5_seg.errors import (
+    CacheNotWritableError,
     DownloadIntegrityError,
     InvalidModelPackageError,
     NotYOLOv5SegModelError,
@@ -85,6 +86,8 @@ MAX_METADATA_PAGES = 10  # as inference-models
 RETRY_STATUS_CODES = frozenset({408, 429, 502, 503, 504})  # inference-models' IDEMPOTENT_API_REQUEST_CODES_TO_RETRY
 REQUIRED_PACKAGE_FILES = ("weights.onnx", "class_names.txt", "inference_config.json")
 MANIFEST_FILE = ".workflows-yolov5-seg.json"
+FILE_MODE = 0o600  # cached files and folders are owner-only
+DIR_MODE = 0o700
 QUANTIZATION_PREFERENCE = ("fp32", "fp16", "unknown")
 CHUNK_SIZE = 1 << 20
 MODEL_ID_PATTERN = re.compile(r"^(?P<project>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<version>[0-9]+)$")
@@ -174,17 +177,65 @@ class _Redactor:
         return text
 
 
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The cache manifest if ``folder`` is a complete cached package, else ``None``."""
+    """The cache manifest if ``folder`` is a complete, intact cached package, else ``None``.
+
+    Every file must have the size recorded at download time and, where the API gave one, the same MD5: a cached
+    file that was truncated or altered afterwards (disk error, a stray edit) is detected and downloaded again.
+    """
     try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
         files = manifest["files"]
         for handle, entry in files.items():
-            if (folder / handle).stat().st_size != entry["size"]:
+            path = folder / handle
+            if path.stat().st_size != entry["size"]:
+                logger.warning("Cached file %s has another size than downloaded; downloading it again.", path)
+                return None
+            md5 = entry.get("md5")
+            if isinstance(md5, str) and _file_md5(path) != md5.lower():
+                logger.warning("Cached file %s is corrupted (checksum differs); downloading it again.", path)
                 return None
         return manifest
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _private_dirs(path: Path) -> None:
+    """Creates ``path`` and missing parents; every folder created here is owner-only (existing ones are kept).
+
+    (As :func:`workflows_yolov5_seg.backends.engine_cache.ensure_private_dir`, which this module does not import:
+    it is importable without numpy.)"""
+    missing = []
+    current = path
+    while not current.is_dir() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=DIR_MODE)
+            os.chmod(folder, DIR_MODE)
+
+
+def _ensure_writable_cache(folder: Path, model_id: str) -> None:
+    """Creates ``folder`` (owner-only) and checks it can be written, else raises a clear error."""
+    try:
+        _private_dirs(folder)
+        probe = folder / f".write-test-{uuid.uuid4().hex}"
+        probe.touch(mode=FILE_MODE)
+        probe.unlink()
+    except OSError as error:
+        raise CacheNotWritableError(
+            f"Cannot write the model cache folder '{folder}' to download '{model_id}' ({error.strerror or error}). "
+            f"Make it writable, or set {CACHE_DIR_ENV} to a writable folder."
+        ) from None
 
 
 @contextlib.contextmanager
@@ -202,7 +253,7 @@ def _exclusive(lock_path: Path, model_id: str) -> Iterator[None]:
             yield
             return
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a+b") as handle:
+        with os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE), "a+b") as handle:
             deadline = time.monotonic() + timeout
             waiting_logged = False
             while True:
@@ -544,6 +595,8 @@ def download_model_package(
     raw_key = api_key if api_key else os.environ.get(API_KEY_ENV) or None
     key = raw_key.strip() if raw_key else None  # secrets read from files often end with a newline
     redact = _Redactor(key)
+    if not _offline():
+        _ensure_writable_cache(target.parent, model_id)
     try:
         with _exclusive(target.with_name(f"{target.name}.lock"), model_id):
             if not force and _read_manifest(target) is not None:  # another process finished meanwhile
@@ -582,9 +635,10 @@ def _download_into_cache(model_id: str, client: _Client, target: Path) -> None:
     if not PACKAGE_ID_PATTERN.match(package_id):
         package_id = "unknown"
     files = _package_files(package, model_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _ensure_writable_cache(target.parent, model_id)
     staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex}"
-    staging.mkdir()
+    staging.mkdir(mode=DIR_MODE)
+    os.chmod(staging, DIR_MODE)  # mkdir's mode is reduced by the umask; the folder becomes the package folder
     try:
         sizes = {}
         for handle, url, md5 in files:
@@ -611,6 +665,7 @@ def _download_into_cache(model_id: str, client: _Client, target: Path) -> None:
             "files": sizes,
         }
         _write_synced(staging / MANIFEST_FILE, json.dumps(record, indent=2))
+        _make_private(staging)
         if target.exists():  # an incomplete or forced-out copy; we hold the lock
             shutil.rmtree(target)
         os.replace(staging, target)
@@ -619,6 +674,13 @@ def _download_into_cache(model_id: str, client: _Client, target: Path) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _make_private(folder: Path) -> None:
+    """Owner-only permissions for ``folder`` and everything in it (files 0o600, folders 0o700)."""
+    for path in folder.rglob("*"):
+        os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
+    os.chmod(folder, DIR_MODE)
 
 
 def _write_synced(path: Path, text: str) -> None:

@@ -132,11 +132,14 @@ def check_io_signature(
     if len(input_shapes) != 1 or len(input_shapes[0]) != 4 or _static(input_shapes[0][1]) not in (3, None):
         raise NotYOLOv5SegModelError(f"'{source}' is not a YOLOv5-seg model: it has {found}. {expected}.")
     if len(output_shapes) != 2:
-        hint = (
-            " A single [B, N, 5 + classes] output is a detection model: export a -seg model."
-            if len(output_shapes) == 1
-            else ""
-        )
+        hint = ""
+        if len(output_shapes) == 1 and len(output_shapes[0]) == 3:
+            hint = " A single [B, N, 5 + classes] output is a detection model: export a -seg model."
+        elif len(output_shapes) == 1 and len(output_shapes[0]) == 2:
+            hint = (
+                " A single [B, classes] output is a classification model: train and export a YOLOv5 -seg model "
+                "(segment/train.py, then export.py --include onnx)."
+            )
         raise NotYOLOv5SegModelError(
             f"'{source}' is not a YOLOv5-seg model: it has {len(output_shapes)} output(s) ({found}). {expected}.{hint}"
         )

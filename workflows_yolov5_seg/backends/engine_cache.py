@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workflows_yolov5_seg.errors import InvalidParameterError
+from workflows_yolov5_seg.errors import CacheNotWritableError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -291,12 +291,25 @@ class EngineCache:
         except FileNotFoundError:
             return None
 
+    def not_writable(self, folder: Path, error: OSError) -> CacheNotWritableError:
+        return CacheNotWritableError(
+            f"Cannot write the TensorRT engine cache folder '{folder}' ({error.strerror or error}). Make it "
+            f"writable, or set {CACHE_DIR_ENV} (or pass cache_dir) to a writable folder."
+        )
+
     def store(self, key: EngineKey, engine: bytes) -> Path:
-        """Writes the engine and its key description atomically; returns the engine's path."""
+        """Writes the engine and its key description atomically; returns the engine's path.
+
+        Raises:
+            CacheNotWritableError: the cache folder cannot be written.
+        """
         path = self.engine_path(key)
-        write_atomically(path, bytes(engine))
-        description = {**key.as_dict(), "engine_sha256": hashlib.sha256(bytes(engine)).hexdigest()}
-        write_atomically(path.with_suffix(KEY_SUFFIX), json.dumps(description, indent=2).encode())
+        try:
+            write_atomically(path, bytes(engine))
+            description = {**key.as_dict(), "engine_sha256": hashlib.sha256(bytes(engine)).hexdigest()}
+            write_atomically(path.with_suffix(KEY_SUFFIX), json.dumps(description, indent=2).encode())
+        except PermissionError as error:
+            raise self.not_writable(path.parent, error) from None
         return path
 
     def remove(self, key: EngineKey) -> None:
@@ -313,13 +326,19 @@ class EngineCache:
         Uses ``fcntl.flock`` where available (Linux, macOS); elsewhere it does not lock across processes.
         """
         path = self.engine_path(key).with_suffix(LOCK_SUFFIX)
-        ensure_private_dir(path.parent)
+        try:
+            ensure_private_dir(path.parent)
+        except PermissionError as error:
+            raise self.not_writable(path.parent, error) from None
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             yield
             return
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except PermissionError as error:
+            raise self.not_writable(path.parent, error) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
