@@ -4,6 +4,8 @@ Commands:
 
 - ``serve``: Roboflow Inference's HTTP server with this plugin (see :mod:`workflows_yolov5_seg.server`).
 - ``generate``: writes ``blocks/*.json`` and ``manifest.json`` from the code (see :mod:`workflows_yolov5_seg.describe`).
+- ``demo``: runs the demo workflow on the bundled scene and model (see :mod:`workflows_yolov5_seg.demo`).
+- ``build-engine``: builds and caches a TensorRT engine ahead of serving (see :mod:`.backends.tensorrt`).
 
 Each command is a pair: an ``add_<name>_command(subparsers)`` function that declares its parser and sets
 ``handler``, and the handler ``(args) -> int`` (the exit status). Heavy imports (Inference, the Workflows engine)
@@ -81,7 +83,49 @@ def run_generate(args: argparse.Namespace) -> int:
     return describe_main(argv)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_serve_command, add_generate_command]
+def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
+    from workflows_yolov5_seg.demo import add_arguments
+
+    parser = subparsers.add_parser(
+        "demo",
+        help="segment the bundled scene with the bundled model through the Workflows engine",
+        description="Runs a workflow (segmentation, mask and label visualisation) with the real Execution Engine and "
+        "writes annotated.jpg and result.json.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from workflows_yolov5_seg.demo import run_from_arguments
+
+    return run_from_arguments(args)
+
+
+def add_build_engine_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "build-engine",
+        help="build and cache a TensorRT engine for a model ahead of serving",
+        description="Builds the TensorRT engine backend='trt' would build at first use, and caches it. Arguments "
+        "after the command are those of python -m workflows_yolov5_seg.build_engine (--model, --precision, "
+        "--batch, --device, --cache-dir, --workspace-mib, --force).",
+        add_help=False,
+    )
+    parser.set_defaults(handler=run_build_engine, passes_arguments_through=True)
+
+
+def run_build_engine(args: argparse.Namespace) -> int:
+    from workflows_yolov5_seg.backends.tensorrt import build_engine_command
+
+    return build_engine_command(args.arguments or ["--help"])
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_serve_command,
+    add_generate_command,
+    add_demo_command,
+    add_build_engine_command,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from workflows_yolov5_seg.errors import MissingDependencyError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "passes_arguments_through", False):
+        args.arguments = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.handler(args) or 0)
     except MissingDependencyError as error:

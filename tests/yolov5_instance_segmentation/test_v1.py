@@ -109,7 +109,21 @@ def test_zero_detections_carry_image_metadata(two_box_model: Path) -> None:
     assert "parent_id" in detections.metadata
 
 
-def test_chained_with_core_blocks(two_box_model: Path) -> None:
+@pytest.mark.parametrize(
+    "mask_storage",
+    [
+        "dense",
+        pytest.param(
+            "compact",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="roboflow_core/dynamic_crop@v1 slices masks as mask[:, y0:y1, x0:x1], which supervision 0.30's "
+                "CompactMask does not support; use mask_storage 'dense' before a dynamic crop",
+            ),
+        ),
+    ],
+)
+def test_chained_with_core_blocks(two_box_model: Path, mask_storage: str) -> None:
     keep_circles = {
         "type": "roboflow_core/detections_filter@v1",
         "name": "filter",
@@ -154,6 +168,7 @@ def test_chained_with_core_blocks(two_box_model: Path) -> None:
         crop,
         outputs={"filtered": "$steps.filter.predictions", "vis": "$steps.vis.image", "crops": "$steps.crop.crops"},
     )
+    definition["steps"][0] = {**SEGMENTATION_STEP, "mask_storage": mask_storage}
     image = np.zeros((160, 320, 3), np.uint8)
     result = engine_for(definition).run(runtime_parameters={"image": image, "model": str(two_box_model)})[0]
     assert result["filtered"].data["class_name"].tolist() == ["circle"]
@@ -164,8 +179,58 @@ def test_chained_with_core_blocks(two_box_model: Path) -> None:
     assert result["crops"][0].numpy_image.shape == (60, 100, 3)
 
 
-def test_serialized_results_are_json(two_box_model: Path) -> None:
-    result = engine_for(workflow()).run(
+def test_compact_masks_work_with_filter_and_visualisation(two_box_model: Path) -> None:
+    visualize = {
+        "type": "roboflow_core/mask_visualization@v1",
+        "name": "vis",
+        "image": "$inputs.image",
+        "predictions": "$steps.filter.predictions",
+    }
+    keep_big = {
+        "type": "roboflow_core/detections_filter@v1",
+        "name": "filter",
+        "predictions": "$steps.seg.predictions",
+        "operations": [
+            {
+                "type": "DetectionsFilter",
+                "filter_operation": {
+                    "type": "StatementGroup",
+                    "operator": "and",
+                    "statements": [
+                        {
+                            "type": "BinaryStatement",
+                            "left_operand": {
+                                "type": "DynamicOperand",
+                                "operand_name": "_",
+                                "operations": [{"type": "ExtractDetectionProperty", "property_name": "size"}],
+                            },
+                            "comparator": {"type": "(Number) >="},
+                            "right_operand": {"type": "StaticOperand", "value": 5000},
+                        }
+                    ],
+                },
+            }
+        ],
+    }
+    image = np.zeros((160, 320, 3), np.uint8)
+    results = {}
+    for storage in ("dense", "compact"):
+        definition = workflow(keep_big, visualize, outputs={"filtered": "$steps.filter.predictions", "vis": "$steps.vis.image"})
+        definition["steps"][0] = {**SEGMENTATION_STEP, "mask_storage": storage}
+        results[storage] = engine_for(definition).run(runtime_parameters={"image": image, "model": str(two_box_model)})[0]
+    from supervision.detection.compact_mask import CompactMask
+
+    assert isinstance(results["compact"]["filtered"].mask, CompactMask)
+    assert results["compact"]["filtered"].data["class_name"].tolist() == ["circle"]
+    np.testing.assert_array_equal(results["compact"]["filtered"].mask.to_dense(), results["dense"]["filtered"].mask)
+    np.testing.assert_array_equal(results["compact"]["vis"].numpy_image, results["dense"]["vis"].numpy_image)
+
+
+@pytest.mark.parametrize("mask_storage", ["dense", "compact"])
+def test_serialized_results_are_json(two_box_model: Path, mask_storage: str) -> None:
+    definition = workflow()
+    definition["steps"][0] = {**SEGMENTATION_STEP, "mask_storage": mask_storage}
+    result = engine_for(definition).run(
         runtime_parameters={"image": np.zeros((160, 320, 3), np.uint8), "model": str(two_box_model)},
         serialize_results=True,
     )

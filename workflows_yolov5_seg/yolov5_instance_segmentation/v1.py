@@ -44,6 +44,7 @@ from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
 PREDICTION_TYPE = "instance-segmentation"
 MASK_FORMATS = ("dense", "rle")
+MASK_STORAGES = ("dense", "compact")
 
 LONG_DESCRIPTION = """
 Run a **YOLOv5 instance-segmentation** model (YOLOv5n/s/m/l/x-seg) that you trained yourself, and get
@@ -82,6 +83,7 @@ PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 | `tradeoff_factor` | 0.0 | see `mask_decode_mode` |
 | `backend` | `auto` | `onnx` (ONNX Runtime), `trt` (TensorRT) or `auto` (TensorRT, then ONNX Runtime CUDA, then CPU) |
 | `mask_format` | `dense` | how masks are serialised (HTTP, `serialize_results`): `dense` as one polygon each, `rle` as exact COCO RLE |
+| `mask_storage` | `dense` | how masks are held inside the workflow: `dense` arrays, or `compact` (supervision `CompactMask`, run-length crops: a few MB for hundreds of detections on 12 MP images). Visualisation, filtering and serialisation read compact masks; `roboflow_core/dynamic_crop@v1` needs `dense` |
 
 Every parameter also accepts a selector (`$inputs.name`, or a step output of the right kind).
 
@@ -185,6 +187,13 @@ class BlockManifest(WorkflowBlockManifest):
         "largest polygon, the core instance-segmentation format) or rle (exact COCO run-length encoding per "
         "detection, holes and separate parts included). Inside the workflow, detections always carry dense masks.",
         examples=["dense", "rle", "$inputs.mask_format"],
+    )
+    mask_storage: Union[Literal["dense", "compact"], Selector(kind=[STRING_KIND])] = Field(
+        default="dense",
+        description="How masks are held in memory inside the workflow: dense (one image-sized boolean array per "
+        "detection) or compact (supervision's CompactMask: run-length crops of the boxes, a few MB instead of GBs "
+        "for hundreds of detections on large images; core blocks read it like dense masks).",
+        examples=["dense", "compact", "$inputs.mask_storage"],
     )
 
     @classmethod
@@ -308,8 +317,14 @@ class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
         tradeoff_factor: float,
         backend: Literal["auto", "onnx", "trt"],
         mask_format: Literal["dense", "rle"] = "dense",
+        mask_storage: Literal["dense", "compact"] = "dense",
     ) -> BlockResult:
         check_mask_format(mask_format)
+        if mask_storage not in MASK_STORAGES:
+            raise InvalidParameterError(
+                f"mask_storage must be one of {', '.join(MASK_STORAGES)}, got {mask_storage!r}; use 'compact' to keep "
+                "masks of many detections on large images in little memory."
+            )
         parameters = InferenceParameters(
             confidence=confidence,
             iou_threshold=iou_threshold,
@@ -318,6 +333,7 @@ class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
             class_agnostic_nms=class_agnostic_nms,
             mask_decode_mode=mask_decode_mode,
             tradeoff_factor=tradeoff_factor,
+            compact_masks=mask_storage == "compact",
         )
         loaded = load_model_for_step(model, backend, api_key)
         predictions = loaded.infer([image.numpy_image for image in images], parameters)
