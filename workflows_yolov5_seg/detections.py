@@ -7,6 +7,8 @@ import numpy.typing as npt
 import supervision as sv
 from supervision.detection.compact_mask import CompactMask
 
+from workflows_yolov5_seg.errors import MissingDependencyError
+
 CLASS_NAME_KEY = "class_name"
 
 
@@ -37,3 +39,17 @@ def build_detections(
         class_id=np.asarray(class_ids, dtype=np.int64),
         data={CLASS_NAME_KEY: names.astype(str) if len(names) else np.array([], dtype=str)},
     )
+
+
+def encode_coco_rle(mask: npt.NDArray[np.bool_]) -> dict:
+    """COCO compressed RLE of one ``(H, W)`` mask, JSON-ready: ``{"size": [H, W], "counts": str}``.
+
+    Column-major, as pycocotools (``pycocotools.mask.decode`` gives the mask back exactly, holes included).
+    """
+    try:
+        from pycocotools import mask as mask_utils
+    except ImportError as error:
+        raise MissingDependencyError("pycocotools", "test", "COCO RLE masks") from error
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    counts = rle["counts"]
+    return {"size": [int(v) for v in rle["size"]], "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}

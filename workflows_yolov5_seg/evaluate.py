@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from workflows_yolov5_seg.detections import encode_coco_rle
 from workflows_yolov5_seg.errors import InvalidParameterError, MissingDependencyError
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
@@ -33,12 +34,11 @@ ULTRALYTICS_VAL = {"confidence": 0.001, "iou_threshold": 0.6, "max_detections": 
 
 def _pycocotools():  # noqa: ANN202 - modules
     try:
-        from pycocotools import mask as mask_utils
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError as error:
         raise MissingDependencyError("pycocotools", "test", "The evaluation command") from error
-    return mask_utils, COCO, COCOeval
+    return COCO, COCOeval
 
 
 def _progress(items: list, description: str) -> Iterable:
@@ -56,14 +56,6 @@ class Dataset:
     coco: dict
     image_dir: Path
     class_names: tuple[str, ...]
-
-
-def encode_mask(mask: npt.NDArray[np.bool_]) -> dict:
-    """COCO compressed RLE of one ``(H, W)`` mask, JSON-ready."""
-    mask_utils, _, _ = _pycocotools()
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
 
 
 def _read_class_names(root: Path) -> tuple[str, ...] | None:
@@ -115,7 +107,7 @@ def _annotation(annotation_id: int, image_id: int, class_id: int, mask: npt.NDAr
         "id": annotation_id,
         "image_id": image_id,
         "category_id": class_id + 1,
-        "segmentation": encode_mask(mask),
+        "segmentation": encode_coco_rle(mask),
         "area": float(mask.sum()),
         "bbox": box,
         "iscrowd": 0,
@@ -146,13 +138,13 @@ def predict_dataset(
                 "category_id": int(class_id) + 1,
                 "bbox": [x1, y1, x2 - x1, y2 - y1],
                 "score": float(score),
-                "segmentation": encode_mask(mask),
+                "segmentation": encode_coco_rle(mask),
             }
 
 
 def coco_metrics(ground_truth: dict, results: list[dict], class_names: tuple[str, ...], limit: int | None = None) -> dict:
     """Box and mask mAP50 and mAP50-95 overall and per class, from pycocotools' COCOeval."""
-    _, COCO, COCOeval = _pycocotools()
+    COCO, COCOeval = _pycocotools()
     gt = COCO()
     gt.dataset = {**ground_truth, "images": ground_truth["images"][:limit]}
     image_ids = {image["id"] for image in gt.dataset["images"]}

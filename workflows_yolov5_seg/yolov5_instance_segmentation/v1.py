@@ -38,6 +38,7 @@ from roboflow_workflows.execution_engine.entities.types import (
 from roboflow_workflows.prototypes.block import BlockResult, WorkflowBlock, WorkflowBlockManifest
 
 from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg.detections import encode_coco_rle
 from workflows_yolov5_seg.errors import InvalidParameterError, ModelNotFoundError
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
@@ -230,16 +231,8 @@ def get_model(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
 
 def encode_rle_masks(masks: np.ndarray | None) -> np.ndarray:
     """COCO RLE (``{"size": [H, W], "counts": str}``, column-major as pycocotools) of each ``(H, W)`` mask."""
-    from pycocotools import mask as mask_utils
-
-    encoded = []
-    for mask in masks if masks is not None else []:
-        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-        counts = rle["counts"]
-        counts = counts.decode("utf-8") if isinstance(counts, bytes) else counts
-        encoded.append({"size": [int(v) for v in rle["size"]], "counts": counts})
-    result = np.empty(len(encoded), dtype=object)
-    result[:] = encoded
+    result = np.empty(0 if masks is None else len(masks), dtype=object)
+    result[:] = [encode_coco_rle(mask) for mask in masks] if masks is not None else []
     return result
 
 
