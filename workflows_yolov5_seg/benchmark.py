@@ -105,7 +105,14 @@ class Case:
     source: str = "synthetic"
 
 
+SCENE_CASES = [
+    Case("320-scene-1280x720-12shapes", 320, (1280, 720), 12, source="scene"),
+    Case("320-scene-1280x720-40shapes", 320, (1280, 720), 40, source="scene"),
+]
+
+
 def default_cases(trained_320: bool) -> list[Case]:
+    """The issue's cases; with the bundled trained 320 model, also its real outputs on generated scenes."""
     cases = [
         Case("640-1280x720-10", 640, (1280, 720), 10),
         Case("640-1280x720-30", 640, (1280, 720), 30),
@@ -116,12 +123,7 @@ def default_cases(trained_320: bool) -> list[Case]:
         Case("640-4000x3000-150", 640, (4000, 3000), 150),
         Case("640-batch8-1280x720-30", 640, (1280, 720), 30, batch=8),
     ]
-    if trained_320:
-        cases += [
-            Case("320-scene-1280x720-12shapes", 320, (1280, 720), 12, source="scene"),
-            Case("320-scene-1280x720-40shapes", 320, (1280, 720), 40, source="scene"),
-        ]
-    return cases
+    return cases + (SCENE_CASES if trained_320 else [])
 
 
 QUICK_CASES = [
@@ -847,9 +849,9 @@ def add_ratios(results: list[Measurement]) -> None:
             reference = None
             if r.impl in ("legacy", "inference-models"):
                 reference = ours_post.get(r.mode) if r.stage == "post_process" else pipeline
-            if reference is None:
-                continue
-            if r.detections == reference.detections or not r.detections or not reference.detections:
+            if reference is None or not r.detections or not reference.detections:
+                continue  # no detections: nothing to compare per detection
+            if r.detections == reference.detections:
                 r.vs_ours, r.vs_ours_basis = r.median_ms / reference.median_ms, "same detections"
             else:
                 r.vs_ours = (r.median_ms / r.detections) / (reference.median_ms / reference.detections)
@@ -896,7 +898,8 @@ def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[
     if legacy:
         worst = min(legacy, key=lambda x: x[1])
         add(
-            ">= 10x faster per detection than inference-core legacy accurate",
+            ">= 10x faster per detection than inference-core legacy accurate (whose masks are at the network's "
+            "resolution, ours at the image's)",
             worst[1] >= 10,
             "min over cases " + f"{worst[1]:.1f}x ({worst[0]}); " + ", ".join(f"{n}: {v:.1f}x" for n, v in legacy),
         )
@@ -906,10 +909,17 @@ def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[
     forward = find(results, "640-1280x720-30", "forward", "onnxruntime")
     if block and forward:
         ratio = block.median_ms / forward.median_ms
+        injected = find(results, "640-1280x720-30", "forward_injected", "onnxruntime")
         add(
             "block via ExecutionEngine <= 1.2x raw forward (640 input, 1280x720, ~30 detections)",
             ratio <= 1.2,
-            f"{block.median_ms:.1f} ms / {forward.median_ms:.1f} ms = {ratio:.2f}x ({block.detections} detections)",
+            f"{block.median_ms:.1f} ms / {forward.median_ms:.1f} ms = {ratio:.2f}x ({block.detections} detections)"
+            + (
+                f"; against the forward of the graph with the injected rows that the block runs: "
+                f"{block.median_ms / injected.median_ms:.2f}x"
+                if injected
+                else ""
+            ),
         )
     else:
         add("block via ExecutionEngine <= 1.2x raw forward (640, 1280x720, ~30)", None, "case or engine not run")
@@ -1092,12 +1102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(c.name for c in cases))
         return 0
     if args.cases:
+        known = {c.name: c for c in [*default_cases(True), *QUICK_CASES]}
         wanted = [name.strip() for name in args.cases.split(",") if name.strip()]
-        unknown = sorted(set(wanted) - {c.name for c in cases})
+        unknown = sorted(set(wanted) - set(known))
         if unknown:
-            print(f"unknown cases {unknown}; known: {', '.join(c.name for c in cases)}", file=sys.stderr)
+            print(f"unknown cases {unknown}; known: {', '.join(known)}", file=sys.stderr)
             return 2
-        cases = [c for c in cases if c.name in wanted]
+        cases = [known[name] for name in wanted]
     if args.build_standins:
         build_standins(args.yolov5_python, args.standin_dir, sorted({c.network for c in cases}))
 
