@@ -38,7 +38,7 @@ REFERENCE_XYXY = [[40, 0, 120, 60], [200, 100, 300, 160]]  # two_box_model on GO
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-# --- models ---------------------------------------------------------------------------------------------------------
+# --- models -------------------------------------------------------------------------------------------------------
 
 
 def rows_and_protos() -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ def make_classification_onnx(path: Path, num_classes: int = 3) -> Path:
     return path
 
 
-# --- the shared process state -----------------------------------------------------------------------------------------
+# --- the shared process state ---------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -195,7 +195,7 @@ def error_text(error: BaseException) -> str:
     return "\n".join(parts)
 
 
-# --- case actions -------------------------------------------------------------------------------------------------------
+# --- case actions -----------------------------------------------------------------------------------------------------
 
 
 def load(path: Path | str, **kwargs: Any) -> Callable[[Env], Any]:
@@ -412,7 +412,7 @@ def read_only(image: np.ndarray) -> np.ndarray:
     return image
 
 
-# --- checks for the cases that must work --------------------------------------------------------------------------------
+# --- checks for the cases that must work ------------------------------------------------------------------------------
 
 
 def detections_of(result: Any) -> Any:
@@ -446,7 +446,7 @@ def warns_with_known_classes(result: Any, env: Env) -> None:
     assert "unicorn" in message and "circle, rectangle, triangle" in message
 
 
-# --- the matrix ---------------------------------------------------------------------------------------------------------
+# --- the matrix -------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -466,70 +466,177 @@ def workflow_error(name: str) -> type[BaseException]:
 
 
 LOAD = [
-    Case("truncated-onnx", load(truncated_onnx), errors.InvalidModelFileError,
-         ("truncated.onnx", "could not be loaded as an ONNX model", "export", "check that the file is complete")),
-    Case("not-onnx-text", load(write("model.onnx", b"definitely not a protobuf " * 20)), errors.InvalidModelFileError,
-         ("model.onnx", "could not be loaded as an ONNX model", "export.py --include onnx")),
-    Case("empty-file", load(write("empty.onnx", b"")), errors.InvalidModelFileError,
-         ("empty.onnx", "could not be loaded", "complete")),
-    Case("detection-only-onnx", load(lambda env: make_detection_only_onnx(env.tmp / "det.onnx")),
-         errors.NotYOLOv5SegModelError, ("det.onnx", "not a YOLOv5-seg model", "detection model", "export a -seg")),
-    Case("classification-onnx", load(lambda env: make_classification_onnx(env.tmp / "cls.onnx")),
-         errors.NotYOLOv5SegModelError, ("cls.onnx", "not a YOLOv5-seg model", "classification model", "-seg")),
-    Case("fewer-class-names-than-outputs", load(names_file(2)), errors.ClassNamesMismatchError,
-         ("predicts 3 classes", "output width 40", "2 class names", "class_names.txt list exactly 3")),
-    Case("more-class-names-than-outputs", load(names_file(5)), errors.ClassNamesMismatchError,
-         ("predicts 3 classes", "5 class names", "class_names.txt list exactly 3")),
-    Case("protos-with-16-channels", load(lambda env: env.seg_model(protos=np.zeros((16, 80, 80), np.float32))),
-         errors.NotYOLOv5SegModelError, ("not a YOLOv5-seg model", r"output1 \[B, 32, H/4, W/4\]")),
-    Case("protos-of-the-wrong-size", load(lambda env: env.seg_model(protos=np.zeros((32, 40, 40), np.float32))),
-         errors.InvalidModelOutputError, (r"prototypes of shape \(1, 32, 40, 40\)", r"expected \(1, 32, 80, 80\)",
-                                          "YOLOv5-seg export")),
-    Case("nan-in-model-outputs", load(nan_in_instances), errors.InvalidModelOutputError,
-         ("NaN or infinite", "corrupted", "re-export in fp32")),
-    Case("inf-in-prototypes", load(inf_in_protos), errors.InvalidModelOutputError,
-         ("NaN or infinite", "re-export in fp32")),
-    Case("missing-path", load(lambda env: env.tmp / "nope.onnx"), errors.ModelNotFoundError,
-         ("nope.onnx", "does not exist", "give the path of a YOLOv5-seg .onnx")),
-    Case("folder-without-weights", load(folder_without_weights), errors.ModelNotFoundError,
-         ("empty-model", "holds no ONNX weights", "weights.onnx or a single")),
-    Case("folder-with-only-a-pickle", load(folder_with_a_pickle), errors.ModelNotFoundError,
-         ("holds no ONNX weights", "best.pt", "export to ONNX")),
-    Case("broken-symlink", load(broken_symlink), errors.ModelNotFoundError,
-         ("model.onnx", "broken symbolic link", "point it at an existing .onnx")),
-    Case("pytorch-pickle-path", load(write("best.pt", b"\x80\x04K\x01.")), errors.UntrustedModelError,
-         ("best.pt", "pickle", "never loaded", "export.py --weights your.pt --include onnx")),
-    Case("package-config-missing-key", load(lambda env: env.package({"network-input": {}})),
-         errors.InvalidModelPackageError, ("inference_config.json", "key 'network_input' is missing", "add it")),
-    Case("package-config-wrong-type", load(lambda env: env.package(with_network_input(input_channels="3"))),
-         errors.InvalidModelPackageError, ("key 'network_input.input_channels'", "invalid value '3'", "integer")),
-    Case("package-config-wrong-value", load(lambda env: env.package(with_network_input(resize_mode="fill"))),
-         errors.InvalidModelPackageError, ("key 'network_input.resize_mode'", "'fill'", "use one of", "'letterbox'")),
-    Case("package-config-not-json", load(lambda env: env.package("{network_input: ")),
-         errors.InvalidModelPackageError, ("inference_config.json", "not valid JSON", "fix or re-download")),
-    Case("invalid-backend-python-api", load(lambda env: env.good_model_path, backend="cuda"),
-         errors.InvalidParameterError, ("backend must be one of auto, onnx, trt", "'cuda'")),
-    Case("roboflow-id-without-api-key", roboflow_without_key, errors.RoboflowAPIKeyMissingError,
-         ("shapes-seg/3", "needs an API key", "'api_key'", "ROBOFLOW_API_KEY")),
-    Case("roboflow-read-only-cache-folder", roboflow_read_only_cache, errors.CacheNotWritableError,
-         ("Cannot write the model cache folder", "cache", "WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "writable")),
+    Case(
+        "truncated-onnx",
+        load(truncated_onnx),
+        errors.InvalidModelFileError,
+        ("truncated.onnx", "could not be loaded as an ONNX model", "export", "check that the file is complete"),
+    ),
+    Case(
+        "not-onnx-text",
+        load(write("model.onnx", b"definitely not a protobuf " * 20)),
+        errors.InvalidModelFileError,
+        ("model.onnx", "could not be loaded as an ONNX model", "export.py --include onnx"),
+    ),
+    Case(
+        "empty-file",
+        load(write("empty.onnx", b"")),
+        errors.InvalidModelFileError,
+        ("empty.onnx", "could not be loaded", "complete"),
+    ),
+    Case(
+        "detection-only-onnx",
+        load(lambda env: make_detection_only_onnx(env.tmp / "det.onnx")),
+        errors.NotYOLOv5SegModelError,
+        ("det.onnx", "not a YOLOv5-seg model", "detection model", "export a -seg"),
+    ),
+    Case(
+        "classification-onnx",
+        load(lambda env: make_classification_onnx(env.tmp / "cls.onnx")),
+        errors.NotYOLOv5SegModelError,
+        ("cls.onnx", "not a YOLOv5-seg model", "classification model", "-seg"),
+    ),
+    Case(
+        "fewer-class-names-than-outputs",
+        load(names_file(2)),
+        errors.ClassNamesMismatchError,
+        ("predicts 3 classes", "output width 40", "2 class names", "class_names.txt list exactly 3"),
+    ),
+    Case(
+        "more-class-names-than-outputs",
+        load(names_file(5)),
+        errors.ClassNamesMismatchError,
+        ("predicts 3 classes", "5 class names", "class_names.txt list exactly 3"),
+    ),
+    Case(
+        "protos-with-16-channels",
+        load(lambda env: env.seg_model(protos=np.zeros((16, 80, 80), np.float32))),
+        errors.NotYOLOv5SegModelError,
+        ("not a YOLOv5-seg model", r"output1 \[B, 32, H/4, W/4\]"),
+    ),
+    Case(
+        "protos-of-the-wrong-size",
+        load(lambda env: env.seg_model(protos=np.zeros((32, 40, 40), np.float32))),
+        errors.InvalidModelOutputError,
+        (r"prototypes of shape \(1, 32, 40, 40\)", r"expected \(1, 32, 80, 80\)", "YOLOv5-seg export"),
+    ),
+    Case(
+        "nan-in-model-outputs",
+        load(nan_in_instances),
+        errors.InvalidModelOutputError,
+        ("NaN or infinite", "corrupted", "re-export in fp32"),
+    ),
+    Case(
+        "inf-in-prototypes",
+        load(inf_in_protos),
+        errors.InvalidModelOutputError,
+        ("NaN or infinite", "re-export in fp32"),
+    ),
+    Case(
+        "missing-path",
+        load(lambda env: env.tmp / "nope.onnx"),
+        errors.ModelNotFoundError,
+        ("nope.onnx", "does not exist", "give the path of a YOLOv5-seg .onnx"),
+    ),
+    Case(
+        "folder-without-weights",
+        load(folder_without_weights),
+        errors.ModelNotFoundError,
+        ("empty-model", "holds no ONNX weights", "weights.onnx or a single"),
+    ),
+    Case(
+        "folder-with-only-a-pickle",
+        load(folder_with_a_pickle),
+        errors.ModelNotFoundError,
+        ("holds no ONNX weights", "best.pt", "export to ONNX"),
+    ),
+    Case(
+        "broken-symlink",
+        load(broken_symlink),
+        errors.ModelNotFoundError,
+        ("model.onnx", "broken symbolic link", "point it at an existing .onnx"),
+    ),
+    Case(
+        "pytorch-pickle-path",
+        load(write("best.pt", b"\x80\x04K\x01.")),
+        errors.UntrustedModelError,
+        ("best.pt", "pickle", "never loaded", "export.py --weights your.pt --include onnx"),
+    ),
+    Case(
+        "package-config-missing-key",
+        load(lambda env: env.package({"network-input": {}})),
+        errors.InvalidModelPackageError,
+        ("inference_config.json", "key 'network_input' is missing", "add it"),
+    ),
+    Case(
+        "package-config-wrong-type",
+        load(lambda env: env.package(with_network_input(input_channels="3"))),
+        errors.InvalidModelPackageError,
+        ("key 'network_input.input_channels'", "invalid value '3'", "integer"),
+    ),
+    Case(
+        "package-config-wrong-value",
+        load(lambda env: env.package(with_network_input(resize_mode="fill"))),
+        errors.InvalidModelPackageError,
+        ("key 'network_input.resize_mode'", "'fill'", "use one of", "'letterbox'"),
+    ),
+    Case(
+        "package-config-not-json",
+        load(lambda env: env.package("{network_input: ")),
+        errors.InvalidModelPackageError,
+        ("inference_config.json", "not valid JSON", "fix or re-download"),
+    ),
+    Case(
+        "invalid-backend-python-api",
+        load(lambda env: env.good_model_path, backend="cuda"),
+        errors.InvalidParameterError,
+        ("backend must be one of auto, onnx, trt", "'cuda'"),
+    ),
+    Case(
+        "roboflow-id-without-api-key",
+        roboflow_without_key,
+        errors.RoboflowAPIKeyMissingError,
+        ("shapes-seg/3", "needs an API key", "'api_key'", "ROBOFLOW_API_KEY"),
+    ),
+    Case(
+        "roboflow-read-only-cache-folder",
+        roboflow_read_only_cache,
+        errors.CacheNotWritableError,
+        ("Cannot write the model cache folder", "cache", "WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "writable"),
+    ),
     Case("roboflow-corrupted-cached-download", roboflow_corrupted_cache_is_refetched, check=same_as_reference),
     Case("tensorrt-corrupted-cached-engine", trt_corrupted_cached_engine, check=same_as_reference),
-    Case("tensorrt-read-only-engine-cache", trt_read_only_engine_cache, errors.CacheNotWritableError,
-         ("TensorRT engine cache folder", "engines", "WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "writable")),
+    Case(
+        "tensorrt-read-only-engine-cache",
+        trt_read_only_engine_cache,
+        errors.CacheNotWritableError,
+        ("TensorRT engine cache folder", "engines", "WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "writable"),
+    ),
 ]
 
 IMAGES = [
-    Case("image-0x0", on_shared(np.zeros((0, 0, 3), np.uint8)), errors.InvalidImageError,
-         (r"shape \(0, 0, 3\) is empty", "at least 1x1")),
+    Case(
+        "image-0x0",
+        on_shared(np.zeros((0, 0, 3), np.uint8)),
+        errors.InvalidImageError,
+        (r"shape \(0, 0, 3\) is empty", "at least 1x1"),
+    ),
     Case("image-0xN", on_shared(np.zeros((0, 64, 3), np.uint8)), errors.InvalidImageError, ("empty", "at least 1x1")),
     Case("image-1x1", on_shared(np.full((1, 1, 3), 9, np.uint8)), check=image_sized(1, 1, count=None)),
     Case("image-1xN", on_shared(np.full((1, 500, 3), 9, np.uint8)), check=image_sized(1, 500, count=None)),
     Case("image-Nx1", on_shared(np.full((500, 1, 3), 9, np.uint8)), check=image_sized(500, 1, count=None)),
-    Case("image-over-default-pixel-limit", on_shared(huge_virtual_image), errors.InvalidImageError,
-         ("10000x11000", f"limit of {DEFAULT_MAX_IMAGE_PIXELS}", "downscale", MAX_IMAGE_PIXELS_ENV)),
-    Case("image-over-env-pixel-limit", huge_image_with_the_env_limit, errors.InvalidImageError,
-         ("200x200", "limit of 10000", "downscale it or raise the limit", MAX_IMAGE_PIXELS_ENV)),
+    Case(
+        "image-over-default-pixel-limit",
+        on_shared(huge_virtual_image),
+        errors.InvalidImageError,
+        ("10000x11000", f"limit of {DEFAULT_MAX_IMAGE_PIXELS}", "downscale", MAX_IMAGE_PIXELS_ENV),
+    ),
+    Case(
+        "image-over-env-pixel-limit",
+        huge_image_with_the_env_limit,
+        errors.InvalidImageError,
+        ("200x200", "limit of 10000", "downscale it or raise the limit", MAX_IMAGE_PIXELS_ENV),
+    ),
     Case("image-grayscale-2d", on_shared(np.zeros((160, 320), np.uint8)), check=same_as_reference),
     Case("image-grayscale-1-channel", on_shared(np.zeros((160, 320, 1), np.uint8)), check=same_as_reference),
     Case("image-bgra", on_shared(np.zeros((160, 320, 4), np.uint8)), check=same_as_reference),
@@ -538,50 +645,114 @@ IMAGES = [
     Case("image-float64-0-255", on_shared(np.full((160, 320, 3), 200.0, np.float64)), check=same_as_reference),
     Case("image-bool", on_shared(np.ones((160, 320), bool)), check=same_as_reference),
     Case("image-non-contiguous", on_shared(np.zeros((320, 640, 3), np.uint8)[::2, ::2]), check=same_as_reference),
-    Case("image-fortran-order", on_shared(np.asfortranarray(np.zeros((160, 320, 3), np.uint8))),
-         check=same_as_reference),
+    Case(
+        "image-fortran-order", on_shared(np.asfortranarray(np.zeros((160, 320, 3), np.uint8))), check=same_as_reference
+    ),
     Case("image-read-only", on_shared(lambda: read_only(np.zeros((160, 320, 3), np.uint8))), check=same_as_reference),
-    Case("image-nan-pixels", on_shared(np.full((16, 16, 3), np.nan, np.float32)), errors.InvalidImageError,
-         ("NaN or infinite", "finite pixel values")),
-    Case("image-2-channels", on_shared(np.zeros((16, 16, 2), np.uint8)), errors.InvalidImageError,
-         (r"\(16, 16, 2\) is not supported", "C in 1, 3, 4")),
-    Case("image-int32", on_shared(np.zeros((16, 16, 3), np.int32)), errors.InvalidImageError,
-         ("dtype int32 is not supported", "uint8, uint16, float")),
-    Case("image-not-an-array", on_shared(lambda: [[0, 0, 0]]), errors.InvalidImageError,
-         ("numpy array", "list")),
+    Case(
+        "image-nan-pixels",
+        on_shared(np.full((16, 16, 3), np.nan, np.float32)),
+        errors.InvalidImageError,
+        ("NaN or infinite", "finite pixel values"),
+    ),
+    Case(
+        "image-2-channels",
+        on_shared(np.zeros((16, 16, 2), np.uint8)),
+        errors.InvalidImageError,
+        (r"\(16, 16, 2\) is not supported", "C in 1, 3, 4"),
+    ),
+    Case(
+        "image-int32",
+        on_shared(np.zeros((16, 16, 3), np.int32)),
+        errors.InvalidImageError,
+        ("dtype int32 is not supported", "uint8, uint16, float"),
+    ),
+    Case("image-not-an-array", on_shared(lambda: [[0, 0, 0]]), errors.InvalidImageError, ("numpy array", "list")),
 ]
 
 PYTHON_PARAMETERS = [
-    Case("confidence-above-1", on_shared(GOOD_IMAGE, confidence=1.5), errors.InvalidParameterError,
-         ("confidence must be a number in \\[0, 1\\]", "1.5")),
-    Case("confidence-negative", on_shared(GOOD_IMAGE, confidence=-0.1), errors.InvalidParameterError,
-         ("confidence", r"\[0, 1\]", "-0.1")),
-    Case("confidence-nan", on_shared(GOOD_IMAGE, confidence=math.nan), errors.InvalidParameterError,
-         ("confidence", r"\[0, 1\]", "nan")),
-    Case("iou-above-1", on_shared(GOOD_IMAGE, iou_threshold=1.01), errors.InvalidParameterError,
-         ("iou_threshold must be a number in \\[0, 1\\]", "1.01")),
-    Case("iou-negative", on_shared(GOOD_IMAGE, iou_threshold=-0.5), errors.InvalidParameterError,
-         ("iou_threshold", r"\[0, 1\]")),
-    Case("tradeoff-above-1", on_shared(GOOD_IMAGE, tradeoff_factor=2), errors.InvalidParameterError,
-         ("tradeoff_factor must be a number in \\[0, 1\\]", "2")),
-    Case("tradeoff-negative", on_shared(GOOD_IMAGE, tradeoff_factor=-0.5), errors.InvalidParameterError,
-         ("tradeoff_factor", r"\[0, 1\]")),
-    Case("max-detections-0", on_shared(GOOD_IMAGE, max_detections=0), errors.InvalidParameterError,
-         ("max_detections must be an integer >= 1", "0")),
-    Case("max-detections-negative", on_shared(GOOD_IMAGE, max_detections=-3), errors.InvalidParameterError,
-         ("max_detections must be an integer >= 1", "-3")),
-    Case("max-detections-float", on_shared(GOOD_IMAGE, max_detections=2.5), errors.InvalidParameterError,
-         ("max_detections must be an integer", "2.5")),
-    Case("mask-decode-mode-unknown", on_shared(GOOD_IMAGE, mask_decode_mode="exact"), errors.InvalidParameterError,
-         ("mask_decode_mode must be one of accurate, fast, tradeoff", "'exact'")),
-    Case("class-filter-unknown-python-api", on_shared(GOOD_IMAGE, class_filter=("unicorn",)),
-         check=warns_with_known_classes),
+    Case(
+        "confidence-above-1",
+        on_shared(GOOD_IMAGE, confidence=1.5),
+        errors.InvalidParameterError,
+        ("confidence must be a number in \\[0, 1\\]", "1.5"),
+    ),
+    Case(
+        "confidence-negative",
+        on_shared(GOOD_IMAGE, confidence=-0.1),
+        errors.InvalidParameterError,
+        ("confidence", r"\[0, 1\]", "-0.1"),
+    ),
+    Case(
+        "confidence-nan",
+        on_shared(GOOD_IMAGE, confidence=math.nan),
+        errors.InvalidParameterError,
+        ("confidence", r"\[0, 1\]", "nan"),
+    ),
+    Case(
+        "iou-above-1",
+        on_shared(GOOD_IMAGE, iou_threshold=1.01),
+        errors.InvalidParameterError,
+        ("iou_threshold must be a number in \\[0, 1\\]", "1.01"),
+    ),
+    Case(
+        "iou-negative",
+        on_shared(GOOD_IMAGE, iou_threshold=-0.5),
+        errors.InvalidParameterError,
+        ("iou_threshold", r"\[0, 1\]"),
+    ),
+    Case(
+        "tradeoff-above-1",
+        on_shared(GOOD_IMAGE, tradeoff_factor=2),
+        errors.InvalidParameterError,
+        ("tradeoff_factor must be a number in \\[0, 1\\]", "2"),
+    ),
+    Case(
+        "tradeoff-negative",
+        on_shared(GOOD_IMAGE, tradeoff_factor=-0.5),
+        errors.InvalidParameterError,
+        ("tradeoff_factor", r"\[0, 1\]"),
+    ),
+    Case(
+        "max-detections-0",
+        on_shared(GOOD_IMAGE, max_detections=0),
+        errors.InvalidParameterError,
+        ("max_detections must be an integer >= 1", "0"),
+    ),
+    Case(
+        "max-detections-negative",
+        on_shared(GOOD_IMAGE, max_detections=-3),
+        errors.InvalidParameterError,
+        ("max_detections must be an integer >= 1", "-3"),
+    ),
+    Case(
+        "max-detections-float",
+        on_shared(GOOD_IMAGE, max_detections=2.5),
+        errors.InvalidParameterError,
+        ("max_detections must be an integer", "2.5"),
+    ),
+    Case(
+        "mask-decode-mode-unknown",
+        on_shared(GOOD_IMAGE, mask_decode_mode="exact"),
+        errors.InvalidParameterError,
+        ("mask_decode_mode must be one of accurate, fast, tradeoff", "'exact'"),
+    ),
+    Case(
+        "class-filter-unknown-python-api",
+        on_shared(GOOD_IMAGE, class_filter=("unicorn",)),
+        check=warns_with_known_classes,
+    ),
 ]
 
 WORKFLOW = [
     *[
-        Case(f"literal-{field}-{value}", run_workflow(workflow_definition(**{field: value})),
-             "WorkflowDefinitionError", (field, expected), needs_engine=True)
+        Case(
+            f"literal-{field}-{value}",
+            run_workflow(workflow_definition(**{field: value})),
+            "WorkflowDefinitionError",
+            (field, expected),
+            needs_engine=True,
+        )
         for field, value, expected in [
             ("confidence", 1.5, "less than or equal to 1"),
             ("confidence", -0.1, "greater than or equal to 0"),
@@ -594,8 +765,13 @@ WORKFLOW = [
         ]
     ],
     *[
-        Case(f"inputs-{field}-{value}", run_workflow(**{field: value}), "RuntimeInputError",
-             (f"property {field}", f"input parameter named {field}", expected), needs_engine=True)
+        Case(
+            f"inputs-{field}-{value}",
+            run_workflow(**{field: value}),
+            "RuntimeInputError",
+            (f"property {field}", f"input parameter named {field}", expected),
+            needs_engine=True,
+        )
         for field, value, expected in [
             ("confidence", 1.7, "less than or equal to 1"),
             ("iou_threshold", -0.1, "greater than or equal to 0"),
@@ -606,16 +782,40 @@ WORKFLOW = [
             ("backend", "cuda", "'auto', 'onnx' or 'trt'"),
         ]
     ],
-    Case("step-string-mask-decode-mode", run_block(mask_decode_mode="exact"), errors.InvalidParameterError,
-         ("mask_decode_mode must be one of accurate, fast, tradeoff", "'exact'"), needs_engine=True),
-    Case("step-string-backend", run_block(backend="cuda"), errors.InvalidParameterError,
-         ("backend must be one of auto, onnx, trt", "'cuda'"), needs_engine=True),
-    Case("inputs-class-filter-unknown", run_workflow(class_filter=["unicorn"]), check=warns_with_known_classes,
-         needs_engine=True),
-    Case("inputs-model-is-a-pickle", run_workflow(model=lambda env: str(write("best.pt", b"\x80\x04.")(env))),
-         "StepExecutionError", ("best.pt", "pickle", "export.py"), needs_engine=True),
-    Case("inputs-model-is-missing", run_workflow(model=lambda env: str(env.tmp / "gone.onnx")),
-         "StepExecutionError", ("gone.onnx", "does not exist"), needs_engine=True),
+    Case(
+        "step-string-mask-decode-mode",
+        run_block(mask_decode_mode="exact"),
+        errors.InvalidParameterError,
+        ("mask_decode_mode must be one of accurate, fast, tradeoff", "'exact'"),
+        needs_engine=True,
+    ),
+    Case(
+        "step-string-backend",
+        run_block(backend="cuda"),
+        errors.InvalidParameterError,
+        ("backend must be one of auto, onnx, trt", "'cuda'"),
+        needs_engine=True,
+    ),
+    Case(
+        "inputs-class-filter-unknown",
+        run_workflow(class_filter=["unicorn"]),
+        check=warns_with_known_classes,
+        needs_engine=True,
+    ),
+    Case(
+        "inputs-model-is-a-pickle",
+        run_workflow(model=lambda env: str(write("best.pt", b"\x80\x04.")(env))),
+        "StepExecutionError",
+        ("best.pt", "pickle", "export.py"),
+        needs_engine=True,
+    ),
+    Case(
+        "inputs-model-is-missing",
+        run_workflow(model=lambda env: str(env.tmp / "gone.onnx")),
+        "StepExecutionError",
+        ("gone.onnx", "does not exist"),
+        needs_engine=True,
+    ),
 ]
 
 MATRIX = [*LOAD, *IMAGES, *PYTHON_PARAMETERS, *WORKFLOW]

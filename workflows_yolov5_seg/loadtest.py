@@ -235,11 +235,16 @@ def malformed_bodies(model: str, small_image_b64: str, oversized_b64: str) -> di
     unknown_parameter = {**WORKFLOW, "steps": [{**WORKFLOW["steps"][0], "confidence_treshold": 0.5}]}
     return {
         "bad_base64": json.dumps(
-            {"specification": WORKFLOW, "inputs": {"image": {"type": "base64", "value": "@@not base64!"}, "model": model}}
+            {
+                "specification": WORKFLOW,
+                "inputs": {"image": {"type": "base64", "value": "@@not base64!"}, "model": model},
+            }
         ).encode(),
         "image_over_pixel_limit": good_body(oversized_b64, model),
         "body_not_json": b'{"specification": {"version": "1.0", "steps": [',
-        "invalid_workflow": json.dumps({"specification": invalid_workflow, "inputs": {"image": image, "model": model}}).encode(),
+        "invalid_workflow": json.dumps(
+            {"specification": invalid_workflow, "inputs": {"image": image, "model": model}}
+        ).encode(),
         "unknown_parameter": json.dumps(
             {"specification": unknown_parameter, "inputs": {"image": image, "model": model}}
         ).encode(),
@@ -502,10 +507,7 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
         "failures": [f"#{o.job.index} {o.job.kind}: {o.problem}" for o in failures[:20]],
     }
     report["ok"] = (
-        not failures
-        and not report["stopped_by_wall_cap"]
-        and len(outcomes) == len(jobs)
-        and server_errors == 0
+        not failures and not report["stopped_by_wall_cap"] and len(outcomes) == len(jobs) and server_errors == 0
     )
     return report
 
@@ -554,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_SERVER_PIXEL_LIMIT,
         help=f"{MAX_IMAGE_PIXELS_ENV} of the server (set on a server started here; with --url give the server's)",
     )
-    parser.add_argument("--out", type=Path, default=Path("loadtest.json"), help="the JSON report (default ./loadtest.json)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("loadtest.json"), help="the JSON report (default ./loadtest.json)"
+    )
     return parser
 
 

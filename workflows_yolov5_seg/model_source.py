@@ -21,6 +21,7 @@ from typing import Literal
 
 from workflows_yolov5_seg.errors import ModelNotFoundError, UntrustedModelError
 from workflows_yolov5_seg.model_package import (
+    CLASS_NAMES_FILE,
     INFERENCE_CONFIG_FILE,
     LEGACY_ENVIRONMENT_FILE,
     ModelPackage,
@@ -46,10 +47,32 @@ def check_allowed(path: Path) -> None:
         return
     real = path.expanduser().resolve()
     if not any(real == root or root in real.parents for root in roots):
+        via = f" (it resolves to '{real}')" if real != path.expanduser().absolute() else ""
         raise UntrustedModelError(
-            f"Model path '{path}' is outside the allowed model roots ({MODEL_ROOTS_ENV}); move the model under one "
-            "of them or extend the variable."
+            f"Model path '{path}'{via} is outside the allowed model roots ({MODEL_ROOTS_ENV}); move the model under "
+            "one of them or extend the variable."
         )
+
+
+def check_allowed_package(path: Path) -> None:
+    """:func:`check_allowed` for a model path and every file the loader may read with it.
+
+    For a folder, that is each of its entries (weights, engine, configs, class names); for a file, the file and the
+    ``class_names.txt`` beside it. A symbolic link inside an allowed root that points outside it is refused before
+    anything is read through it (a linked ``class_names.txt`` would otherwise put a foreign file's lines into the
+    outputs).
+    """
+    if allowed_model_roots() is None:
+        return
+    check_allowed(path)
+    path = path.expanduser()
+    if path.is_dir():
+        for entry in sorted(path.iterdir()):
+            check_allowed(entry)
+    else:
+        beside = path.with_name(CLASS_NAMES_FILE)
+        if beside.exists() or beside.is_symlink():
+            check_allowed(beside)
 
 
 def is_roboflow_model_id(model: str) -> bool:
@@ -101,5 +124,5 @@ def resolve_model(model: str, api_key: str | None = None) -> ModelPackage:
 
         return load_model_package(download_model_package(model, api_key=api_key or None), model_id=model)
     path = Path(model).expanduser()
-    check_allowed(path)
+    check_allowed_package(path)
     return load_model_package(path, model_id=model)
