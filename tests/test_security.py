@@ -1,0 +1,365 @@
+"""Trust (issue 8): pickles are never loaded, the model-roots allow-list holds, API keys never leak, caches are
+private and written atomically, package engines run no host code unless opted in.
+
+Covered elsewhere and not repeated here:
+
+- the API key in download logs, errors, stdout/stderr and cache files: ``tests/test_roboflow.py``
+  (``test_the_api_key_never_leaks``, ``test_malformed_keys_are_refused_without_echoing_them``);
+- the key in a workflow's serialised outputs and refused-key step errors: ``tests/test_model_source.py``;
+- engine cache files owner-only and atomic: ``tests/backends/test_engine_cache.py``
+  (``test_store_and_load_round_trip_owner_only``, ``test_interrupted_write_leaves_nothing``, ``test_private_dir_mode``);
+- package engines with host code refused unless ``allow_engine_host_code=True``:
+  ``tests/backends/test_backend_tensorrt.py`` (``test_package_engine_host_code_needs_opt_in``,
+  ``test_package_engine_is_used_without_building``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import pickle
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CLASS_NAMES
+from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
+from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+
+from workflows_yolov5_seg import roboflow
+from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg.errors import InvalidModelFileError, ModelNotFoundError, UntrustedModelError
+from workflows_yolov5_seg.model import YOLOv5SegModel
+from workflows_yolov5_seg.model_package import PICKLE_SUFFIXES
+from workflows_yolov5_seg.model_source import MODEL_ROOTS_ENV, resolve_model
+
+API_KEY = "rf_security_SECRET_9f8e7d"
+MODEL_ID = "secure-seg/2"
+PACKAGE_CONFIG = {
+    "network_input": {
+        "training_input_size": {"height": 320, "width": 320},
+        "dynamic_spatial_size_supported": False,
+        "color_mode": "rgb",
+        "resize_mode": "letterbox",
+        "padding_value": 114,
+        "input_channels": 3,
+        "scaling_factor": 255,
+    }
+}
+
+
+def write_model(path: Path) -> Path:
+    protos, coefficients = box_protos((80, 80))
+    rows = np.stack([make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients)])
+    return make_constant_seg_onnx(path, rows, protos, names=CLASS_NAMES)
+
+
+def write_package(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    write_model(folder / "weights.onnx")
+    (folder / "class_names.txt").write_text("circle\nrectangle\ntriangle\n")
+    (folder / "inference_config.json").write_text(json.dumps(PACKAGE_CONFIG))
+    return folder
+
+
+# --- pickles ---------------------------------------------------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling this creates the marker file: proof that a pickle was loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.touch, (self.marker,))
+
+
+@pytest.fixture
+def hostile_pickle(tmp_path: Path) -> tuple[bytes, Path]:
+    marker = tmp_path / "PICKLE-WAS-LOADED"
+    return pickle.dumps(_Payload(marker)), marker
+
+
+@pytest.mark.parametrize("suffix", PICKLE_SUFFIXES)
+def test_pickle_files_are_refused_without_being_read(tmp_path: Path, hostile_pickle, suffix: str) -> None:
+    payload, marker = hostile_pickle
+    path = tmp_path / f"best{suffix}"
+    path.write_bytes(payload)
+    with pytest.raises(UntrustedModelError, match=r"pickle.*never loaded.*export\.py .*--include onnx"):
+        YOLOv5SegModel.from_pretrained(path)
+    assert not marker.exists()
+
+
+def test_pickles_disguised_or_beside_the_weights_are_never_unpickled(tmp_path: Path, hostile_pickle) -> None:
+    payload, marker = hostile_pickle
+    disguised = tmp_path / "model.onnx"
+    disguised.write_bytes(payload)
+    with pytest.raises(InvalidModelFileError, match="could not be loaded as an ONNX model"):
+        YOLOv5SegModel.from_pretrained(disguised)
+    only_pickle = tmp_path / "folder"
+    only_pickle.mkdir()
+    (only_pickle / "best.pt").write_bytes(payload)
+    with pytest.raises(ModelNotFoundError, match="export to ONNX"):
+        YOLOv5SegModel.from_pretrained(only_pickle)
+    package = write_package(tmp_path / "package")
+    (package / "best.pt").write_bytes(payload)  # ignored: the weights are weights.onnx
+    assert YOLOv5SegModel.from_pretrained(package).backend.info.name == "onnx"
+    assert not marker.exists()
+
+
+def test_the_pipeline_never_imports_an_unpickler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading and running a model never calls pickle (or torch) loading functions."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a pickle loader was called")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    model = YOLOv5SegModel.from_pretrained(write_package(tmp_path / "package"))
+    assert len(model(np.zeros((64, 64, 3), np.uint8))[0]) == 1
+
+
+# --- the allow-list of model roots ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """``allowed/`` is the only root; ``outside/`` holds a model and a package; ``allowed-evil`` shares a prefix."""
+    allowed, outside, evil = tmp_path / "allowed", tmp_path / "outside", tmp_path / "allowed-evil"
+    for folder in (allowed, outside, evil):
+        folder.mkdir()
+    paths = {
+        "allowed": allowed,
+        "inside_file": write_model(allowed / "inside.onnx"),
+        "inside_package": write_package(allowed / "package"),
+        "outside_file": write_model(outside / "outside.onnx"),
+        "outside_package": write_package(outside / "package"),
+        "evil_file": write_model(evil / "model.onnx"),
+        "outside": outside,
+    }
+    monkeypatch.setenv(MODEL_ROOTS_ENV, str(allowed))
+    return paths
+
+
+def test_models_under_a_root_load(roots: dict[str, Path]) -> None:
+    assert resolve_model(str(roots["inside_file"])).weights_path == roots["inside_file"]
+    assert resolve_model(str(roots["inside_package"])).weights_path == roots["inside_package"] / "weights.onnx"
+    inner = roots["allowed"] / "sub" / ".." / "inside.onnx"  # '..' that stays inside is fine
+    (roots["allowed"] / "sub").mkdir()
+    assert resolve_model(str(inner)).weights_path is not None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda r: r["outside_file"], id="file-outside"),
+        pytest.param(lambda r: r["outside_package"], id="package-outside"),
+        pytest.param(lambda r: r["allowed"] / ".." / "outside" / "outside.onnx", id="file-via-dotdot"),
+        pytest.param(lambda r: r["allowed"] / ".." / "outside" / "package", id="package-via-dotdot"),
+        pytest.param(lambda r: r["evil_file"], id="sibling-with-the-same-prefix"),
+        pytest.param(lambda r: _link(r["allowed"] / "link.onnx", r["outside_file"]), id="file-symlink-out"),
+        pytest.param(lambda r: _link(r["allowed"] / "linked-package", r["outside_package"]), id="package-symlink-out"),
+        pytest.param(lambda r: _package_with_linked(r, "weights.onnx"), id="weights-symlink-out-of-a-package"),
+        pytest.param(lambda r: _package_with_linked(r, "class_names.txt"), id="class-names-symlink-out"),
+        pytest.param(lambda r: _package_with_linked(r, "inference_config.json"), id="config-symlink-out"),
+        pytest.param(lambda r: _file_with_linked_names(r), id="names-beside-a-file-symlink-out"),
+        pytest.param(lambda r: _link(r["allowed"] / "dangling.onnx", r["outside"] / "gone.onnx"), id="dangling-out"),
+    ],
+)
+def test_paths_outside_the_roots_are_refused(roots: dict[str, Path], make) -> None:  # noqa: ANN001
+    path = make(roots)
+    with pytest.raises(UntrustedModelError, match=rf"outside the allowed model roots \({MODEL_ROOTS_ENV}\)"):
+        YOLOv5SegModel.from_pretrained(path)
+
+
+def test_the_refusal_says_where_a_link_leads(roots: dict[str, Path]) -> None:
+    link = _link(roots["allowed"] / "link.onnx", roots["outside_file"])
+    with pytest.raises(UntrustedModelError, match=f"resolves to '{roots['outside_file']}'"):
+        resolve_model(str(link))
+
+
+def test_several_roots(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MODEL_ROOTS_ENV, os.pathsep.join([str(roots["allowed"]), str(roots["outside"])]))
+    assert resolve_model(str(roots["outside_file"])).weights_path == roots["outside_file"]
+    with pytest.raises(UntrustedModelError):
+        resolve_model(str(roots["evil_file"]))
+
+
+def test_a_refused_path_in_a_workflow_is_a_step_error(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    core = pytest.importorskip("roboflow_workflows.execution_engine.core")
+    from roboflow_workflows.errors import StepExecutionError
+
+    from workflows_yolov5_seg.yolov5_instance_segmentation import v1
+
+    monkeypatch.setattr(v1, "MODEL_CACHE", ModelCache())
+    engine = core.ExecutionEngine.init(
+        workflow_definition=workflow(), init_parameters={"workflows_core.model_manager": None}
+    )
+    with pytest.raises(StepExecutionError, match=MODEL_ROOTS_ENV):
+        engine.run(runtime_parameters={"image": np.zeros((32, 32, 3), np.uint8), "model": str(roots["outside_file"])})
+    result = engine.run(
+        runtime_parameters={"image": np.zeros((32, 32, 3), np.uint8), "model": str(roots["inside_file"])}
+    )
+    assert len(result[0]["predictions"]) == 1
+
+
+def _link(link: Path, target: Path) -> Path:
+    link.symlink_to(target)
+    return link
+
+
+def _package_with_linked(roots: dict[str, Path], name: str) -> Path:
+    folder = roots["allowed"] / f"package-linking-{name}"
+    shutil.copytree(roots["inside_package"], folder)
+    (folder / name).unlink()
+    (folder / name).symlink_to(roots["outside_package"] / name)
+    return folder
+
+
+def _file_with_linked_names(roots: dict[str, Path]) -> Path:
+    folder = roots["allowed"] / "file-with-names"
+    folder.mkdir()
+    model = write_model(folder / "model.onnx")
+    (roots["outside"] / "secret.txt").write_text("root:x:0:0\n")
+    (folder / "class_names.txt").symlink_to(roots["outside"] / "secret.txt")
+    return model
+
+
+# --- API keys ---------------------------------------------------------------------------------------------------------
+
+
+def workflow() -> dict:
+    return {
+        "version": "1.0",
+        "inputs": [
+            {"type": "WorkflowImage", "name": "image"},
+            {"type": "WorkflowParameter", "name": "model"},
+            {"type": "WorkflowParameter", "name": "api_key", "default_value": None},
+        ],
+        "steps": [
+            {
+                "type": "workflows_yolov5_seg/yolov5_instance_segmentation@v1",
+                "name": "seg",
+                "images": "$inputs.image",
+                "model": "$inputs.model",
+                "api_key": "$inputs.api_key",
+                "mask_format": "rle",
+            }
+        ],
+        "outputs": [
+            {"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"},
+            {"type": "JsonField", "name": "model_id", "selector": "$steps.seg.model_id"},
+            {"type": "JsonField", "name": "inference_id", "selector": "$steps.seg.inference_id"},
+            {"type": "JsonField", "name": "everything", "selector": "$steps.seg.*"},
+        ],
+    }
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflowAPI]:
+    package = write_package(tmp_path / "served-package")
+    fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=package_files_from(package))})
+    with serve(fake):
+        monkeypatch.setenv(roboflow.API_URL_ENV, fake.base_url)
+        monkeypatch.setenv(roboflow.CACHE_DIR_ENV, str(tmp_path / "cache"))
+        monkeypatch.setenv(roboflow.RETRY_BACKOFF_ENV, "0")
+        monkeypatch.delenv(roboflow.API_KEY_ENV, raising=False)
+        monkeypatch.delenv(roboflow.OFFLINE_MODE_ENV, raising=False)
+        yield fake
+
+
+@pytest.mark.parametrize("key_from", ["inputs", "environment"])
+def test_the_key_is_in_no_workflow_output_log_or_cache_name(
+    api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, key_from: str
+) -> None:
+    """Both the raw outputs (``sv.Detections`` with all their data) and the serialised ones, at every log level."""
+    core = pytest.importorskip("roboflow_workflows.execution_engine.core")
+    from workflows_yolov5_seg.yolov5_instance_segmentation import v1
+
+    monkeypatch.setattr(v1, "MODEL_CACHE", ModelCache())
+    if key_from == "environment":
+        monkeypatch.setenv(roboflow.API_KEY_ENV, API_KEY)
+    engine = core.ExecutionEngine.init(
+        workflow_definition=workflow(), init_parameters={"workflows_core.model_manager": None}
+    )
+    parameters = {
+        "image": np.zeros((100, 120, 3), np.uint8),
+        "model": MODEL_ID,
+        "api_key": API_KEY if key_from == "inputs" else None,
+    }
+    with caplog.at_level(logging.DEBUG):
+        raw = engine.run(runtime_parameters=parameters)[0]
+        serialised = engine.run(runtime_parameters=parameters, serialize_results=True)[0]
+    detections = raw["predictions"]
+    assert len(detections) == 1 and raw["model_id"] == MODEL_ID
+    raw_text = repr(raw) + repr(dict(detections.data)) + repr(detections.metadata)
+    for text in (raw_text, json.dumps(serialised, default=str), caplog.text):
+        assert API_KEY not in text
+    for path in (tmp_path / "cache").rglob("*"):
+        assert API_KEY not in path.name
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes()
+    assert api.metadata_requests() == 1
+
+
+# --- the download cache: private and atomic --------------------------------------------------------------------------
+
+
+def test_download_cache_is_owner_only(api, tmp_path: Path) -> None:
+    folder = roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    cache = tmp_path / "cache"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    for path in [cache, *cache.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path} has mode {oct(mode)}"
+    assert {p.name for p in folder.iterdir()} >= {"weights.onnx", "class_names.txt", roboflow.MANIFEST_FILE}
+
+
+def test_download_cache_appears_in_one_rename(api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While files are downloading, the package folder does not exist; it appears complete, in one rename."""
+    target = roboflow.package_dir(MODEL_ID)
+    seen = []
+    download = roboflow._Client.download
+
+    def watching(self, url, destination, md5, label):  # noqa: ANN001, ANN202
+        seen.append((label, target.exists(), stat.S_IMODE(destination.parent.stat().st_mode)))
+        return download(self, url, destination, md5, label)
+
+    renames = []
+    replace = os.replace
+
+    def recording(source, destination):  # noqa: ANN001, ANN202
+        renames.append((Path(source), Path(destination)))
+        return replace(source, destination)
+
+    monkeypatch.setattr(roboflow._Client, "download", watching)
+    monkeypatch.setattr(roboflow.os, "replace", recording)
+    roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    assert seen and all(not exists for _, exists, _ in seen), seen
+    assert all(mode == 0o700 for _, _, mode in seen), "the staging folder must be owner-only while files arrive"
+    assert renames == [(renames[0][0], target)] and ".partial-" in renames[0][0].name
+
+
+def test_an_interrupted_download_leaves_no_package(api, tmp_path: Path) -> None:
+    api.truncate["weights.onnx"] = 10  # every try is cut short
+    with pytest.raises(roboflow.DownloadIntegrityError):
+        roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    leftovers = [p for p in (tmp_path / "cache").rglob("*") if not p.name.endswith(".lock") and p.is_file()]
+    assert leftovers == []
+    assert not roboflow.package_dir(MODEL_ID).exists()
+
+
+# --- TensorRT engines from packages ----------------------------------------------------------------------------------
+
+
+def test_package_engines_run_no_host_code_by_default() -> None:
+    """The opt-in defaults to off everywhere a package engine can be loaded (behaviour: see the module docstring)."""
+    from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend
+
+    assert inspect.signature(load_tensorrt_backend).parameters["allow_engine_host_code"].default is False
