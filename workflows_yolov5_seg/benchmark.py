@@ -1098,6 +1098,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cases = QUICK_CASES if args.quick else default_cases(TRAINED_320.is_file())
+    if args.build_standins:
+        build_standins(args.yolov5_python, args.standin_dir, (320, 640))
     if args.list_cases:
         print("\n".join(c.name for c in cases))
         return 0
@@ -1109,8 +1111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"unknown cases {unknown}; known: {', '.join(known)}", file=sys.stderr)
             return 2
         cases = [known[name] for name in wanted]
-    if args.build_standins:
-        build_standins(args.yolov5_python, args.standin_dir, sorted({c.network for c in cases}))
 
     from workflows_yolov5_seg import peers
 
