@@ -252,7 +252,7 @@ def _exclusive(lock_path: Path, model_id: str) -> Iterator[None]:
         except ImportError:  # not POSIX: the thread lock still serialises this process
             yield
             return
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dirs(lock_path.parent)
         with os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE), "a+b") as handle:
             deadline = time.monotonic() + timeout
             waiting_logged = False
