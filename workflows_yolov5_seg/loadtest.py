@@ -404,6 +404,7 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
     started = time.monotonic()
     deadline = started + settings.max_wall_s
     stopped_by_cap = threading.Event()
+    rss_samples: list[list[int]] = []  # [requests done, VmRSS KiB]
 
     def worker() -> None:
         while True:
@@ -426,8 +427,15 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
             with outcomes_lock:
                 outcomes.append(outcome)
                 done = len(outcomes)
-            if done % 200 == 0:
-                log(f"  {done} / {len(jobs)} requests")
+            if done % 100 == 0:
+                rss = resident_memory_kib(pid)
+                if rss:
+                    rss_samples.append([done, rss["VmRSS"]])
+                if done % 200 == 0:
+                    log(
+                        f"  {done} / {len(jobs)} requests"
+                        + (f", server RSS {rss['VmRSS'] / 1024:.0f} MiB" if rss else "")
+                    )
 
     def judge(job: Job, status: int, raw: bytes) -> str | None:
         if job.kind != "good":
@@ -504,12 +512,23 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
         "malformed_not_4xx": sum(1 for o in malformed if o.problem),
         "server_rss_kib": memory,
         "server_rss_growth_during_load": None if growth is None else round(growth, 4),
+        "server_rss_kib_during_load": rss_samples,
+        # after the first quarter of the load: pools, arenas and caches have grown to the concurrency by then
+        "server_rss_growth_after_first_quarter": _growth_after(rss_samples, len(jobs) // 4, memory.get("after_load")),
         "failures": [f"#{o.job.index} {o.job.kind}: {o.problem}" for o in failures[:20]],
     }
     report["ok"] = (
         not failures and not report["stopped_by_wall_cap"] and len(outcomes) == len(jobs) and server_errors == 0
     )
     return report
+
+
+def _growth_after(samples: list[list[int]], done: int, last: dict[str, int] | None) -> float | None:
+    """RSS growth from the first sample taken after ``done`` requests to the end of the load."""
+    start = next((rss for count, rss in samples if count >= done), None)
+    if start is None or not last:
+        return None
+    return round(last["VmRSS"] / start - 1, 4)
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -529,9 +548,12 @@ def summary(report: dict[str, Any]) -> str:
         f"{report['good_ok']} / {report['sent']['good']}",
         f"malformed by kind: {report['malformed_by_kind']}",
         f"server RSS: ready {mib(memory.get('ready'))}, after serial {mib(memory.get('after_serial'))}, after load "
-        f"{mib(memory.get('after_load'))} (growth {report['server_rss_growth_during_load']})",
+        f"{mib(memory.get('after_load'))} (growth {report['server_rss_growth_during_load']}; after the first quarter "
+        f"{report['server_rss_growth_after_first_quarter']})",
     ]
-    lines += [f"  {failure}" for failure in report["failures"]]
+    lines += [f"  {failure[:160]}" for failure in report["failures"][:6]]
+    if len(report["failures"]) > 6:
+        lines.append(f"  ... ({len(report['failures'])} listed in the report)")
     return "\n".join(lines)
 
 
