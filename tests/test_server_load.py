@@ -17,13 +17,6 @@ from server_fixture import make_ring_model
 
 from workflows_yolov5_seg import loadtest
 
-# Known gaps of the block (docs/reliability.md, "Open"): reported as expected failures until the block maps them.
-KNOWN_GAPS = {
-    "image_over_pixel_limit": "the block's InvalidImageError is a step error that Inference 1.8 answers with 500",
-    "unknown_parameter": "the block manifest ignores unknown fields (pydantic extra='ignore'), so a typo runs",
-}
-
-
 @pytest.fixture(scope="module")
 def load_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_ring_model(tmp_path_factory.mktemp("load") / "ring.onnx")
@@ -57,15 +50,9 @@ def check(report: dict, expected_good: int) -> None:
     assert report["good_mismatches"] == 0 and report["good_incomplete"] == 0
     memory = report["server_rss_kib"]
     assert memory["ready"] and memory["after_load"], "the server's memory was not read"
-    gaps = []
     for kind, statuses in report["malformed_by_kind"].items():
-        if all(400 <= int(status) < 500 for status in statuses):
-            continue
-        assert kind in KNOWN_GAPS, f"{kind} got {statuses}, not 4xx: {report['failures']}"
-        gaps.append(f"{kind}: {statuses} ({KNOWN_GAPS[kind]})")
+        assert all(400 <= int(status) < 500 for status in statuses), f"{kind} got {statuses}, not 4xx"
     assert set(report["malformed_by_kind"]) == set(loadtest.MALFORMED_KINDS)
-    if gaps:
-        pytest.xfail("; ".join(gaps))
     assert report["ok"] and report["server_errors_5xx"] == 0, report
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import List, Literal, Optional, Type, Union
 from uuid import uuid4
 
@@ -39,7 +41,7 @@ from roboflow_workflows.prototypes.block import BlockResult, WorkflowBlock, Work
 
 from workflows_yolov5_seg.cache import ModelCache
 from workflows_yolov5_seg.detections import encode_coco_rle
-from workflows_yolov5_seg.errors import InvalidParameterError, ModelNotFoundError
+from workflows_yolov5_seg.errors import InvalidImageError, InvalidParameterError, ModelNotFoundError
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
@@ -126,6 +128,8 @@ class BlockManifest(WorkflowBlockManifest):
             },
         },
         protected_namespaces=(),
+        # A misspelt parameter must fail compilation (HTTP 400 naming it), not run silently with the default.
+        extra="forbid",
     )
     type: Literal["workflows_yolov5_seg/yolov5_instance_segmentation@v1"]
     images: Selector(kind=[IMAGE_KIND]) = ImageInputField
@@ -245,36 +249,60 @@ def check_mask_format(mask_format: str) -> str:
     return mask_format
 
 
-try:  # Inference's server maps this type to a 404 step error; the block works without it.
+try:  # Inference's server maps these types to 404 / 400 step errors; the block works without them.
+    from inference.core.exceptions import InvalidModelIDError as _HostBadRequestError
     from inference_models.errors import ModelNotFoundError as _HostModelNotFoundError
-except ImportError:  # pragma: no cover - inference-models comes with the Workflows engine
-    _HostModelNotFoundError = None
+except ImportError:  # pragma: no cover - both come with the Workflows engine
+    _HostModelNotFoundError = _HostBadRequestError = None
+
+
+class _ServedError:
+    """Mixin keeping our message as the text Inference's error handlers report."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self._help_url = None
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 if _HostModelNotFoundError is not None:
 
-    class ServedModelNotFoundError(ModelNotFoundError, _HostModelNotFoundError):
+    class ServedModelNotFoundError(_ServedError, ModelNotFoundError, _HostModelNotFoundError):
         """:class:`ModelNotFoundError` that Inference's HTTP server reports as a 404 (not a 500) step error."""
 
-        def __init__(self, message: str) -> None:
-            ModelNotFoundError.__init__(self, message)
-            self._help_url = None
+    class ServedInvalidImageError(_ServedError, InvalidImageError, _HostBadRequestError):
+        """:class:`InvalidImageError` that Inference's HTTP server reports as a 400 step error."""
 
-        def __str__(self) -> str:
-            return str(self.args[0]) if self.args else ""
+    class ServedInvalidParameterError(_ServedError, InvalidParameterError, _HostBadRequestError):
+        """:class:`InvalidParameterError` that Inference's HTTP server reports as a 400 step error."""
 
 else:  # pragma: no cover
-    ServedModelNotFoundError = ModelNotFoundError
+    ServedModelNotFoundError, ServedInvalidImageError, ServedInvalidParameterError = (
+        ModelNotFoundError,
+        InvalidImageError,
+        InvalidParameterError,
+    )
+
+SERVED_ERRORS = (
+    (ModelNotFoundError, ServedModelNotFoundError),
+    (InvalidImageError, ServedInvalidImageError),
+    (InvalidParameterError, ServedInvalidParameterError),
+)
 
 
-def load_model_for_step(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
-    """:func:`get_model`, with a missing model raised as the type Inference's server maps to 404."""
+@contextmanager
+def client_errors_as_served_types() -> Iterator[None]:
+    """Re-raises the caller's mistakes (missing model, bad image, bad parameter) as the types the server maps to
+    4xx; the message and our error class stay the same."""
     try:
-        return get_model(model, backend, api_key)
-    except ModelNotFoundError as error:
-        if isinstance(error, ServedModelNotFoundError):
-            raise
-        raise ServedModelNotFoundError(str(error)) from error
+        yield
+    except (ModelNotFoundError, InvalidImageError, InvalidParameterError) as error:
+        for ours, served in SERVED_ERRORS:
+            if isinstance(error, ours) and not isinstance(error, served):
+                raise served(str(error)) from error
+        raise
 
 
 def attach_workflow_metadata(detections: sv.Detections, image: WorkflowImageData, inference_id: str) -> sv.Detections:
@@ -312,24 +340,25 @@ class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
         mask_format: Literal["dense", "rle"] = "dense",
         mask_storage: Literal["dense", "compact"] = "dense",
     ) -> BlockResult:
-        check_mask_format(mask_format)
-        if mask_storage not in MASK_STORAGES:
-            raise InvalidParameterError(
-                f"mask_storage must be one of {', '.join(MASK_STORAGES)}, got {mask_storage!r}; use 'compact' to keep "
-                "masks of many detections on large images in little memory."
+        with client_errors_as_served_types():
+            check_mask_format(mask_format)
+            if mask_storage not in MASK_STORAGES:
+                raise InvalidParameterError(
+                    f"mask_storage must be one of {', '.join(MASK_STORAGES)}, got {mask_storage!r}; use 'compact' to "
+                    "keep masks of many detections on large images in little memory."
+                )
+            parameters = InferenceParameters(
+                confidence=confidence,
+                iou_threshold=iou_threshold,
+                class_filter=tuple(class_filter) if class_filter else None,
+                max_detections=max_detections,
+                class_agnostic_nms=class_agnostic_nms,
+                mask_decode_mode=mask_decode_mode,
+                tradeoff_factor=tradeoff_factor,
+                compact_masks=mask_storage == "compact",
             )
-        parameters = InferenceParameters(
-            confidence=confidence,
-            iou_threshold=iou_threshold,
-            class_filter=tuple(class_filter) if class_filter else None,
-            max_detections=max_detections,
-            class_agnostic_nms=class_agnostic_nms,
-            mask_decode_mode=mask_decode_mode,
-            tradeoff_factor=tradeoff_factor,
-            compact_masks=mask_storage == "compact",
-        )
-        loaded = load_model_for_step(model, backend, api_key)
-        predictions = loaded.infer([image.numpy_image for image in images], parameters)
+            loaded = get_model(model, backend, api_key)
+            predictions = loaded.infer([image.numpy_image for image in images], parameters)
         results = []
         for image, detections in zip(images, predictions):
             inference_id = str(uuid4())
