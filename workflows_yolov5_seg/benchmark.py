@@ -1032,8 +1032,17 @@ def machine_info() -> dict:
         with contextlib.suppress(Exception):
             module = __import__(name)
             versions[name] = getattr(module, "__version__", "?")
+    commit = None
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     return {
         "cpu": cpu,
+        "git": commit or None,
         "cpu_count": os.cpu_count(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
