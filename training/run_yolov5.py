@@ -2,7 +2,7 @@
 
 Usage::
 
-    python training/run_yolov5.py [--yolov5-dir DIR] segment/train.py [script args...]
+    python training/run_yolov5.py [--yolov5-dir DIR] [--nbs N] segment/train.py [script args...]
 
 ``DIR`` is the YOLOv5 code location (a clone of ultralytics/yolov5 or the
 installed ``yolov5`` PyPI package directory); by default the installed
@@ -57,6 +57,17 @@ def _offline_font_dir() -> None:
 _offline_font_dir()
 
 
+def _numpy2_compat() -> None:
+    """NumPy 2.x removed ``np.trapz`` (now ``np.trapezoid``); YOLOv5 7.0's mAP uses it."""
+    import numpy as np
+
+    if not hasattr(np, "trapz"):
+        np.trapz = np.trapezoid
+
+
+_numpy2_compat()
+
+
 def find_yolov5_dir(explicit: str | None = None) -> Path:
     """Return the YOLOv5 code directory (explicit path or installed package)."""
     if explicit:
@@ -80,14 +91,27 @@ def disable_hub_download() -> None:
         import yolov5.utils.downloads as downloads
     except ImportError:  # a plain clone of ultralytics/yolov5 has no such call
         return
-    downloads.attempt_download_from_hub = lambda *args, **kwargs: None
+    def no_hub(*args: object, **kwargs: object) -> None:
+        return None
+
+    downloads.attempt_download_from_hub = no_hub
+    # Modules that already did ``from yolov5.utils.downloads import ...``
+    # (yolov5/__init__.py imports models.common) hold their own reference.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("yolov5") and getattr(module, "attempt_download_from_hub", None) is not None:
+            module.attempt_download_from_hub = no_hub
 
 
 def main() -> None:
     argv = sys.argv[1:]
     explicit = None
-    if argv[:1] == ["--yolov5-dir"]:
-        explicit, argv = argv[1], argv[2:]
+    nbs = None
+    while argv[:1] in (["--yolov5-dir"], ["--nbs"]):
+        if argv[0] == "--yolov5-dir":
+            explicit = argv[1]
+        else:
+            nbs = int(argv[1])
+        argv = argv[2:]
     if not argv:
         raise SystemExit(__doc__)
     root = find_yolov5_dir(explicit)
@@ -96,7 +120,20 @@ def main() -> None:
         sys.path.insert(0, str(root))
     sys.argv = [str(script), *argv[1:]]
     disable_hub_download()
-    runpy.run_path(str(script), run_name="__main__")
+    if nbs is None:
+        runpy.run_path(str(script), run_name="__main__")
+        return
+    # ``--nbs N``: YOLOv5 hard-codes the nominal batch size (``nbs = 64``; the
+    # optimizer steps every nbs/batch_size batches). Run the script with that
+    # one line changed, e.g. ``--nbs 16`` with ``--batch-size 16`` steps every
+    # batch (4x more optimizer steps, which matters for Adam on a short run).
+    source = script.read_text()
+    line = "    nbs = 64  # nominal batch size\n"
+    if source.count(line) != 1:
+        raise SystemExit(f"--nbs: cannot find {line!r} in {script}")
+    source = source.replace(line, f"    nbs = {nbs}  # nominal batch size (set by run_yolov5.py --nbs)\n")
+    code = compile(source, str(script), "exec")
+    exec(code, {"__name__": "__main__", "__file__": str(script), "__builtins__": __builtins__})  # noqa: S102
 
 
 if __name__ == "__main__":

@@ -11,16 +11,26 @@ Stages (``--stages``, comma separated, default all, in this order):
     :func:`workflows_yolov5_seg.synthetic_shapes.write_dataset` to
     ``WORKDIR/data``.
 ``train``
-    Train YOLOv5n-seg *from scratch* (``--weights '' --cfg yolov5n-seg.yaml``)
-    with the Ultralytics YOLOv5 ``segment/train.py`` (through
-    ``training/run_yolov5.py``, which loads the CPU NMS shim and works
-    offline). Output: ``WORKDIR/runs/train``.
+    Stage 1: train YOLOv5n-seg *from scratch* (``--weights '' --cfg
+    yolov5n-seg.yaml``, SGD, ``hyp.shapes.yaml``) with the Ultralytics YOLOv5
+    ``segment/train.py`` (through ``training/run_yolov5.py``, which loads the
+    CPU NMS shim and works offline). Output: ``WORKDIR/runs/train``.
+``finetune``
+    Stage 2: continue from stage 1's ``last.pt`` with AdamW
+    (``hyp.shapes-adamw.yaml``, lr0 0.001) and a fresh linear LR schedule.
+    Output: ``WORKDIR/runs/train2``. (YOLOv5's SGD recipe with nominal batch
+    64 makes only ~12 optimizer steps per epoch on 800 images, which is far
+    too slow for a short CPU run; AdamW is what Ultralytics picks
+    automatically for short runs.)
 ``val``
     Run YOLOv5 ``segment/val.py`` on the val and test splits with
     ``conf=0.001, iou=0.6``.
 ``export``
-    Export ``best.pt`` with ``training/export_onnx.py`` (static batch 1 and
-    batch-only dynamic ONNX) into ``--assets-dir``.
+    Export the final ``best.pt`` with ``training/export_onnx.py`` (static
+    batch 1 and batch-only dynamic ONNX) into ``--assets-dir``.
+
+See ``training/README.md`` for the exact history of the bundled model (stage
+1 was interrupted and resumed with a longer schedule).
 
 The YOLOv5 code location is ``--yolov5-dir`` or, by default, the installed
 ``yolov5`` PyPI package. Nothing is downloaded.
@@ -36,7 +46,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-STAGES = ("generate", "train", "val", "export")
+STAGES = ("generate", "train", "finetune", "val", "export")
 
 
 def _run(cmd: list[str]) -> None:
@@ -75,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test", type=int, default=150)
     p.add_argument("--size", type=int, default=320, help="min image side (max is 2x)")
     p.add_argument("--imgsz", type=int, default=320)
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=14, help="stage 1 epochs")
+    p.add_argument("--finetune-epochs", type=int, default=5, help="stage 2 epochs")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--hyp", default=str(HERE / "hyp.shapes.yaml"))
+    p.add_argument("--finetune-hyp", default=str(HERE / "hyp.shapes-adamw.yaml"))
     p.add_argument("--assets-dir", type=Path, default=REPO / "workflows_yolov5_seg" / "assets")
     args = p.parse_args(argv)
 
@@ -89,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir.resolve()
     data_dir = work / "data"
     runs = work / "runs"
-    weights = runs / "train" / "weights" / "best.pt"
+    stage1_last = runs / "train" / "weights" / "last.pt"
+    weights = runs / ("train2" if "finetune" in stages or (runs / "train2").is_dir() else "train") / "weights" / "best.pt"
 
     if "generate" in stages:
         sys.path.insert(0, str(REPO))
@@ -123,6 +136,32 @@ def main(argv: list[str] | None = None) -> int:
                 "--name", "train",
                 "--exist-ok",
             )
+        )  # fmt: skip
+
+    if "finetune" in stages:
+        cmd = _yolov5(args, "segment/train.py")
+        cmd[-1:-1] = ["--nbs", "16"]  # launcher option: optimizer step every batch
+        _run(
+            [
+                *cmd,
+                "--weights", str(stage1_last),
+                "--cfg", _model_cfg(args),
+                "--data", str(data_dir / "data.yaml"),
+                "--hyp", args.finetune_hyp,
+                "--optimizer", "AdamW",
+                "--imgsz", str(args.imgsz),
+                "--epochs", str(args.finetune_epochs),
+                "--batch-size", str(args.batch),
+                "--workers", str(args.workers),
+                "--device", "cpu",
+                "--cache", "ram",
+                "--noval",
+                "--noplots",
+                "--seed", "0",
+                "--project", str(runs),
+                "--name", "train2",
+                "--exist-ok",
+            ]
         )  # fmt: skip
 
     if "val" in stages:
