@@ -591,8 +591,8 @@ class Stage:
 
 
 def run_stages(ctx: Context, case: Case, stages: list[Stage]) -> None:
-    """Times the stages interleaved (round robin: one call of each per round), so that a change of machine load hits
-    every stage alike and ratios within a case stay meaningful; then measures memory, one stage after the other."""
+    """Times the stages interleaved (one call of each per round, in a shuffled order), so that a change of machine
+    load hits every stage alike and ratios within a case stay meaningful; then measures memory, stage after stage."""
     args = ctx.args
     for stage in stages:
         started = time.perf_counter()
@@ -601,6 +601,7 @@ def run_stages(ctx: Context, case: Case, stages: list[Stage]) -> None:
             if index == 0 and time.perf_counter() - started > args.budget / 4:
                 break  # a slow call: one warm-up is enough
     gc.collect()
+    order_rng = np.random.default_rng(args.seed)
     for round_index in range(args.repeats):
         pending = [
             s
@@ -610,7 +611,9 @@ def run_stages(ctx: Context, case: Case, stages: list[Stage]) -> None:
         if not pending:
             break
         ctx.progress.status(f"{case.name}: round {round_index + 1}/{args.repeats}")
-        for stage in pending:
+        # a new order every round: a stage that always ran right after a heavy one would be slowed systematically
+        for position in order_rng.permutation(len(pending)):
+            stage = pending[position]
             call_args = stage.setup() if stage.setup else ()
             t0 = time.perf_counter()
             out = stage.fn(*call_args)
