@@ -6,8 +6,8 @@
   fast). Its mask mAP50 must reach a bound the model really reaches (measured minus 0.05), and a deliberately broken
   mask decode (the letterbox pads swapped between the axes, so masks land beside their objects) must not.
 - Golden outputs of three fixed generated scenes (landscape, portrait, square) pin boxes (1 px), classes, scores
-  (0.01), mask areas (2 %) and mask centroids (1 px), so a regression of pre-processing, scoring, NMS or decoding
-  shows.
+  (0.01), mask areas (2 %) and mask centroids (1 px), at conf 0.2 / IoU 0.45, so a regression of pre-processing,
+  scoring, NMS or decoding shows.
 
 The measured figures, the bound and the goldens live in ``tests/data/accuracy_golden.json``, computed with the
 bundled model. After a deliberate change of the model or the pipeline, regenerate them (it checks that the broken
@@ -36,6 +36,9 @@ SMALL_SET_IMAGES = 20
 BOUND_MARGIN = 0.05
 GOLDEN_SEED = 31
 GOLDEN_SCENES = ((640, 360), (360, 560), (500, 500))  # (width, height)
+# Below the block's default confidence 0.4: the bundled model is weak (test mask mAP50 0.14) and finds too little there
+# to pin anything (IoU 0.45 is Ultralytics' predict default).
+GOLDEN_PARAMETERS = {"confidence": 0.2, "iou_threshold": 0.45}
 
 
 def _model():  # noqa: ANN202
@@ -130,7 +133,7 @@ def _golden_scene(index: int) -> np.ndarray:
 
 
 def _describe(model, image: np.ndarray) -> dict:  # noqa: ANN001
-    detections = model(image)[0]  # the block's defaults: confidence 0.4, IoU 0.3
+    detections = model(image, **GOLDEN_PARAMETERS)[0]
     described = []
     for box, mask, class_id, confidence in zip(
         detections.xyxy, detections.mask, detections.class_id, detections.confidence, strict=True
@@ -206,8 +209,8 @@ def regenerate() -> None:
         | _describe(model, _golden_scene(index))
         for index in range(len(GOLDEN_SCENES))
     ]
-    if any(len(scene["detections"]) < 3 for scene in scenes):
-        raise SystemExit(f"a golden scene has fewer than 3 detections, too few to pin anything: {scenes}")
+    if any(len(scene["detections"]) < 2 for scene in scenes):
+        raise SystemExit(f"a golden scene has fewer than 2 detections, too few to pin anything: {scenes}")
     figures = {
         "mask_mAP50": round(exact["mask"]["mAP50"], 4),
         "mask_mAP50-95": round(exact["mask"]["mAP50-95"], 4),
