@@ -19,7 +19,8 @@ from workflows_yolov5_seg.model_package import (
 )
 from workflows_yolov5_seg.preprocessing import PreprocessingConfig, StaticCrop
 
-EXAMPLES = Path("/work/shared/reference/examples")
+# the project's reference notes, in shared/ beside the checkout (as on the developers' and CI's machines)
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "examples"
 LETTERBOX = {
     "image_pre_processing": {
         "auto-orient": {"enabled": True},

@@ -23,6 +23,7 @@ from server_fixture import (
     read_image,
     run_in_process,
 )
+from workflow_steps import class_filter_step
 
 from workflows_yolov5_seg import server as server_module
 
@@ -214,32 +215,7 @@ def test_rle_over_http_decodes_to_the_exact_masks_holes_included(
 def test_chained_with_core_blocks(
     inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
 ) -> None:
-    keep_blobs = {
-        "type": "roboflow_core/detections_filter@v1",
-        "name": "filter",
-        "predictions": "$steps.seg.predictions",
-        "operations": [
-            {
-                "type": "DetectionsFilter",
-                "filter_operation": {
-                    "type": "StatementGroup",
-                    "operator": "and",
-                    "statements": [
-                        {
-                            "type": "BinaryStatement",
-                            "left_operand": {
-                                "type": "DynamicOperand",
-                                "operand_name": "_",
-                                "operations": [{"type": "ExtractDetectionProperty", "property_name": "class_name"}],
-                            },
-                            "comparator": {"type": "in (Sequence)"},
-                            "right_operand": {"type": "StaticOperand", "value": ["blob"]},
-                        }
-                    ],
-                },
-            }
-        ],
-    }
+    keep_blobs = class_filter_step(["blob"])
     visualize = {
         "type": "roboflow_core/mask_visualization@v1",
         "name": "vis",

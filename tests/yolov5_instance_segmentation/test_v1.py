@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import supervision as sv
 
+from workflow_steps import class_filter_step, detections_filter_step
+
 from workflows_yolov5_seg.cache import ModelCache
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1
 
@@ -124,32 +126,7 @@ def test_zero_detections_carry_image_metadata(two_box_model: Path) -> None:
     ],
 )
 def test_chained_with_core_blocks(two_box_model: Path, mask_storage: str) -> None:
-    keep_circles = {
-        "type": "roboflow_core/detections_filter@v1",
-        "name": "filter",
-        "predictions": "$steps.seg.predictions",
-        "operations": [
-            {
-                "type": "DetectionsFilter",
-                "filter_operation": {
-                    "type": "StatementGroup",
-                    "operator": "and",
-                    "statements": [
-                        {
-                            "type": "BinaryStatement",
-                            "left_operand": {
-                                "type": "DynamicOperand",
-                                "operand_name": "_",
-                                "operations": [{"type": "ExtractDetectionProperty", "property_name": "class_name"}],
-                            },
-                            "comparator": {"type": "in (Sequence)"},
-                            "right_operand": {"type": "StaticOperand", "value": ["circle"]},
-                        }
-                    ],
-                },
-            }
-        ],
-    }
+    keep_circles = class_filter_step(["circle"])
     visualize = {
         "type": "roboflow_core/mask_visualization@v1",
         "name": "vis",
@@ -186,32 +163,7 @@ def test_compact_masks_work_with_filter_and_visualisation(two_box_model: Path) -
         "image": "$inputs.image",
         "predictions": "$steps.filter.predictions",
     }
-    keep_big = {
-        "type": "roboflow_core/detections_filter@v1",
-        "name": "filter",
-        "predictions": "$steps.seg.predictions",
-        "operations": [
-            {
-                "type": "DetectionsFilter",
-                "filter_operation": {
-                    "type": "StatementGroup",
-                    "operator": "and",
-                    "statements": [
-                        {
-                            "type": "BinaryStatement",
-                            "left_operand": {
-                                "type": "DynamicOperand",
-                                "operand_name": "_",
-                                "operations": [{"type": "ExtractDetectionProperty", "property_name": "size"}],
-                            },
-                            "comparator": {"type": "(Number) >="},
-                            "right_operand": {"type": "StaticOperand", "value": 5000},
-                        }
-                    ],
-                },
-            }
-        ],
-    }
+    keep_big = detections_filter_step("size", "(Number) >=", 5000)
     image = np.zeros((160, 320, 3), np.uint8)
     results = {}
     for storage in ("dense", "compact"):

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: onnx_graphs, server_fixture
 
 from server_fixture import run_in_process  # noqa: E402
+from workflow_steps import class_filter_step  # noqa: E402
 
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1  # noqa: E402
 
@@ -81,34 +82,7 @@ def test_dense_format_serialises_largest_polygon_only(ring_model: Path) -> None:
 
 def test_rle_masks_follow_detections_through_core_filter(ring_model: Path) -> None:
     definition = workflow(mask_format="rle", outputs={"filtered": "$steps.filter.predictions"})
-    definition["steps"].append(
-        {
-            "type": "roboflow_core/detections_filter@v1",
-            "name": "filter",
-            "predictions": "$steps.seg.predictions",
-            "operations": [
-                {
-                    "type": "DetectionsFilter",
-                    "filter_operation": {
-                        "type": "StatementGroup",
-                        "operator": "and",
-                        "statements": [
-                            {
-                                "type": "BinaryStatement",
-                                "left_operand": {
-                                    "type": "DynamicOperand",
-                                    "operand_name": "_",
-                                    "operations": [{"type": "ExtractDetectionProperty", "property_name": "class_name"}],
-                                },
-                                "comparator": {"type": "in (Sequence)"},
-                                "right_operand": {"type": "StaticOperand", "value": ["blob"]},
-                            }
-                        ],
-                    },
-                }
-            ],
-        }
-    )
+    definition["steps"].append(class_filter_step(["blob"]))
     filtered = run_in_process(definition, {"image": IMAGE, "model": str(ring_model)}, serialize_results=False)[0][
         "filtered"
     ]
