@@ -66,6 +66,7 @@ from workflows_yolov5_seg.errors import (
     RoboflowModelNotFoundError,
     RoboflowUnauthorizedError,
 )
+from workflows_yolov5_seg.private_files import DIR_MODE, FILE_MODE, ensure_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,6 @@ MAX_METADATA_PAGES = 10  # as inference-models
 RETRY_STATUS_CODES = frozenset({408, 429, 502, 503, 504})  # inference-models' IDEMPOTENT_API_REQUEST_CODES_TO_RETRY
 REQUIRED_PACKAGE_FILES = ("weights.onnx", "class_names.txt", "inference_config.json")
 MANIFEST_FILE = ".workflows-yolov5-seg.json"
-FILE_MODE = 0o600  # cached files and folders are owner-only
-DIR_MODE = 0o700
 QUANTIZATION_PREFERENCE = ("fp32", "fp16", "unknown")
 CHUNK_SIZE = 1 << 20
 MODEL_ID_PATTERN = re.compile(r"^(?P<project>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<version>[0-9]+)$")
@@ -208,26 +207,10 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _private_dirs(path: Path) -> None:
-    """Creates ``path`` and missing parents; every folder created here is owner-only (existing ones are kept).
-
-    (As :func:`workflows_yolov5_seg.backends.engine_cache.ensure_private_dir`, which this module does not import:
-    it is importable without numpy.)"""
-    missing = []
-    current = path
-    while not current.is_dir() and current != current.parent:
-        missing.append(current)
-        current = current.parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=DIR_MODE)
-            os.chmod(folder, DIR_MODE)
-
-
 def _ensure_writable_cache(folder: Path, model_id: str) -> None:
     """Creates ``folder`` (owner-only) and checks it can be written, else raises a clear error."""
     try:
-        _private_dirs(folder)
+        ensure_private_dir(folder)
         probe = folder / f".write-test-{uuid.uuid4().hex}"
         probe.touch(mode=FILE_MODE)
         probe.unlink()
@@ -252,7 +235,7 @@ def _exclusive(lock_path: Path, model_id: str) -> Iterator[None]:
         except ImportError:  # not POSIX: the thread lock still serialises this process
             yield
             return
-        _private_dirs(lock_path.parent)
+        ensure_private_dir(lock_path.parent)
         with os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE), "a+b") as handle:
             deadline = time.monotonic() + timeout
             waiting_logged = False

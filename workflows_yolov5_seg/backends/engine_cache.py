@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workflows_yolov5_seg.errors import CacheNotWritableError, InvalidParameterError
+from workflows_yolov5_seg.private_files import FILE_MODE, ensure_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ CACHE_DIR_ENV = "WORKFLOWS_YOLOV5_SEG_CACHE_DIR"
 ENGINE_SUFFIX = ".engine"
 KEY_SUFFIX = ".json"
 LOCK_SUFFIX = ".lock"
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 PRECISIONS = ("auto", "fp16", "fp32")
 # Serialization format of the key; bump it when the meaning of a key field changes.
 KEY_SCHEMA = 1
@@ -46,22 +45,6 @@ def default_cache_dir() -> Path:
         return Path(configured).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "workflows_yolov5_seg"
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Creates ``path`` (and missing parents) if needed; every folder this creates is owner-only (0o700).
-    Existing folders keep their permissions."""
-    missing = []
-    current = path
-    while not current.is_dir() and current != current.parent:
-        missing.append(current)
-        current = current.parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=DIR_MODE)
-            with contextlib.suppress(OSError):
-                os.chmod(folder, DIR_MODE)  # mkdir's mode is reduced by the umask
-    return path
 
 
 def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
