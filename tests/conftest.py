@@ -18,6 +18,18 @@ ASSETS = Path(__file__).resolve().parent.parent / "workflows_yolov5_seg" / "asse
 TRAINED_MODEL = ASSETS / "shapes-yolov5n-seg-320.onnx"
 TRAINED_MODEL_DYNAMIC = ASSETS / "shapes-yolov5n-seg-320-dynamic.onnx"
 CLASS_NAMES = {0: "circle", 1: "rectangle", 2: "triangle"}
+# inference_config.json of a 320x320 package letterboxed with grey 114 (as a bare Ultralytics export is)
+LETTERBOX_320_CONFIG = {
+    "network_input": {
+        "training_input_size": {"height": 320, "width": 320},
+        "dynamic_spatial_size_supported": False,
+        "color_mode": "rgb",
+        "resize_mode": "letterbox",
+        "padding_value": 114,
+        "input_channels": 3,
+        "scaling_factor": 255,
+    }
+}
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LETTERBOX_320_CONFIG
 from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
@@ -35,17 +36,6 @@ NAMES = {0: "circle", 1: "rectangle"}
 # 640x480 at 320x320: s = 0.5, 240 rows either way (round or int), pads 40 / 40: the Ultralytics and
 # inference-models rules agree, so every source must give the very same detections.
 IMAGE_HW = (480, 640)
-LETTERBOX_114 = {
-    "network_input": {
-        "training_input_size": {"height": 320, "width": 320},
-        "dynamic_spatial_size_supported": False,
-        "color_mode": "rgb",
-        "resize_mode": "letterbox",
-        "padding_value": 114,
-        "input_channels": 3,
-        "scaling_factor": 255,
-    }
-}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +54,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     package.mkdir()
     shutil.copy(bare, package / "weights.onnx")
     (package / "class_names.txt").write_text("circle\nrectangle\n")
-    (package / "inference_config.json").write_text(json.dumps(LETTERBOX_114))
+    (package / "inference_config.json").write_text(json.dumps(LETTERBOX_320_CONFIG))
     (package / "model_config.json").write_text(
         json.dumps({"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"})
     )
@@ -123,7 +113,7 @@ def test_package_and_bare_onnx_differ_only_by_their_config(sources, tmp_path: Pa
     """The package's pre-processing really is applied: a stretch config moves the boxes."""
     stretched = tmp_path / "stretched"
     shutil.copytree(sources["package"], stretched)
-    config = json.loads(json.dumps(LETTERBOX_114))
+    config = json.loads(json.dumps(LETTERBOX_320_CONFIG))
     config["network_input"]["resize_mode"] = "stretch"
     (stretched / "inference_config.json").write_text(json.dumps(config))
     detections = YOLOv5SegModel.from_pretrained(str(stretched), backend="onnx", device="cpu")(scene())[0]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from conftest import CLASS_NAMES
+from conftest import CLASS_NAMES, LETTERBOX_320_CONFIG
 from onnx import TensorProto, helper, numpy_helper
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
 
@@ -106,21 +106,10 @@ class Env:
         return folder
 
 
-GOOD_CONFIG = {
-    "network_input": {
-        "training_input_size": {"height": 320, "width": 320},
-        "dynamic_spatial_size_supported": False,
-        "color_mode": "rgb",
-        "resize_mode": "letterbox",
-        "padding_value": 114,
-        "input_channels": 3,
-        "scaling_factor": 255,
-    }
-}
 
 
 def with_network_input(**changes: Any) -> dict:
-    network = {**GOOD_CONFIG["network_input"], **changes}
+    network = {**LETTERBOX_320_CONFIG["network_input"], **changes}
     return {"network_input": {k: v for k, v in network.items() if v is not _DROP}}
 
 
@@ -343,7 +332,7 @@ def roboflow_corrupted_cache_is_refetched(env: Env) -> Any:
     from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
 
     roboflow_env(env)
-    package = env.package(GOOD_CONFIG)
+    package = env.package(LETTERBOX_320_CONFIG)
     fake = FakeRoboflowAPI(api_key="rf_k3y", models={"shapes-seg/3": FakeModel(files=package_files_from(package))})
     with serve(fake):
         env.monkeypatch.setenv(roboflow.API_URL_ENV, fake.base_url)

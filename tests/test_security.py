@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_NAMES
+from conftest import CLASS_NAMES, LETTERBOX_320_CONFIG
 from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
@@ -40,17 +40,6 @@ from workflows_yolov5_seg.model_source import MODEL_ROOTS_ENV, resolve_model
 
 API_KEY = "rf_security_SECRET_9f8e7d"
 MODEL_ID = "secure-seg/2"
-PACKAGE_CONFIG = {
-    "network_input": {
-        "training_input_size": {"height": 320, "width": 320},
-        "dynamic_spatial_size_supported": False,
-        "color_mode": "rgb",
-        "resize_mode": "letterbox",
-        "padding_value": 114,
-        "input_channels": 3,
-        "scaling_factor": 255,
-    }
-}
 
 
 def write_model(path: Path) -> Path:
@@ -63,7 +52,7 @@ def write_package(folder: Path) -> Path:
     folder.mkdir(parents=True)
     write_model(folder / "weights.onnx")
     (folder / "class_names.txt").write_text("circle\nrectangle\ntriangle\n")
-    (folder / "inference_config.json").write_text(json.dumps(PACKAGE_CONFIG))
+    (folder / "inference_config.json").write_text(json.dumps(LETTERBOX_320_CONFIG))
     return folder
 
 
