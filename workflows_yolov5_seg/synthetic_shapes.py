@@ -10,7 +10,7 @@ Later shapes occlude earlier ones. The mask of every instance is the set of its
 *visible* pixels, so labels always match what can be seen; instances left with
 a tiny visible area are dropped.
 
-The module depends only on ``numpy`` and ``cv2`` and is used both to build the
+The module depends only on ``numpy``, ``cv2`` and this package and is used both to build the
 training set of the bundled demo model and to generate small fixtures in tests.
 
 Dataset layout written by :func:`write_dataset`::
@@ -46,6 +46,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from workflows_yolov5_seg.masks import column_major_rle
 
 __all__ = [
     "CLASS_NAMES",
@@ -408,14 +410,9 @@ def mask_to_coco_rle(mask: npt.NDArray[np.bool_]) -> dict[str, list[int]]:
         zeros (which may be 0).
     """
     h, w = mask.shape
-    flat = np.asarray(mask, dtype=bool).ravel(order="F")
-    if flat.size == 0:
+    if mask.size == 0:
         return {"size": [int(h), int(w)], "counts": []}
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    counts = np.diff(bounds)
-    if flat[0]:
-        counts = np.concatenate([[0], counts])
+    counts = column_major_rle(np.asarray(mask, dtype=bool))
     return {"size": [int(h), int(w)], "counts": [int(c) for c in counts]}
 
 
