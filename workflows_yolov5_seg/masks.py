@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -61,6 +61,9 @@ def decoding_grid_hw(geometry: ImageGeometry, protos_hw: tuple[int, int], factor
 class _Axis:
     """One axis of the mapping original-image pixel -> decoding-grid cell -> prototype sample position.
 
+    The per-cell bilinear taps (and, on a reduced grid, the per-pixel cells) are tabulated once per image, so a box
+    only slices them.
+
     Attributes:
         offset: static-crop origin on this axis.
         crop: size of the region the network saw (after the static crop).
@@ -78,6 +81,25 @@ class _Axis:
     pad: int
     stride: float
     protos: int
+    pixel_cells: npt.NDArray[np.int64] | None = field(init=False, repr=False)
+    low: npt.NDArray[np.intp] = field(init=False, repr=False)
+    high: npt.NDArray[np.intp] = field(init=False, repr=False)
+    weight: npt.NDArray[np.float32] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        pixel_cells = None
+        if self.grid != self.crop:
+            pixel_centres = np.arange(self.crop) + 0.5
+            pixel_cells = np.clip(np.floor(pixel_centres * (self.grid / self.crop)), 0, self.grid - 1).astype(np.int64)
+        # cell centres map to ((centre * crop / grid) * scale + pad) / stride - 0.5 on the prototype grid, clamped to
+        # its edges (align_corners=False sampling, as F.interpolate and cv2.resize)
+        centres = (np.arange(self.grid) + 0.5) * (self.crop / self.grid)
+        positions = np.clip((centres * self.scale + self.pad) / self.stride - 0.5, 0, self.protos - 1)
+        low = np.floor(positions).astype(np.intp)
+        object.__setattr__(self, "pixel_cells", pixel_cells)
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", np.minimum(low + 1, self.protos - 1))
+        object.__setattr__(self, "weight", (positions - low).astype(np.float32))
 
     def pixel_span(self, low: float, high: float) -> tuple[int, int]:
         """Pixels ``c`` with ``low <= c < high`` (Ultralytics' crop rule), within the region the network saw."""
@@ -90,29 +112,21 @@ class _Axis:
             ``(cell_first, cell_stop, repeats)``: the cells to decode and, on a reduced grid, how many pixels each
             cell covers (nearest-neighbour enlargement); ``None`` when the grid is the pixel grid.
         """
-        if self.grid == self.crop:
+        if self.pixel_cells is None:
             return first - self.offset, stop - self.offset, None
-        pixels = np.arange(first, stop)
-        cells = np.clip(np.floor((pixels - self.offset + 0.5) * (self.grid / self.crop)), 0, self.grid - 1)
-        cells = cells.astype(np.int64)
+        cells = self.pixel_cells[first - self.offset : stop - self.offset]
         return int(cells[0]), int(cells[-1]) + 1, np.bincount(cells - cells[0])
 
     def samples(self, cell_first: int, cell_stop: int) -> tuple[int, int, npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float32]]:
         """Bilinear taps on the prototype grid for decoding cells ``[cell_first, cell_stop)``.
 
-        Cell centres map to ``((centre * crop / grid) * scale + pad) / stride - 0.5`` on the prototype grid,
-        clamped to its edges (``align_corners=False`` sampling, as ``F.interpolate`` and ``cv2.resize``).
-
         Returns:
             ``(start, stop, low, high, weight)``: the prototype cells ``[start, stop)`` that are read, and per
             decoding cell the two taps (relative to ``start``) and the weight of the high tap.
         """
-        centres = (np.arange(cell_first, cell_stop) + 0.5) * (self.crop / self.grid)
-        positions = np.clip((centres * self.scale + self.pad) / self.stride - 0.5, 0, self.protos - 1)
-        low = np.floor(positions).astype(np.intp)
-        high = np.minimum(low + 1, self.protos - 1)
+        low, high = self.low[cell_first:cell_stop], self.high[cell_first:cell_stop]
         start, stop = int(low[0]), int(high[-1]) + 1
-        return start, stop, low - start, high - start, (positions - low).astype(np.float32)
+        return start, stop, low - start, high - start, self.weight[cell_first:cell_stop]
 
 
 def _axes(geometry: ImageGeometry, protos_hw: tuple[int, int], grid_hw: tuple[int, int]) -> tuple[_Axis, _Axis]:
