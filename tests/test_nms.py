@@ -6,7 +6,7 @@ from onnx_graphs import make_row
 
 from workflows_yolov5_seg.nms import (
     Candidates,
-    box_iou_one_to_many,
+    box_iou,
     non_max_suppression,
     select_candidates,
 )
@@ -53,8 +53,48 @@ def test_non_max_suppression(boxes, scores, classes, iou, agnostic, max_det, exp
 
 
 def test_box_iou_matches_the_definition() -> None:
-    iou = box_iou_one_to_many(np.array([0, 0, 200, 200.0]), np.array([[60, 60, 100, 100.0], [100, 0, 300, 200.0]]))
-    np.testing.assert_allclose(iou, [1600 / 40000, 20000 / 60000])
+    iou = box_iou(np.array([[0, 0, 200, 200.0]]), np.array([[60, 60, 100, 100.0], [100, 0, 300, 200.0]]))
+    np.testing.assert_allclose(iou, [[1600 / 40000, 20000 / 60000]])
+
+
+def reference_greedy_nms(found: Candidates, iou_threshold: float, class_agnostic: bool, max_detections: int) -> list[int]:
+    """The textbook loop: keep the best remaining box, drop what overlaps it, repeat."""
+    remaining, kept = list(range(len(found))), []
+    while remaining and len(kept) < max_detections:
+        best, remaining = remaining[0], remaining[1:]
+        kept.append(best)
+        iou = box_iou(found.xyxy[best : best + 1], found.xyxy[remaining])[0] if remaining else np.zeros(0)
+        remaining = [
+            other
+            for other, value in zip(remaining, iou)
+            if not (value > iou_threshold and (class_agnostic or found.class_ids[other] == found.class_ids[best]))
+        ]
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("seed", "count", "block_size", "class_agnostic", "max_detections"),
+    [
+        (0, 300, 512, False, 300),
+        (1, 300, 7, False, 300),  # many blocks: later blocks are checked against every earlier kept box
+        (2, 1000, 64, True, 300),
+        (3, 1000, 64, False, 25),  # stops inside a block
+        (4, 50, 1, False, 300),
+    ],
+)
+def test_blocked_nms_equals_the_textbook_loop(seed, count, block_size, class_agnostic, max_detections) -> None:
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 200, (count, 2))
+    sizes = rng.uniform(1, 60, (count, 2))
+    found = candidates(
+        [tuple(box) for box in np.concatenate([corners, corners + sizes], axis=1)],
+        sorted(rng.uniform(0, 1, count), reverse=True),
+        rng.integers(0, 3, count).tolist(),
+    )
+    kept = non_max_suppression(found, 0.45, class_agnostic, max_detections, block_size=block_size)
+    expected = reference_greedy_nms(found, 0.45, class_agnostic, max_detections)
+    assert len(expected) < count  # the case really suppresses something
+    assert kept.tolist() == expected
 
 
 @pytest.mark.parametrize(

@@ -89,41 +89,76 @@ def select_candidates(
     )
 
 
-def box_iou_one_to_many(box: npt.NDArray[np.floating], boxes: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
-    """IoU of one box ``(4,)`` against ``boxes`` ``(N, 4)`` (xyxy, no +1 pixel convention), as torchvision."""
-    inter_w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    inter_h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+def box_iou(boxes_a: npt.NDArray[np.floating], boxes_b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """IoU matrix ``(N, M)`` of xyxy boxes ``(N, 4)`` and ``(M, 4)`` (no +1 pixel convention), as torchvision.
+
+    Zero-area pairs give NaN, which compares False with any threshold: such boxes never suppress.
+    """
+    a, b = boxes_a[:, None, :], boxes_b[None, :, :]
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = inter_w.astype(np.float64) * inter_h
-    area = float(box[2] - box[0]) * float(box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]).astype(np.float64) * (boxes[:, 3] - boxes[:, 1])
+    areas_a = (boxes_a[:, 2] - boxes_a[:, 0]).astype(np.float64) * (boxes_a[:, 3] - boxes_a[:, 1])
+    areas_b = (boxes_b[:, 2] - boxes_b[:, 0]).astype(np.float64) * (boxes_b[:, 3] - boxes_b[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        return inter / (area + areas - inter)
+        return inter / (areas_a[:, None] + areas_b[None, :] - inter)
+
+
+# Candidates are suppressed block by block: IoU matrices stay at most BLOCK x BLOCK (2 MB) however many there are.
+NMS_BLOCK_SIZE = 512
 
 
 def non_max_suppression(
-    candidates: Candidates, iou_threshold: float, class_agnostic: bool, max_detections: int
+    candidates: Candidates,
+    iou_threshold: float,
+    class_agnostic: bool,
+    max_detections: int,
+    block_size: int = NMS_BLOCK_SIZE,
 ) -> npt.NDArray[np.int64]:
     """Greedy IoU NMS over score-sorted candidates.
 
     A candidate is suppressed when its IoU with a kept, higher-scoring box of the same class (any class when
-    ``class_agnostic``) is strictly above ``iou_threshold``, as ``torchvision.ops.nms``.
+    ``class_agnostic``) is strictly above ``iou_threshold``, as ``torchvision.ops.nms``. Candidates are taken in
+    blocks: each block is first checked against every box kept so far with one IoU matrix, then the survivors
+    suppress each other greedily with a second one, so the Python loop only visits rows, never recomputes IoUs.
 
     Args:
         candidates: sorted by descending score (see :func:`select_candidates`).
         iou_threshold: IoU above which the lower-scoring box is dropped.
         class_agnostic: suppress across classes.
         max_detections: stop once this many boxes are kept.
+        block_size: candidates per block.
 
     Returns:
         Indices ``(K,)`` of the kept candidates, by descending score.
     """
-    remaining = np.arange(len(candidates))
-    kept: list[int] = []
-    while remaining.size and len(kept) < max_detections:
-        best, rest = remaining[0], remaining[1:]
-        kept.append(int(best))
-        overlapping = box_iou_one_to_many(candidates.xyxy[best], candidates.xyxy[rest]) > iou_threshold
+    boxes, classes = candidates.xyxy, candidates.class_ids
+
+    def overlapping(rows: npt.NDArray[np.int64], columns: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        over = box_iou(boxes[rows], boxes[columns]) > iou_threshold
         if not class_agnostic:
-            overlapping &= candidates.class_ids[rest] == candidates.class_ids[best]
-        remaining = rest[~overlapping]
-    return np.asarray(kept, dtype=np.int64)
+            over &= classes[rows][:, None] == classes[columns][None, :]
+        return over
+
+    kept = np.zeros(0, dtype=np.int64)
+    for start in range(0, len(candidates), block_size):
+        if len(kept) >= max_detections:
+            break
+        block = np.arange(start, min(start + block_size, len(candidates)), dtype=np.int64)
+        if len(kept):
+            block = block[~overlapping(kept, block).any(axis=0)]
+        # only lower-scoring boxes can be suppressed: keep the upper triangle
+        survives = ~np.triu(overlapping(block, block), k=1)
+        suppresses_any = ~survives.all(axis=1)
+        alive = np.ones(len(block), dtype=np.bool_)
+        block_kept: list[int] = []
+        for row in range(len(block)):
+            if not alive[row]:
+                continue
+            block_kept.append(row)
+            if len(kept) + len(block_kept) == max_detections:
+                break
+            if suppresses_any[row]:
+                alive &= survives[row]
+        kept = np.concatenate([kept, block[block_kept]])
+    return kept
