@@ -42,9 +42,7 @@ def two_box_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
             make_row((200, 180, 300, 260), 0.9, [0.9, 0.1, 0.1], coefficients),
         ]
     )
-    return make_constant_seg_onnx(
-        tmp_path_factory.mktemp("two_box") / "model.onnx", rows, protos, names=CLASS_NAMES
-    )
+    return make_constant_seg_onnx(tmp_path_factory.mktemp("two_box") / "model.onnx", rows, protos, names=CLASS_NAMES)
 
 
 @pytest.fixture(scope="session")

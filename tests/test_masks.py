@@ -95,7 +95,12 @@ def test_reduced_decode_modes_approximate_accurate(mode: str, factor: float, min
 
 @pytest.mark.parametrize(
     ("mode", "factor", "expected"),
-    [("accurate", 0.0, (720, 1280)), ("fast", 0.0, (45, 80)), ("tradeoff", 0.5, (382, 680)), ("tradeoff", 1.0, (720, 1280))],
+    [
+        ("accurate", 0.0, (720, 1280)),
+        ("fast", 0.0, (45, 80)),
+        ("tradeoff", 0.5, (382, 680)),
+        ("tradeoff", 1.0, (720, 1280)),
+    ],
 )
 def test_decoding_grid_follows_roboflow_tradeoff(mode: str, factor: float, expected: tuple[int, int]) -> None:
     from workflows_yolov5_seg.masks import resolution_factor

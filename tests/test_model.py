@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLASS_NAMES
 from onnx import TensorProto
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
 
-from conftest import CLASS_NAMES
 from workflows_yolov5_seg.errors import (
     ClassNamesMismatchError,
     InvalidImageError,
@@ -52,7 +52,7 @@ def test_batch_of_differently_sized_images_equals_single_calls(tmp_path: Path, b
     assert model.backend.info.static_batch == (batch is not None)
     images = [np.zeros((h, w, 3), np.uint8) for h, w in [(427, 640), (50, 100), (1080, 1920), (333, 500), (7, 3)]]
     together = model(images)
-    for image, batched in zip(images, together):
+    for image, batched in zip(images, together, strict=True):
         single = model(image)[0]
         assert batched.mask.shape[1:] == image.shape[:2]
         np.testing.assert_array_equal(batched.xyxy, single.xyxy)
@@ -233,6 +233,8 @@ def test_pipeline_steps_compose(two_box_model: Path) -> None:
     assert instances.shape == (1, 2, 5 + 3 + 32) and protos.shape == (1, 32, 80, 80)
     detections = model.post_process(instances, protos, batch.geometries)[0]
     np.testing.assert_array_equal(detections.xyxy, model(image)[0].xyxy)
+    with pytest.raises(InvalidParameterError, match="1 output0 rows, 1 output1 rows and 2 geometries"):
+        model.post_process(instances, protos, batch.geometries * 2)
 
 
 def test_compact_masks_and_the_dense_mask_budget(two_box_model: Path) -> None:

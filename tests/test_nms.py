@@ -57,7 +57,9 @@ def test_box_iou_matches_the_definition() -> None:
     np.testing.assert_allclose(iou, [[1600 / 40000, 20000 / 60000]])
 
 
-def reference_greedy_nms(found: Candidates, iou_threshold: float, class_agnostic: bool, max_detections: int) -> list[int]:
+def reference_greedy_nms(
+    found: Candidates, iou_threshold: float, class_agnostic: bool, max_detections: int
+) -> list[int]:
     """The textbook loop: keep the best remaining box, drop what overlaps it, repeat."""
     remaining, kept = list(range(len(found))), []
     while remaining and len(kept) < max_detections:
@@ -66,7 +68,7 @@ def reference_greedy_nms(found: Candidates, iou_threshold: float, class_agnostic
         iou = box_iou(found.xyxy[best : best + 1], found.xyxy[remaining])[0] if remaining else np.zeros(0)
         remaining = [
             other
-            for other, value in zip(remaining, iou)
+            for other, value in zip(remaining, iou, strict=True)
             if not (value > iou_threshold and (class_agnostic or found.class_ids[other] == found.class_ids[best]))
         ]
     return kept

@@ -106,8 +106,6 @@ class Env:
         return folder
 
 
-
-
 def with_network_input(**changes: Any) -> dict:
     network = {**LETTERBOX_320_CONFIG["network_input"], **changes}
     return {"network_input": {k: v for k, v in network.items() if v is not _DROP}}

@@ -17,6 +17,7 @@ from server_fixture import make_ring_model
 
 from workflows_yolov5_seg import loadtest
 
+
 @pytest.fixture(scope="module")
 def load_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_ring_model(tmp_path_factory.mktemp("load") / "ring.onnx")

@@ -68,9 +68,7 @@ def export(model, imgsz: int, path: Path, dynamic_batch: bool, opset: int = 17) 
     with torch.no_grad():
         for _ in range(2):
             model(im)  # dry runs (build grids)
-    dynamic_axes = (
-        {"images": {0: "batch"}, "output0": {0: "batch"}, "output1": {0: "batch"}} if dynamic_batch else None
-    )
+    dynamic_axes = {"images": {0: "batch"}, "output0": {0: "batch"}, "output1": {0: "batch"}} if dynamic_batch else None
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         model,

@@ -91,6 +91,7 @@ def disable_hub_download() -> None:
         import yolov5.utils.downloads as downloads
     except ImportError:  # a plain clone of ultralytics/yolov5 has no such call
         return
+
     def no_hub(*args: object, **kwargs: object) -> None:
         return None
 

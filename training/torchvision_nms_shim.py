@@ -92,7 +92,6 @@ def register() -> None:
     _LIB.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 
 
-
 def patch_torchvision() -> None:
     """Import torchvision and make ``torchvision.ops.nms`` use the shim op.
 

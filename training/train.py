@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = work / "data"
     runs = work / "runs"
     stage1_last = runs / "train" / "weights" / "last.pt"
-    weights = runs / ("train2" if "finetune" in stages or (runs / "train2").is_dir() else "train") / "weights" / "best.pt"
+    weights = (
+        runs / ("train2" if "finetune" in stages or (runs / "train2").is_dir() else "train") / "weights" / "best.pt"
+    )
 
     if "generate" in stages:
         sys.path.insert(0, str(REPO))

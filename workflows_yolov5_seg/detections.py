@@ -52,4 +52,7 @@ def encode_coco_rle(mask: npt.NDArray[np.bool_]) -> dict:
         raise MissingDependencyError("pycocotools", "test", "COCO RLE masks") from error
     rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
     counts = rle["counts"]
-    return {"size": [int(v) for v in rle["size"]], "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return {
+        "size": [int(v) for v in rle["size"]],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }

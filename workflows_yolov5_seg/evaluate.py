@@ -130,7 +130,7 @@ def predict_dataset(
         bgr = cv2.imread(str(dataset.image_dir / image["file_name"]), cv2.IMREAD_COLOR)
         detections = model.infer(bgr, parameters)[0]
         for box, mask, score, class_id in zip(
-            detections.xyxy, detections.mask, detections.confidence, detections.class_id
+            detections.xyxy, detections.mask, detections.confidence, detections.class_id, strict=True
         ):
             x1, y1, x2, y2 = (float(v) for v in box)
             yield {
@@ -142,7 +142,9 @@ def predict_dataset(
             }
 
 
-def coco_metrics(ground_truth: dict, results: list[dict], class_names: tuple[str, ...], limit: int | None = None) -> dict:
+def coco_metrics(
+    ground_truth: dict, results: list[dict], class_names: tuple[str, ...], limit: int | None = None
+) -> dict:
     """Box and mask mAP50 and mAP50-95 overall and per class, from pycocotools' COCOeval."""
     COCO, COCOeval = _pycocotools()
     gt = COCO()
@@ -212,8 +214,11 @@ def format_table(metrics: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workflows_yolov5_seg.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workflows_yolov5_seg.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help=".onnx file, model package folder or Roboflow id")
     parser.add_argument("--data", required=True, type=Path, help="dataset root (COCO or YOLO-seg layout)")
     parser.add_argument("--split", default="test")
@@ -236,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         mask_decode_mode=arguments.mask_decode_mode,
         tradeoff_factor=arguments.tradeoff_factor,
     )
-    metrics = evaluate(model, load_dataset(arguments.data, arguments.split, arguments.layout), parameters, arguments.limit)
+    metrics = evaluate(
+        model, load_dataset(arguments.data, arguments.split, arguments.layout), parameters, arguments.limit
+    )
     metrics["settings"] = {
         "model": arguments.model,
         "data": str(arguments.data),

@@ -117,7 +117,9 @@ class _Axis:
         cells = self.pixel_cells[first - self.offset : stop - self.offset]
         return int(cells[0]), int(cells[-1]) + 1, np.bincount(cells - cells[0])
 
-    def samples(self, cell_first: int, cell_stop: int) -> tuple[int, int, npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    def samples(
+        self, cell_first: int, cell_stop: int
+    ) -> tuple[int, int, npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.float32]]:
         """Bilinear taps on the prototype grid for decoding cells ``[cell_first, cell_stop)``.
 
         Returns:
@@ -230,9 +232,11 @@ def decode_masks(
     protos = np.asarray(protos, dtype=np.float32)
     coefficients = np.asarray(coefficients, dtype=np.float32)
     rows, cols = _axes(
-        geometry, protos.shape[1:], decoding_grid_hw(geometry, protos.shape[1:], resolution_factor(mode, tradeoff_factor))
+        geometry,
+        protos.shape[1:],
+        decoding_grid_hw(geometry, protos.shape[1:], resolution_factor(mode, tradeoff_factor)),
     )
-    crops = (decode_box_mask(protos, c, box, rows, cols) for c, box in zip(coefficients, boxes_xyxy))
+    crops = (decode_box_mask(protos, c, box, rows, cols) for c, box in zip(coefficients, boxes_xyxy, strict=True))
     if compact:
         return _compact_masks(crops, len(coefficients), (height, width))
     masks = np.zeros((len(coefficients), height, width), dtype=np.bool_)
@@ -241,7 +245,9 @@ def decode_masks(
     return masks
 
 
-def _compact_masks(crops: Iterator[tuple[int, int, npt.NDArray[np.bool_]]], count: int, image_hw: tuple[int, int]) -> CompactMask:
+def _compact_masks(
+    crops: Iterator[tuple[int, int, npt.NDArray[np.bool_]]], count: int, image_hw: tuple[int, int]
+) -> CompactMask:
     rles, shapes, offsets = [], np.zeros((count, 2), np.int32), np.zeros((count, 2), np.int32)
     for index, (row0, col0, crop) in enumerate(crops):
         if crop.size == 0:  # CompactMask keeps a 1x1 empty crop for a box without pixels

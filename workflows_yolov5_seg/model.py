@@ -13,7 +13,6 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -264,6 +263,11 @@ class YOLOv5SegModel:
             One ``sv.Detections`` per image, boxes and ``(N, H0, W0)`` masks on the original image, by descending
             confidence.
         """
+        if not len(instances) == len(protos) == len(geometries):
+            raise InvalidParameterError(
+                f"post_process got {len(instances)} output0 rows, {len(protos)} output1 rows and {len(geometries)} "
+                "geometries; pass the outputs of forward() and the geometries of pre_process() for the same images."
+            )
         parameters = parameters or InferenceParameters()
         allowed = self.class_ids_for(parameters.class_filter)
         kept_per_image = []
@@ -281,7 +285,7 @@ class YOLOv5SegModel:
         if not parameters.compact_masks:
             self._check_dense_mask_budget([len(kept) for kept in kept_per_image], geometries)
         results = []
-        for kept, image_protos, geometry in zip(kept_per_image, protos, geometries):
+        for kept, image_protos, geometry in zip(kept_per_image, protos, geometries, strict=True):
             boxes = geometry.network_to_image(kept.xyxy)
             masks = decode_masks(
                 image_protos,
@@ -296,7 +300,9 @@ class YOLOv5SegModel:
         return results
 
     def _check_dense_mask_budget(self, counts: list[int], geometries: Sequence[ImageGeometry]) -> None:
-        needed = sum(dense_mask_bytes(count, geometry.original_hw) for count, geometry in zip(counts, geometries))
+        needed = sum(
+            dense_mask_bytes(count, geometry.original_hw) for count, geometry in zip(counts, geometries, strict=True)
+        )
         if needed > self.max_mask_bytes:
             raise InvalidParameterError(
                 f"Dense masks for {sum(counts)} detections would take {needed / 2**20:.0f} MiB, over the limit of "

@@ -361,7 +361,7 @@ def preprocess_image(
     channels = cv2.split(canvas)
     if config.color_order == "rgb":
         channels = channels[::-1]
-    for plane, channel in zip(out, channels):
+    for plane, channel in zip(out, channels, strict=True):
         np.divide(channel, np.float32(config.scaling_factor), out=plane)
     if config.normalization is not None:
         mean = np.asarray(config.normalization[0], dtype=np.float64).reshape(-1, 1, 1)

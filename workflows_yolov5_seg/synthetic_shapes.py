@@ -101,9 +101,7 @@ def scene_seed(seed: int, split: str, index: int) -> int:
 # --------------------------------------------------------------------------- #
 def _random_color(rng: np.random.Generator, min_sat: float = 0.35, min_val: float = 0.3) -> np.ndarray:
     """Random BGR colour (float64, shape ``(3,)``, range 0-255) from HSV space."""
-    hsv = np.array(
-        [[[rng.uniform(0.0, 180.0), rng.uniform(min_sat, 1.0) * 255.0, rng.uniform(min_val, 1.0) * 255.0]]]
-    )
+    hsv = np.array([[[rng.uniform(0.0, 180.0), rng.uniform(min_sat, 1.0) * 255.0, rng.uniform(min_val, 1.0) * 255.0]]])
     bgr = cv2.cvtColor(np.round(hsv).clip(0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
     return bgr.reshape(3).astype(np.float64)
 
@@ -206,9 +204,7 @@ def _render_shape(
     return canvas.astype(bool), full_area
 
 
-def _paint_shape(
-    rng: np.random.Generator, img: npt.NDArray[np.float64], mask: npt.NDArray[np.bool_]
-) -> None:
+def _paint_shape(rng: np.random.Generator, img: npt.NDArray[np.float64], mask: npt.NDArray[np.bool_]) -> None:
     """Paint a filled, lightly shaded and textured shape into ``img`` in place."""
     below = img[mask].mean(axis=0)
     color = _random_color(rng)
@@ -292,9 +288,7 @@ def generate_scene(
             if area < max(_MIN_VISIBLE_PIXELS, _MIN_IN_IMAGE_FRAC * full_area):
                 continue
             # Would this shape hide too much of an earlier one?
-            if any(
-                (m & ~mask).sum() < _MIN_KEEP_FRAC_AFTER_OCCLUSION * a for m, a in zip(masks, areas, strict=True)
-            ):
+            if any((m & ~mask).sum() < _MIN_KEEP_FRAC_AFTER_OCCLUSION * a for m, a in zip(masks, areas, strict=True)):
                 continue
             break
         else:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import supervision as sv
-
 from workflow_steps import class_filter_step, detections_filter_step
 
 from workflows_yolov5_seg.cache import ModelCache
@@ -83,11 +82,11 @@ def test_compiling_loads_no_model(two_box_model: Path) -> None:
 
 def test_workflow_returns_detections_with_masks(two_box_model: Path) -> None:
     images = [np.zeros((160, 320, 3), np.uint8), np.zeros((427, 640, 3), np.uint8)]
-    result = engine_for(workflow(outputs={"predictions": "$steps.seg.predictions", "model": "$steps.seg.model_id"})).run(
-        runtime_parameters={"image": images, "model": str(two_box_model)}
-    )
+    result = engine_for(
+        workflow(outputs={"predictions": "$steps.seg.predictions", "model": "$steps.seg.model_id"})
+    ).run(runtime_parameters={"image": images, "model": str(two_box_model)})
     assert len(result) == 2
-    for image, output in zip(images, result):
+    for image, output in zip(images, result, strict=True):
         detections: sv.Detections = output["predictions"]
         assert detections.mask.shape == (2, *image.shape[:2])
         assert detections.data["class_name"].tolist() == ["rectangle", "circle"]
@@ -167,9 +166,13 @@ def test_compact_masks_work_with_filter_and_visualisation(two_box_model: Path) -
     image = np.zeros((160, 320, 3), np.uint8)
     results = {}
     for storage in ("dense", "compact"):
-        definition = workflow(keep_big, visualize, outputs={"filtered": "$steps.filter.predictions", "vis": "$steps.vis.image"})
+        definition = workflow(
+            keep_big, visualize, outputs={"filtered": "$steps.filter.predictions", "vis": "$steps.vis.image"}
+        )
         definition["steps"][0] = {**SEGMENTATION_STEP, "mask_storage": storage}
-        results[storage] = engine_for(definition).run(runtime_parameters={"image": image, "model": str(two_box_model)})[0]
+        results[storage] = engine_for(definition).run(runtime_parameters={"image": image, "model": str(two_box_model)})[
+            0
+        ]
     from supervision.detection.compact_mask import CompactMask
 
     assert isinstance(results["compact"]["filtered"].mask, CompactMask)
@@ -208,7 +211,11 @@ def test_out_of_range_input_parameter_is_rejected(two_box_model: Path) -> None:
 
     with pytest.raises(RuntimeInputError, match="confidence"):
         engine_for(workflow()).run(
-            runtime_parameters={"image": np.zeros((16, 16, 3), np.uint8), "model": str(two_box_model), "confidence": 1.7}
+            runtime_parameters={
+                "image": np.zeros((16, 16, 3), np.uint8),
+                "model": str(two_box_model),
+                "confidence": 1.7,
+            }
         )
 
 

@@ -360,7 +360,7 @@ class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
             loaded = get_model(model, backend, api_key)
             predictions = loaded.infer([image.numpy_image for image in images], parameters)
         results = []
-        for image, detections in zip(images, predictions):
+        for image, detections in zip(images, predictions, strict=True):
             inference_id = str(uuid4())
             detections = attach_workflow_metadata(detections, image, inference_id)
             if mask_format == "rle":
