@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=320, help="min image side (max is 2x)")
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--epochs", type=int, default=14, help="stage 1 epochs")
-    p.add_argument("--finetune-epochs", type=int, default=5, help="stage 2 epochs")
+    p.add_argument("--finetune-epochs", type=int, default=24, help="stage 2 epochs")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--hyp", default=str(HERE / "hyp.shapes.yaml"))
