@@ -28,13 +28,14 @@ import numpy as np
 import pytest
 from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
 
+from workflows_yolov5_seg.loadtest import without_volatile
+
 SERVER_START_TIMEOUT_S = float(os.environ.get("WORKFLOWS_YOLOV5_SEG_TEST_SERVER_TIMEOUT", "300"))
 REPOSITORY = Path(__file__).resolve().parent.parent
 EXAMPLES = REPOSITORY / "examples"
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
 
 # Keys whose values are random per run (uuids) and so differ between two runs of the same workflow.
-VOLATILE_KEYS = frozenset({"detection_id", "inference_id", "parent_id", "root_parent_id", "time"})
 
 
 def free_port() -> int:
@@ -212,15 +213,6 @@ def run_in_process(
     )
     result = engine.run(runtime_parameters=runtime_parameters, serialize_results=serialize_results)
     return json.loads(json.dumps(result, default=str)) if serialize_results else result
-
-
-def without_volatile(value: Any) -> Any:
-    """``value`` without the per-run random ids (detection / inference / parent ids) and timings."""
-    if isinstance(value, dict):
-        return {k: without_volatile(v) for k, v in value.items() if k not in VOLATILE_KEYS}
-    if isinstance(value, list):
-        return [without_volatile(v) for v in value]
-    return value
 
 
 def assert_same_predictions(served: dict[str, Any], local: dict[str, Any]) -> None:

@@ -183,16 +183,20 @@ def test_golden_scene(model, index: int) -> None:  # noqa: ANN001
 FP16_MODEL = TRAINED_MODEL.with_name("shapes-yolov5n-seg-320-fp16.onnx")
 
 
-@pytest.mark.parametrize("index", range(len(GOLDEN_SCENES)))
-def test_fp16_variant_matches_the_float32_model(model, index: int) -> None:  # noqa: ANN001
-    """The bundled fp16 export (training/export_fp16.py) keeps the float32 model's detections."""
+@pytest.fixture(scope="module")
+def fp16_model():  # noqa: ANN201
     from workflows_yolov5_seg.model import YOLOv5SegModel
 
     if not FP16_MODEL.is_file():
         pytest.skip(f"the fp16 variant is missing: {FP16_MODEL}")
-    fp16 = YOLOv5SegModel.from_pretrained(FP16_MODEL, backend="onnx", device="cpu")
+    return YOLOv5SegModel.from_pretrained(FP16_MODEL, backend="onnx", device="cpu")
+
+
+@pytest.mark.parametrize("index", range(len(GOLDEN_SCENES)))
+def test_fp16_variant_matches_the_float32_model(model, fp16_model, index: int) -> None:  # noqa: ANN001
+    """The bundled fp16 export (training/export_fp16.py) keeps the float32 model's detections."""
     image = _golden_scene(index)
-    expected, actual = model(image, **GOLDEN_PARAMETERS)[0], fp16(image, **GOLDEN_PARAMETERS)[0]
+    expected, actual = model(image, **GOLDEN_PARAMETERS)[0], fp16_model(image, **GOLDEN_PARAMETERS)[0]
     assert len(actual) == len(expected) >= 2
     np.testing.assert_array_equal(actual.class_id, expected.class_id)
     np.testing.assert_allclose(actual.confidence, expected.confidence, atol=0.01)

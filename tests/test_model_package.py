@@ -19,7 +19,6 @@ from workflows_yolov5_seg.model_package import (
 )
 from workflows_yolov5_seg.preprocessing import PreprocessingConfig, StaticCrop
 
-# the project's reference notes, in shared/ beside the checkout (as on the developers' and CI's machines)
 # inference-models package configs, copied from the project's reference notes (shared/reference/examples)
 EXAMPLES = Path(__file__).resolve().parent / "data" / "reference_examples"
 LETTERBOX = {

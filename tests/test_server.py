@@ -23,7 +23,7 @@ from server_fixture import (
     read_image,
     run_in_process,
 )
-from workflow_steps import class_filter_step
+from workflow_steps import class_filter_step, dynamic_crop_step, mask_visualization_step
 
 from workflows_yolov5_seg import server as server_module
 
@@ -216,18 +216,8 @@ def test_chained_with_core_blocks(
     inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
 ) -> None:
     keep_blobs = class_filter_step(["blob"])
-    visualize = {
-        "type": "roboflow_core/mask_visualization@v1",
-        "name": "vis",
-        "image": "$inputs.image",
-        "predictions": "$steps.seg.predictions",
-    }
-    crop = {
-        "type": "roboflow_core/dynamic_crop@v1",
-        "name": "crop",
-        "images": "$inputs.image",
-        "predictions": "$steps.filter.predictions",
-    }
+    visualize = mask_visualization_step()
+    crop = dynamic_crop_step()
     definition = workflow(
         keep_blobs,
         visualize,

@@ -42,3 +42,23 @@ def detections_filter_step(
 def class_filter_step(classes: list[str], name: str = "filter", predictions: str = "$steps.seg.predictions") -> dict:
     """A detections filter keeping the given class names."""
     return detections_filter_step("class_name", "in (Sequence)", classes, name, predictions)
+
+
+def mask_visualization_step(predictions: str = "$steps.seg.predictions", name: str = "vis") -> dict:
+    """A ``roboflow_core/mask_visualization@v1`` step drawing ``predictions`` on the input image."""
+    return {
+        "type": "roboflow_core/mask_visualization@v1",
+        "name": name,
+        "image": "$inputs.image",
+        "predictions": predictions,
+    }
+
+
+def dynamic_crop_step(predictions: str = "$steps.filter.predictions", name: str = "crop") -> dict:
+    """A ``roboflow_core/dynamic_crop@v1`` step cropping the input image to each of ``predictions``."""
+    return {
+        "type": "roboflow_core/dynamic_crop@v1",
+        "name": name,
+        "images": "$inputs.image",
+        "predictions": predictions,
+    }

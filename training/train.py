@@ -56,11 +56,49 @@ def _run(cmd: list[str]) -> None:
     print(f"  ({time.time() - t0:.0f} s)", flush=True)
 
 
-def _yolov5(args: argparse.Namespace, script: str, *script_args: str) -> list[str]:
+def _yolov5(args: argparse.Namespace, script: str, *script_args: str, launcher: tuple[str, ...] = ()) -> list[str]:
+    """``run_yolov5.py [launcher options] SCRIPT ARGS``."""
     cmd = [sys.executable, str(HERE / "run_yolov5.py")]
     if args.yolov5_dir:
         cmd += ["--yolov5-dir", args.yolov5_dir]
-    return [*cmd, script, *script_args]
+    return [*cmd, *launcher, script, *script_args]
+
+
+def _train(
+    args: argparse.Namespace,
+    data_dir: Path,
+    runs: Path,
+    *,
+    name: str,
+    weights: str,
+    hyp: str,
+    epochs: int,
+    optimizer: tuple[str, ...] = (),
+    launcher: tuple[str, ...] = (),
+) -> list[str]:
+    """A ``segment/train.py`` command of this recipe (CPU, RAM cache, validation only after the last epoch)."""
+    return _yolov5(
+        args,
+        "segment/train.py",
+        "--weights", weights,
+        "--cfg", _model_cfg(args),
+        "--data", str(data_dir / "data.yaml"),
+        "--hyp", hyp,
+        *optimizer,
+        "--imgsz", str(args.imgsz),
+        "--epochs", str(epochs),
+        "--batch-size", str(args.batch),
+        "--workers", str(args.workers),
+        "--device", "cpu",
+        "--cache", "ram",
+        "--noval",
+        "--noplots",
+        "--seed", "0",
+        "--project", str(runs),
+        "--name", name,
+        "--exist-ok",
+        launcher=launcher,
+    )  # fmt: skip
 
 
 def _model_cfg(args: argparse.Namespace) -> str:
@@ -117,54 +155,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dataset: {data_yaml} ({time.time() - t0:.0f} s)", flush=True)
 
     if "train" in stages:
-        _run(
-            _yolov5(
-                args,
-                "segment/train.py",
-                "--weights", "",
-                "--cfg", _model_cfg(args),
-                "--data", str(data_dir / "data.yaml"),
-                "--hyp", args.hyp,
-                "--imgsz", str(args.imgsz),
-                "--epochs", str(args.epochs),
-                "--batch-size", str(args.batch),
-                "--workers", str(args.workers),
-                "--device", "cpu",
-                "--cache", "ram",
-                "--noval",
-                "--noplots",
-                "--seed", "0",
-                "--project", str(runs),
-                "--name", "train",
-                "--exist-ok",
-            )
-        )  # fmt: skip
+        _run(_train(args, data_dir, runs, name="train", weights="", hyp=args.hyp, epochs=args.epochs))
 
     if "finetune" in stages:
-        cmd = _yolov5(args, "segment/train.py")
-        cmd[-1:-1] = ["--nbs", "16"]  # launcher option: optimizer step every batch
         _run(
-            [
-                *cmd,
-                "--weights", str(stage1_last),
-                "--cfg", _model_cfg(args),
-                "--data", str(data_dir / "data.yaml"),
-                "--hyp", args.finetune_hyp,
-                "--optimizer", "AdamW",
-                "--imgsz", str(args.imgsz),
-                "--epochs", str(args.finetune_epochs),
-                "--batch-size", str(args.batch),
-                "--workers", str(args.workers),
-                "--device", "cpu",
-                "--cache", "ram",
-                "--noval",
-                "--noplots",
-                "--seed", "0",
-                "--project", str(runs),
-                "--name", "train2",
-                "--exist-ok",
-            ]
-        )  # fmt: skip
+            _train(
+                args,
+                data_dir,
+                runs,
+                name="train2",
+                weights=str(stage1_last),
+                hyp=args.finetune_hyp,
+                epochs=args.finetune_epochs,
+                optimizer=("--optimizer", "AdamW"),
+                launcher=("--nbs", "16"),  # optimizer step every batch
+            )
+        )
 
     if "val" in stages:
         for split in ("val", "test"):

@@ -278,6 +278,7 @@ class Client:
 
 
 def without_volatile(value: Any) -> Any:
+    """``value`` without the per-run random ids (detection / inference / parent ids) and timings."""
     if isinstance(value, dict):
         return {k: without_volatile(v) for k, v in value.items() if k not in VOLATILE_KEYS}
     if isinstance(value, list):

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import supervision as sv
-from workflow_steps import class_filter_step, detections_filter_step
+from workflow_steps import (
+    class_filter_step,
+    detections_filter_step,
+    dynamic_crop_step,
+    mask_visualization_step,
+)
 
 from workflows_yolov5_seg.cache import ModelCache
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1
@@ -126,18 +131,8 @@ def test_zero_detections_carry_image_metadata(two_box_model: Path) -> None:
 )
 def test_chained_with_core_blocks(two_box_model: Path, mask_storage: str) -> None:
     keep_circles = class_filter_step(["circle"])
-    visualize = {
-        "type": "roboflow_core/mask_visualization@v1",
-        "name": "vis",
-        "image": "$inputs.image",
-        "predictions": "$steps.seg.predictions",
-    }
-    crop = {
-        "type": "roboflow_core/dynamic_crop@v1",
-        "name": "crop",
-        "images": "$inputs.image",
-        "predictions": "$steps.filter.predictions",
-    }
+    visualize = mask_visualization_step()
+    crop = dynamic_crop_step()
     definition = workflow(
         keep_circles,
         visualize,
@@ -156,12 +151,7 @@ def test_chained_with_core_blocks(two_box_model: Path, mask_storage: str) -> Non
 
 
 def test_compact_masks_work_with_filter_and_visualisation(two_box_model: Path) -> None:
-    visualize = {
-        "type": "roboflow_core/mask_visualization@v1",
-        "name": "vis",
-        "image": "$inputs.image",
-        "predictions": "$steps.filter.predictions",
-    }
+    visualize = mask_visualization_step("$steps.filter.predictions")
     keep_big = detections_filter_step("size", "(Number) >=", 5000)
     image = np.zeros((160, 320, 3), np.uint8)
     results = {}
