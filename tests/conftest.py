@@ -16,7 +16,6 @@ os.environ["WORKFLOWS_PLUGINS"] = ",".join(
 
 ASSETS = Path(__file__).resolve().parent.parent / "workflows_yolov5_seg" / "assets"
 TRAINED_MODEL = ASSETS / "shapes-yolov5n-seg-320.onnx"
-TRAINED_MODEL_DYNAMIC = ASSETS / "shapes-yolov5n-seg-320-dynamic.onnx"
 CLASS_NAMES = {0: "circle", 1: "rectangle", 2: "triangle"}
 # inference_config.json of a 320x320 package letterboxed with grey 114 (as a bare Ultralytics export is)
 LETTERBOX_320_CONFIG = {

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
 
-from workflows_yolov5_seg.loadtest import without_volatile
+from benchmarks.loadtest import without_volatile
 
 SERVER_START_TIMEOUT_S = float(os.environ.get("WORKFLOWS_YOLOV5_SEG_TEST_SERVER_TIMEOUT", "300"))
 REPOSITORY = Path(__file__).resolve().parent.parent

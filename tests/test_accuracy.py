@@ -49,8 +49,8 @@ def _model():  # noqa: ANN202
 
 
 def _small_set(root: Path):  # noqa: ANN202
+    from tools.synthetic_shapes import write_dataset
     from workflows_yolov5_seg.evaluate import load_dataset
-    from workflows_yolov5_seg.synthetic_shapes import write_dataset
 
     write_dataset(root, seed=SMALL_SET_SEED, train=0, val=0, test=SMALL_SET_IMAGES, size=320)
     return load_dataset(root, "test")
@@ -125,7 +125,7 @@ def test_swapped_letterbox_pads_fall_below_the_bound(model, small_set, monkeypat
 
 
 def _golden_scene(index: int) -> np.ndarray:
-    from workflows_yolov5_seg.synthetic_shapes import generate_scene, scene_seed
+    from tools.synthetic_shapes import generate_scene, scene_seed
 
     image, _ = generate_scene(scene_seed(GOLDEN_SEED, "golden", index), GOLDEN_SCENES[index])
     return image
@@ -180,7 +180,7 @@ def test_golden_scene(model, index: int) -> None:  # noqa: ANN001
             assert shift <= 1.0, (match, expected, note)
 
 
-FP16_MODEL = TRAINED_MODEL.with_name("shapes-yolov5n-seg-320-fp16.onnx")
+FP16_MODEL = REPOSITORY / "models" / "shapes-yolov5n-seg-320-fp16.onnx"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workflows_yolov5_seg import benchmark
+from benchmarks import benchmark
 
 
 @pytest.fixture(scope="module")

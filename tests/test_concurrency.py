@@ -13,8 +13,8 @@ import pytest
 from conftest import CLASS_NAMES
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
-from workflows_yolov5_seg.cache import ModelCache
-from workflows_yolov5_seg.yolov5_instance_segmentation import v1
+from workflows_yolov5_seg import model_cache
+from workflows_yolov5_seg.model_cache import ModelCache
 
 ExecutionEngine = pytest.importorskip(
     "roboflow_workflows.execution_engine.core", reason="needs the Workflows engine: pip install '.[inference]'"
@@ -45,7 +45,7 @@ def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def engine(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - the engine
-    monkeypatch.setattr(v1, "MODEL_CACHE", ModelCache())
+    monkeypatch.setattr(model_cache, "MODELS", ModelCache())
     return ExecutionEngine.init(
         workflow_definition=WORKFLOW,
         init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
@@ -68,7 +68,7 @@ def test_sixteen_threads_share_one_model(engine, two_box_model: Path) -> None:  
         results = list(pool.map(lambda job: (job[0], run_once(engine, *job)), jobs))
     assert len(results) == 1600
     assert all(result == serial[index] for index, result in results)
-    assert v1.MODEL_CACHE.loads == 1
+    assert model_cache.MODELS.loads == 1
 
 
 def test_two_models_alternating(engine, two_box_model: Path, second_model: Path) -> None:  # noqa: ANN001
@@ -79,7 +79,7 @@ def test_two_models_alternating(engine, two_box_model: Path, second_model: Path)
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda job: (job, run_once(engine, *job)), jobs))
     assert all(result == serial[job] for job, result in results)
-    assert v1.MODEL_CACHE.loads == 2
+    assert model_cache.MODELS.loads == 2
 
 
 def resident_bytes() -> int:

@@ -8,9 +8,16 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx
 
-from workflows_yolov5_seg.errors import InvalidModelPackageError, ModelNotFoundError, UntrustedModelError
+from workflows_yolov5_seg.errors import (
+    InvalidModelFileError,
+    InvalidModelPackageError,
+    ModelNotFoundError,
+    UntrustedModelError,
+)
 from workflows_yolov5_seg.model_package import (
     load_model_package,
     parse_inference_config,
@@ -362,6 +369,12 @@ def test_invalid_legacy_environment_names_the_key(tmp_path: Path, environment: d
         parse_legacy_environment(write_json(tmp_path / "environment.json", environment))
 
 
+def seg_onnx(path: Path, num_classes: int = 2) -> Path:
+    """A 320x320 YOLOv5-seg ONNX predicting ``num_classes`` classes (no detections), without names metadata."""
+    protos = np.zeros((NUM_COEFFICIENTS, 80, 80), np.float32)
+    return make_constant_seg_onnx(path, np.zeros((1, 5 + num_classes + NUM_COEFFICIENTS), np.float32), protos)
+
+
 def make_package(folder: Path, weights: Path, config: dict | None = LETTERBOX, names: str = "a\nb\n") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(weights, folder / "weights.onnx")
@@ -372,9 +385,7 @@ def make_package(folder: Path, weights: Path, config: dict | None = LETTERBOX, n
 
 
 def test_inference_models_folder(tmp_path: Path) -> None:
-    weights = tmp_path / "w.onnx"
-    weights.write_bytes(b"onnx")
-    folder = make_package(tmp_path / "pkg", weights)
+    folder = make_package(tmp_path / "pkg", seg_onnx(tmp_path / "w.onnx"))
     write_json(
         folder / "model_config.json",
         {"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"},
@@ -383,7 +394,8 @@ def test_inference_models_folder(tmp_path: Path) -> None:
     assert package.model_id == "mine"
     assert package.weights_path == folder / "weights.onnx"
     assert package.class_names == ("a", "b")
-    assert package.input_hw == (640, 640)
+    assert package.input_hw == (640, 640)  # the config's training size; the ONNX's own is 320x320
+    assert package.signature is not None and package.signature.input_hw == (320, 320)
     assert package.preprocessing.size_rounding == "truncate"
     assert package.engine_path is None and package.trt_batch_sizes is None
 
@@ -431,7 +443,7 @@ def test_invalid_trt_config(tmp_path: Path, trt_config: dict, named: str) -> Non
 def test_legacy_folder(tmp_path: Path) -> None:
     folder = tmp_path / "legacy"
     folder.mkdir()
-    (folder / "yolov5s_weights.onnx").write_bytes(b"onnx")
+    seg_onnx(folder / "yolov5s_weights.onnx", num_classes=1)
     write_json(
         folder / "environment.json",
         {
@@ -454,6 +466,7 @@ def test_legacy_folder(tmp_path: Path) -> None:
         ({"best.pt": b""}, ModelNotFoundError, "export to ONNX first"),
         ({"weights.onnx": b"", "class_names.txt": b"\n\n"}, InvalidModelPackageError, "lists no class names"),
         ({"weights.onnx": b"", "class_names.txt": b"\xff\xfe"}, InvalidModelPackageError, "UTF-8"),
+        ({"weights.onnx": b"not an onnx file"}, InvalidModelFileError, "could not be loaded as an ONNX model"),
     ],
 )
 def test_invalid_folders(tmp_path: Path, files: dict[str, bytes], error: type, match: str) -> None:
@@ -472,11 +485,10 @@ def test_pickles_are_refused(tmp_path: Path) -> None:
 
 
 def test_bare_onnx_uses_ultralytics_defaults_and_class_names_beside_it(tmp_path: Path) -> None:
-    (tmp_path / "m.onnx").write_bytes(b"")
-    package = load_model_package(tmp_path / "m.onnx")
+    package = load_model_package(seg_onnx(tmp_path / "m.onnx", num_classes=2))
     assert package.preprocessing == PreprocessingConfig(
         resize_mode="letterbox", padding_value=114, size_rounding="round"
     )
-    assert package.class_names is None
+    assert package.class_names == ("0", "1")  # no names anywhere: by index, with a warning
     (tmp_path / "class_names.txt").write_text(" cat \n\n dog\n")
     assert load_model_package(tmp_path / "m.onnx").class_names == ("cat", "dog")

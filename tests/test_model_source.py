@@ -14,8 +14,7 @@ from conftest import LETTERBOX_320_CONFIG
 from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
-from workflows_yolov5_seg import roboflow
-from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg import model_cache, settings
 from workflows_yolov5_seg.errors import (
     ModelNotFoundError,
     RoboflowAPIKeyMissingError,
@@ -23,8 +22,8 @@ from workflows_yolov5_seg.errors import (
     UntrustedModelError,
 )
 from workflows_yolov5_seg.model import YOLOv5SegModel
+from workflows_yolov5_seg.model_cache import ModelCache
 from workflows_yolov5_seg.model_source import (
-    MODEL_ROOTS_ENV,
     is_roboflow_model_id,
     model_source_kind,
     resolve_model,
@@ -76,11 +75,11 @@ def api(sources: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     """The package served by a local fake of Roboflow's API as ``scene-seg/7``."""
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=package_files_from(sources["package"]))})
     with serve(fake):
-        monkeypatch.setenv(roboflow.API_URL_ENV, fake.base_url)
-        monkeypatch.setenv(roboflow.CACHE_DIR_ENV, str(tmp_path / "cache"))
-        monkeypatch.setenv(roboflow.RETRY_BACKOFF_ENV, "0")
-        monkeypatch.delenv(roboflow.API_KEY_ENV, raising=False)
-        monkeypatch.delenv(roboflow.OFFLINE_MODE_ENV, raising=False)
+        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
+        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
+        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
+        monkeypatch.delenv(settings.API_KEY.name, raising=False)
+        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
         yield fake
 
 
@@ -158,7 +157,7 @@ def test_roboflow_id_downloads_once_then_loads_from_the_cache(sources, api, monk
     assert first.class_names == ("circle", "rectangle")
     assert first.preprocessing.size_rounding == "truncate"
     requests = len(api.requests)
-    monkeypatch.setenv(roboflow.API_URL_ENV, "http://127.0.0.1:9")  # offline now
+    monkeypatch.setenv(settings.API_URL.name, "http://127.0.0.1:9")  # offline now
     second = resolve_model(MODEL_ID)  # no key needed for a cached model
     assert second == first
     assert len(api.requests) == requests
@@ -182,10 +181,10 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 def test_allowed_model_roots(sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(MODEL_ROOTS_ENV, str(sources["package"].parent))
+    monkeypatch.setenv(settings.MODEL_ROOTS.name, str(sources["package"].parent))
     assert resolve_model(str(sources["package"])).weights_path is not None
-    monkeypatch.setenv(MODEL_ROOTS_ENV, str(tmp_path / "elsewhere"))
-    with pytest.raises(UntrustedModelError, match=MODEL_ROOTS_ENV):
+    monkeypatch.setenv(settings.MODEL_ROOTS.name, str(tmp_path / "elsewhere"))
+    with pytest.raises(UntrustedModelError, match=settings.MODEL_ROOTS.name):
         resolve_model(str(sources["package"]))
 
 
@@ -228,9 +227,7 @@ def run_workflow(model: str, api_key: str | None, serialize: bool = False) -> di
 
 @pytest.fixture
 def fresh_block_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workflows_yolov5_seg.yolov5_instance_segmentation import v1
-
-    monkeypatch.setattr(v1, "MODEL_CACHE", ModelCache())
+    monkeypatch.setattr(model_cache, "MODELS", ModelCache())
 
 
 @pytest.mark.parametrize("kind", ["onnx", "package", "legacy", "roboflow"])

@@ -23,7 +23,7 @@ from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
 from workflows_yolov5_seg.backends import create_backend
 from workflows_yolov5_seg.errors import InvalidImageError, InvalidParameterError
 from workflows_yolov5_seg.model import YOLOv5SegModel
-from workflows_yolov5_seg.model_package import ModelPackage
+from workflows_yolov5_seg.model_package import load_model_package
 from workflows_yolov5_seg.preprocessing import (
     ImageGeometry,
     PreprocessingConfig,
@@ -204,7 +204,7 @@ def scene_model(tmp_path: Path, config: PreprocessingConfig) -> YOLOv5SegModel:
     path = tmp_path / "scene.onnx"
     if not path.exists():
         make_constant_seg_onnx(path, rows, protos, input_hw=NETWORK_HW)
-    package = ModelPackage("scene", path, ("thing",), config)
+    package = replace(load_model_package(path), model_id="scene", class_names=("thing",), preprocessing=config)
     return YOLOv5SegModel(package, create_backend(package, backend="onnx", device="cpu"))
 
 

@@ -28,9 +28,8 @@ from conftest import CLASS_NAMES, LETTERBOX_320_CONFIG
 from onnx import TensorProto, helper, numpy_helper
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
 
-from workflows_yolov5_seg import errors, roboflow
-from workflows_yolov5_seg.model import MAX_IMAGE_PIXELS_ENV, InferenceParameters, YOLOv5SegModel
-from workflows_yolov5_seg.preprocessing import DEFAULT_MAX_IMAGE_PIXELS
+from workflows_yolov5_seg import errors, roboflow, settings
+from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
 GOOD_IMAGE = np.zeros((160, 320, 3), np.uint8)
@@ -117,13 +116,13 @@ _DROP = object()
 @pytest.fixture(scope="module")
 def shared_model(two_box_model: Path) -> YOLOv5SegModel:
     """Loaded once; every case must leave it serving."""
-    previous = os.environ.pop(MAX_IMAGE_PIXELS_ENV, None)
+    previous = os.environ.pop(settings.MAX_IMAGE_PIXELS.name, None)
     try:
         model = YOLOv5SegModel.from_pretrained(two_box_model)
     finally:
         if previous is not None:
-            os.environ[MAX_IMAGE_PIXELS_ENV] = previous
-    assert model.max_image_pixels == DEFAULT_MAX_IMAGE_PIXELS
+            os.environ[settings.MAX_IMAGE_PIXELS.name] = previous
+    assert model.max_image_pixels == settings.MAX_IMAGE_PIXELS.default
     return model
 
 
@@ -290,11 +289,11 @@ def inf_in_protos(env: Env) -> Path:
 
 
 def roboflow_env(env: Env) -> None:
-    env.monkeypatch.setenv(roboflow.CACHE_DIR_ENV, str(env.tmp / "cache"))
-    env.monkeypatch.setenv(roboflow.API_URL_ENV, "http://127.0.0.1:9")  # nothing listens: no request may be needed
-    env.monkeypatch.setenv(roboflow.RETRY_BACKOFF_ENV, "0")
-    env.monkeypatch.delenv(roboflow.API_KEY_ENV, raising=False)
-    env.monkeypatch.delenv(roboflow.OFFLINE_MODE_ENV, raising=False)
+    env.monkeypatch.setenv(settings.CACHE_DIR.name, str(env.tmp / "cache"))
+    env.monkeypatch.setenv(settings.API_URL.name, "http://127.0.0.1:9")  # nothing listens: no request may be needed
+    env.monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
+    env.monkeypatch.delenv(settings.API_KEY.name, raising=False)
+    env.monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
 
 
 def roboflow_without_key(env: Env) -> Any:
@@ -333,7 +332,7 @@ def roboflow_corrupted_cache_is_refetched(env: Env) -> Any:
     package = env.package(LETTERBOX_320_CONFIG)
     fake = FakeRoboflowAPI(api_key="rf_k3y", models={"shapes-seg/3": FakeModel(files=package_files_from(package))})
     with serve(fake):
-        env.monkeypatch.setenv(roboflow.API_URL_ENV, fake.base_url)
+        env.monkeypatch.setenv(settings.API_URL.name, fake.base_url)
         first = YOLOv5SegModel.from_pretrained("shapes-seg/3", api_key="rf_k3y")(GOOD_IMAGE)[0]
         weights = roboflow.package_dir("shapes-seg/3") / "weights.onnx"
         content = bytearray(weights.read_bytes())
@@ -385,7 +384,7 @@ def trt_read_only_engine_cache(env: Env) -> Any:
 
 
 def huge_image_with_the_env_limit(env: Env) -> Any:
-    env.monkeypatch.setenv(MAX_IMAGE_PIXELS_ENV, "10000")
+    env.monkeypatch.setenv(settings.MAX_IMAGE_PIXELS.name, "10000")
     return YOLOv5SegModel.from_pretrained(env.good_model_path)(np.zeros((200, 200, 3), np.uint8))
 
 
@@ -616,13 +615,13 @@ IMAGES = [
         "image-over-default-pixel-limit",
         on_shared(huge_virtual_image),
         errors.InvalidImageError,
-        ("10000x11000", f"limit of {DEFAULT_MAX_IMAGE_PIXELS}", "downscale", MAX_IMAGE_PIXELS_ENV),
+        ("10000x11000", f"limit of {settings.MAX_IMAGE_PIXELS.default}", "downscale", settings.MAX_IMAGE_PIXELS.name),
     ),
     Case(
         "image-over-env-pixel-limit",
         huge_image_with_the_env_limit,
         errors.InvalidImageError,
-        ("200x200", "limit of 10000", "downscale it or raise the limit", MAX_IMAGE_PIXELS_ENV),
+        ("200x200", "limit of 10000", "downscale it or raise the limit", settings.MAX_IMAGE_PIXELS.name),
     ),
     Case("image-grayscale-2d", on_shared(np.zeros((160, 320), np.uint8)), check=same_as_reference),
     Case("image-grayscale-1-channel", on_shared(np.zeros((160, 320, 1), np.uint8)), check=same_as_reference),
@@ -842,7 +841,7 @@ def test_bad_input(
     # The same process keeps serving, with the model it had loaded.
     monkeypatch.undo()
     np.testing.assert_allclose(shared_model(GOOD_IMAGE)[0].xyxy, REFERENCE_XYXY)
-    assert shared_model.max_image_pixels == DEFAULT_MAX_IMAGE_PIXELS
+    assert shared_model.max_image_pixels == settings.MAX_IMAGE_PIXELS.default
     if engine is not None:
         served = engine.run(runtime_parameters={"image": GOOD_IMAGE, "model": str(two_box_model)})[0]["predictions"]
         np.testing.assert_allclose(served.xyxy, REFERENCE_XYXY)

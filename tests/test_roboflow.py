@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fake_roboflow_api import FakeModel, FakeRoboflowAPI, serve
 
-from workflows_yolov5_seg import roboflow
+from workflows_yolov5_seg import roboflow, settings
 from workflows_yolov5_seg.errors import (
     DownloadIntegrityError,
     NotYOLOv5SegModelError,
@@ -41,17 +41,18 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflo
     """The fake API with one model, wired in through the environment; a fresh cache folder."""
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=dict(FILES))})
     with serve(fake):
-        monkeypatch.setenv(roboflow.API_URL_ENV, fake.base_url)
-        monkeypatch.setenv(roboflow.CACHE_DIR_ENV, str(tmp_path / "cache"))
-        monkeypatch.setenv(roboflow.RETRY_BACKOFF_ENV, "0")
-        monkeypatch.setenv(roboflow.API_TIMEOUT_ENV, "5")
-        monkeypatch.delenv(roboflow.API_KEY_ENV, raising=False)
-        monkeypatch.delenv(roboflow.OFFLINE_MODE_ENV, raising=False)
+        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
+        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
+        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
+        monkeypatch.setenv(settings.API_TIMEOUT.name, "5")
+        monkeypatch.delenv(settings.API_KEY.name, raising=False)
+        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
         yield fake
 
 
 def cache_dir(tmp_path: Path) -> Path:
-    return tmp_path / "cache"
+    """The downloads folder under the test's cache root (``WORKFLOWS_YOLOV5_SEG_CACHE_DIR``)."""
+    return tmp_path / "cache" / "roboflow"
 
 
 def leftovers(tmp_path: Path) -> list[str]:
@@ -102,8 +103,8 @@ def test_key_comes_from_the_environment(api, monkeypatch) -> None:
 def test_cached_model_loads_offline_without_a_key(api, tmp_path, monkeypatch) -> None:
     download_model_package(MODEL_ID, api_key=API_KEY)
     count = len(api.requests)
-    monkeypatch.setenv(roboflow.API_URL_ENV, "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setenv(roboflow.OFFLINE_MODE_ENV, "true")
+    monkeypatch.setenv(settings.API_URL.name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv(settings.OFFLINE_MODE.name, "true")
 
     folder = download_model_package(MODEL_ID)
 
@@ -218,7 +219,7 @@ def test_connection_refused_is_a_connection_error(api, tmp_path, monkeypatch) ->
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv(roboflow.API_URL_ENV, f"http://127.0.0.1:{port}")
+    monkeypatch.setenv(settings.API_URL.name, f"http://127.0.0.1:{port}")
 
     with pytest.raises(RoboflowConnectionError, match=f"Could not reach http://127.0.0.1:{port}") as caught:
         download_model_package(MODEL_ID, api_key=API_KEY)
@@ -292,7 +293,7 @@ def test_unsafe_file_names_are_refused(api, tmp_path) -> None:
 
 
 def test_offline_mode_refuses_to_download(api, monkeypatch) -> None:
-    monkeypatch.setenv(roboflow.OFFLINE_MODE_ENV, "1")
+    monkeypatch.setenv(settings.OFFLINE_MODE.name, "1")
     with pytest.raises(RoboflowConnectionError, match="not cached"):
         download_model_package(MODEL_ID, api_key=API_KEY)
     assert api.requests == []
@@ -301,19 +302,19 @@ def test_offline_mode_refuses_to_download(api, monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"WORKFLOWS_YOLOV5_SEG_CACHE_DIR": "/x/cache"}, "/x/cache"),
-        ({"MODEL_CACHE_DIR": "/m"}, "/m/workflows-yolov5-seg"),
-        ({"INFERENCE_HOME": "/i", "MODEL_CACHE_DIR": "/m"}, "/i/workflows-yolov5-seg"),
-        ({}, "/tmp/cache/workflows-yolov5-seg"),
+        ({"WORKFLOWS_YOLOV5_SEG_CACHE_DIR": "/x/cache", "MODEL_CACHE_DIR": "/m"}, "/x/cache"),
+        ({"MODEL_CACHE_DIR": "/m", "XDG_CACHE_HOME": "/xdg"}, "/m/workflows-yolov5-seg"),
+        ({"XDG_CACHE_HOME": "/xdg"}, "/xdg/workflows-yolov5-seg"),
+        ({"HOME": "/home/u"}, "/home/u/.cache/workflows-yolov5-seg"),
     ],
 )
 def test_cache_location(monkeypatch, env, expected) -> None:
-    for name in ("WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "MODEL_CACHE_DIR", "INFERENCE_HOME"):
+    for name in ("WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "MODEL_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert roboflow.cache_root() == Path(expected)
-    assert roboflow.package_dir("proj/12") == Path(expected) / "proj" / "12"
+    assert settings.cache_root() == Path(expected)
+    assert roboflow.package_dir("proj/12") == Path(expected) / "roboflow" / "proj" / "12"
 
 
 @pytest.mark.parametrize(

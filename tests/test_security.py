@@ -31,12 +31,12 @@ from conftest import CLASS_NAMES, LETTERBOX_320_CONFIG
 from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
-from workflows_yolov5_seg import roboflow
-from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg import model_cache, roboflow, settings
 from workflows_yolov5_seg.errors import InvalidModelFileError, ModelNotFoundError, UntrustedModelError
 from workflows_yolov5_seg.model import YOLOv5SegModel
+from workflows_yolov5_seg.model_cache import ModelCache
 from workflows_yolov5_seg.model_package import PICKLE_SUFFIXES
-from workflows_yolov5_seg.model_source import MODEL_ROOTS_ENV, resolve_model
+from workflows_yolov5_seg.model_source import resolve_model
 
 API_KEY = "rf_security_SECRET_9f8e7d"
 MODEL_ID = "secure-seg/2"
@@ -132,7 +132,7 @@ def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         "evil_file": write_model(evil / "model.onnx"),
         "outside": outside,
     }
-    monkeypatch.setenv(MODEL_ROOTS_ENV, str(allowed))
+    monkeypatch.setenv(settings.MODEL_ROOTS.name, str(allowed))
     return paths
 
 
@@ -163,7 +163,7 @@ def test_models_under_a_root_load(roots: dict[str, Path]) -> None:
 )
 def test_paths_outside_the_roots_are_refused(roots: dict[str, Path], make) -> None:  # noqa: ANN001
     path = make(roots)
-    with pytest.raises(UntrustedModelError, match=rf"outside the allowed model roots \({MODEL_ROOTS_ENV}\)"):
+    with pytest.raises(UntrustedModelError, match=rf"outside the allowed model roots \({settings.MODEL_ROOTS.name}\)"):
         YOLOv5SegModel.from_pretrained(path)
 
 
@@ -174,7 +174,7 @@ def test_the_refusal_says_where_a_link_leads(roots: dict[str, Path]) -> None:
 
 
 def test_several_roots(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(MODEL_ROOTS_ENV, os.pathsep.join([str(roots["allowed"]), str(roots["outside"])]))
+    monkeypatch.setenv(settings.MODEL_ROOTS.name, os.pathsep.join([str(roots["allowed"]), str(roots["outside"])]))
     assert resolve_model(str(roots["outside_file"])).weights_path == roots["outside_file"]
     with pytest.raises(UntrustedModelError):
         resolve_model(str(roots["evil_file"]))
@@ -184,13 +184,11 @@ def test_a_refused_path_in_a_workflow_is_a_step_error(roots: dict[str, Path], mo
     core = pytest.importorskip("roboflow_workflows.execution_engine.core")
     from roboflow_workflows.errors import StepExecutionError
 
-    from workflows_yolov5_seg.yolov5_instance_segmentation import v1
-
-    monkeypatch.setattr(v1, "MODEL_CACHE", ModelCache())
+    monkeypatch.setattr(model_cache, "MODELS", ModelCache())
     engine = core.ExecutionEngine.init(
         workflow_definition=workflow(), init_parameters={"workflows_core.model_manager": None}
     )
-    with pytest.raises(StepExecutionError, match=MODEL_ROOTS_ENV):
+    with pytest.raises(StepExecutionError, match=settings.MODEL_ROOTS.name):
         engine.run(runtime_parameters={"image": np.zeros((32, 32, 3), np.uint8), "model": str(roots["outside_file"])})
     result = engine.run(
         runtime_parameters={"image": np.zeros((32, 32, 3), np.uint8), "model": str(roots["inside_file"])}
@@ -255,11 +253,11 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflo
     package = write_package(tmp_path / "served-package")
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=package_files_from(package))})
     with serve(fake):
-        monkeypatch.setenv(roboflow.API_URL_ENV, fake.base_url)
-        monkeypatch.setenv(roboflow.CACHE_DIR_ENV, str(tmp_path / "cache"))
-        monkeypatch.setenv(roboflow.RETRY_BACKOFF_ENV, "0")
-        monkeypatch.delenv(roboflow.API_KEY_ENV, raising=False)
-        monkeypatch.delenv(roboflow.OFFLINE_MODE_ENV, raising=False)
+        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
+        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
+        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
+        monkeypatch.delenv(settings.API_KEY.name, raising=False)
+        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
         yield fake
 
 
@@ -269,11 +267,10 @@ def test_the_key_is_in_no_workflow_output_log_or_cache_name(
 ) -> None:
     """Both the raw outputs (``sv.Detections`` with all their data) and the serialised ones, at every log level."""
     core = pytest.importorskip("roboflow_workflows.execution_engine.core")
-    from workflows_yolov5_seg.yolov5_instance_segmentation import v1
 
-    monkeypatch.setattr(v1, "MODEL_CACHE", ModelCache())
+    monkeypatch.setattr(model_cache, "MODELS", ModelCache())
     if key_from == "environment":
-        monkeypatch.setenv(roboflow.API_KEY_ENV, API_KEY)
+        monkeypatch.setenv(settings.API_KEY.name, API_KEY)
     engine = core.ExecutionEngine.init(
         workflow_definition=workflow(), init_parameters={"workflows_core.model_manager": None}
     )
@@ -347,8 +344,13 @@ def test_an_interrupted_download_leaves_no_package(api, tmp_path: Path) -> None:
 # --- TensorRT engines from packages ----------------------------------------------------------------------------------
 
 
-def test_package_engines_run_no_host_code_by_default() -> None:
-    """The opt-in defaults to off everywhere a package engine can be loaded (behaviour: see the module docstring)."""
+def test_package_engines_run_no_host_code_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opt-in defaults to off everywhere a package engine can be loaded (behaviour: see the module docstring):
+    the argument defaults to the setting, and the setting to false."""
     from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend
 
-    assert inspect.signature(load_tensorrt_backend).parameters["allow_engine_host_code"].default is False
+    assert inspect.signature(load_tensorrt_backend).parameters["allow_engine_host_code"].default is None
+    monkeypatch.delenv(settings.ALLOW_ENGINE_HOST_CODE.name, raising=False)
+    assert settings.ALLOW_ENGINE_HOST_CODE.get() is False
+    monkeypatch.setenv(settings.ALLOW_ENGINE_HOST_CODE.name, "1")
+    assert settings.ALLOW_ENGINE_HOST_CODE.get() is True

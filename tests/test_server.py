@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from server_fixture import (
 from workflow_steps import class_filter_step, dynamic_crop_step, mask_visualization_step
 
 from workflows_yolov5_seg import server as server_module
+from workflows_yolov5_seg import settings
 
 pytest_plugins = ["server_fixture"]  # inference_server, ring_model, test_images
 
@@ -86,14 +88,14 @@ def error_text(response: requests.Response) -> str:
 # --- unit: the launcher's environment handling (no server) ----------------------------------------------------------
 
 
-def test_plugin_is_appended_to_existing_plugins() -> None:
-    assert server_module.with_plugin(None) == "workflows_yolov5_seg"
-    assert server_module.with_plugin("") == "workflows_yolov5_seg"
-    assert server_module.with_plugin("other_plugin") == "other_plugin,workflows_yolov5_seg"
-    assert server_module.with_plugin("a,,workflows_yolov5_seg, b") == "a,workflows_yolov5_seg,b"
-    environ = {"WORKFLOWS_PLUGINS": "neighbour_plugin"}
-    server_module.register_plugin(environ)
-    assert environ["WORKFLOWS_PLUGINS"] == "neighbour_plugin,workflows_yolov5_seg"
+def test_plugin_is_appended_to_existing_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.with_plugin(None, "workflows_yolov5_seg") == "workflows_yolov5_seg"
+    assert settings.with_plugin("", "workflows_yolov5_seg") == "workflows_yolov5_seg"
+    assert settings.with_plugin("other_plugin", "workflows_yolov5_seg") == "other_plugin,workflows_yolov5_seg"
+    assert settings.with_plugin("a,,workflows_yolov5_seg, b", "workflows_yolov5_seg") == "a,workflows_yolov5_seg,b"
+    monkeypatch.setenv("WORKFLOWS_PLUGINS", "neighbour_plugin")
+    settings.register_plugin()
+    assert os.environ["WORKFLOWS_PLUGINS"] == "neighbour_plugin,workflows_yolov5_seg"
 
 
 def test_workdir_gets_the_folders_inference_mounts(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The server under load (issue 8), with :mod:`workflows_yolov5_seg.loadtest`.
+"""The server under load (issue 8), with :mod:`benchmarks.loadtest`.
 
 In the default run: a small load (60 workflow requests at concurrency 8, one malformed request after every 6 good
 ones) against a server the load test starts itself (with a 4 MP pixel limit, so the oversized request stays small).
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from server_fixture import make_ring_model
 
-from workflows_yolov5_seg import loadtest
+from benchmarks import loadtest
 
 
 @pytest.fixture(scope="module")

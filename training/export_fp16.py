@@ -2,10 +2,12 @@
 
 Runs anywhere with ``onnx`` and ``onnxconverter-common`` (``pip install onnx onnxconverter-common``)::
 
-    python training/export_fp16.py workflows_yolov5_seg/assets/shapes-yolov5n-seg-320.onnx
+    python training/export_fp16.py workflows_yolov5_seg/assets/shapes-yolov5n-seg-320.onnx \
+        --out models/shapes-yolov5n-seg-320-fp16.onnx
 
-writes ``shapes-yolov5n-seg-320-fp16.onnx`` beside it. Because the graph's inputs and outputs stay float32, the
-package treats the file like any other YOLOv5-seg export; the YOLOv5 metadata props (``names``, ``stride``) are kept.
+writes the fp16 variant (default: ``NAME-fp16.onnx`` beside the input). Because the graph's inputs and outputs
+stay float32, the package treats the file like any other YOLOv5-seg export; the YOLOv5 metadata props (``names``,
+``stride``) are kept.
 """
 
 from __future__ import annotations

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, type=Path)
     p.add_argument("--imgsz", type=int, default=320)
-    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--out-dir", type=Path, required=True, help="folder of NAME.onnx and class_names.txt")
+    p.add_argument("--dynamic-out-dir", type=Path, default=None, help="folder of NAME-dynamic.onnx (default --out-dir)")
     p.add_argument("--name", default="shapes-yolov5n-seg-320")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--yolov5-dir", default=None)
@@ -149,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     model = load_model(args.weights, args.yolov5_dir)
     static_path = export(model, args.imgsz, args.out_dir / f"{args.name}.onnx", False, args.opset)
-    dynamic_path = export(model, args.imgsz, args.out_dir / f"{args.name}-dynamic.onnx", True, args.opset)
+    dynamic_path = export(
+        model, args.imgsz, (args.dynamic_out_dir or args.out_dir) / f"{args.name}-dynamic.onnx", True, args.opset
+    )
     names = model.names
     ordered = [names[i] for i in range(len(names))] if isinstance(names, dict) else list(names)
     (args.out_dir / "class_names.txt").write_text("".join(n + "\n" for n in ordered))

@@ -8,7 +8,7 @@ Stages (``--stages``, comma separated, default all, in this order):
 
 ``generate``
     Write the synthetic shapes dataset with
-    :func:`workflows_yolov5_seg.synthetic_shapes.write_dataset` to
+    :func:`tools.synthetic_shapes.write_dataset` to
     ``WORKDIR/data``.
 ``train``
     Stage 1: train YOLOv5n-seg *from scratch* (``--weights '' --cfg
@@ -27,7 +27,7 @@ Stages (``--stages``, comma separated, default all, in this order):
     ``conf=0.001, iou=0.6``.
 ``export``
     Export the final ``best.pt`` with ``training/export_onnx.py`` (static
-    batch 1 and batch-only dynamic ONNX) into ``--assets-dir``.
+    batch 1 into ``--assets-dir``, the batch-only dynamic ONNX into ``--variants-dir``).
 
 See ``training/README.md`` for the exact history of the bundled model (stage
 1 was interrupted and resumed with a longer schedule).
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hyp", default=str(HERE / "hyp.shapes.yaml"))
     p.add_argument("--finetune-hyp", default=str(HERE / "hyp.shapes-adamw.yaml"))
     p.add_argument("--assets-dir", type=Path, default=REPO / "workflows_yolov5_seg" / "assets")
+    p.add_argument("--variants-dir", type=Path, default=REPO / "models", help="test and benchmark model variants")
     args = p.parse_args(argv)
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if "generate" in stages:
         sys.path.insert(0, str(REPO))
-        from workflows_yolov5_seg.synthetic_shapes import write_dataset
+        from tools.synthetic_shapes import write_dataset
 
         t0 = time.time()
         data_yaml = write_dataset(
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--weights", str(weights),
                 "--imgsz", str(args.imgsz),
                 "--out-dir", str(args.assets_dir),
+                "--dynamic-out-dir", str(args.variants_dir),
                 "--name", f"shapes-yolov5n-seg-{args.imgsz}",
             ]
             + (["--yolov5-dir", args.yolov5_dir] if args.yolov5_dir else [])

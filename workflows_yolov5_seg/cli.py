@@ -1,31 +1,29 @@
-"""Command line: ``workflows-yolov5-seg <command>`` (or ``python -m workflows_yolov5_seg.cli <command>``).
+"""The command line: ``workflows-yolov5-seg <command>`` (or ``python -m workflows_yolov5_seg.cli <command>``).
 
-Commands:
+Every user-facing command is declared here and nowhere else; each one's handler calls a library function of the
+module named in its help. Heavy imports (Inference, ONNX Runtime, TensorRT) happen inside handlers, so ``--help`` is
+instant. Lab commands (benchmark, load test, dataset generator, parity) run from their folders in a checkout.
 
-- ``serve``: Roboflow Inference's HTTP server with this plugin (see :mod:`workflows_yolov5_seg.server`).
-- ``generate``: writes ``blocks/*.json`` and ``manifest.json`` from the code (see :mod:`workflows_yolov5_seg.describe`).
-- ``demo``: runs the demo workflow on the bundled scene and model (see :mod:`workflows_yolov5_seg.demo`).
-- ``build-engine``: builds and caches a TensorRT engine ahead of serving (see :mod:`.backends.tensorrt`).
-
-Each command is a pair: an ``add_<name>_command(subparsers)`` function that declares its parser and sets
-``handler``, and the handler ``(args) -> int`` (the exit status). Heavy imports (Inference, the Workflows engine)
-happen inside handlers, so ``--help`` is instant. To add a command, write both and append the adder to
-:data:`COMMANDS`.
+A handler returns the exit status; a :class:`~workflows_yolov5_seg.errors.YOLOv5SegError` is printed on one line
+and exits 1, bad arguments exit 2 (argparse).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from workflows_yolov5_seg import __version__
+from workflows_yolov5_seg.server import DEFAULT_HOST, DEFAULT_PORT
+
+Subparsers = argparse._SubParsersAction
 
 
-def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
-    from workflows_yolov5_seg.server import DEFAULT_HOST, DEFAULT_PORT
-
+def add_serve_command(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="start Roboflow Inference's HTTP server with this plugin loaded",
@@ -40,8 +38,8 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
         "--workdir",
         type=Path,
         default=None,
-        help="folder for the static landing-page mounts Inference needs (default: "
-        "$WORKFLOWS_YOLOV5_SEG_SERVER_DIR or ~/.cache/workflows-yolov5-seg/server)",
+        help="folder for the static landing-page mounts Inference needs (default: WORKFLOWS_YOLOV5_SEG_SERVER_DIR, "
+        "else <cache root>/server)",
     )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(handler=run_serve)
@@ -51,18 +49,41 @@ def run_serve(args: argparse.Namespace) -> int:
     from workflows_yolov5_seg.server import serve
 
     if args.workers < 1:
-        print("--workers must be >= 1", file=sys.stderr)
+        print("workflows-yolov5-seg serve: --workers must be >= 1", file=sys.stderr)
         return 2
     serve(host=args.host, port=args.port, workers=args.workers, workdir=args.workdir, log_level=args.log_level)
     return 0
 
 
-def add_generate_command(subparsers: argparse._SubParsersAction) -> None:
+def add_demo_command(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="segment the bundled scene with the bundled model through the Workflows engine",
+        description="Runs a workflow (segmentation, mask and label visualisation) with the real Execution Engine and "
+        "writes annotated.jpg and result.json (workflows_yolov5_seg.demo).",
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
+    parser.add_argument("--image", type=Path, default=None, help="an image instead of the bundled scene")
+    parser.add_argument("--model", default=None, help="a model instead of the bundled one")
+    parser.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from workflows_yolov5_seg.demo import run_demo as run
+    from workflows_yolov5_seg.demo import summary
+
+    result = run(args.out, args.image, args.model)
+    print(f"Found {summary(result)}. Wrote {args.out / 'annotated.jpg'} and {args.out / 'result.json'}.")
+    return 0
+
+
+def add_generate_command(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "generate",
-        help="write blocks/<block>.json and manifest.json from the code",
-        description="Writes the block descriptions (as POST /workflows/blocks/describe returns them) to blocks/ and "
-        "the plugin manifest to manifest.json, deterministically.",
+        help="write blocks/<block>.json, manifest.json and docs/settings.md from the code",
+        description="Writes the block descriptions (as POST /workflows/blocks/describe returns them) to blocks/, the "
+        "plugin manifest to manifest.json and the settings table to docs/settings.md, deterministically "
+        "(workflows_yolov5_seg.describe).",
     )
     parser.add_argument(
         "--output",
@@ -75,56 +96,137 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from workflows_yolov5_seg.describe import main as describe_main
+    from workflows_yolov5_seg import describe
 
-    argv = ["--check"] if args.check else []
-    if args.output is not None:
-        argv += ["--output", str(args.output)]
-    return describe_main(argv)
-
-
-def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
-    from workflows_yolov5_seg.demo import add_arguments
-
-    parser = subparsers.add_parser(
-        "demo",
-        help="segment the bundled scene with the bundled model through the Workflows engine",
-        description="Runs a workflow (segmentation, mask and label visualisation) with the real Execution Engine and "
-        "writes annotated.jpg and result.json.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(handler=run_demo)
+    root = args.output if args.output is not None else describe.project_root()
+    files = describe.generate_files()
+    if args.check:
+        stale = describe.stale_files(root, files)
+        if stale:
+            print(
+                f"Out of date under {root}: {', '.join(stale)}. Regenerate: {describe.REGENERATE_COMMAND}",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"Up to date: {', '.join(sorted(files))}")
+        return 0
+    changed = describe.write_files(root, files)
+    print(f"Wrote {', '.join(sorted(files))} under {root} ({len(changed)} changed)")
+    return 0
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from workflows_yolov5_seg.demo import run_from_arguments
-
-    return run_from_arguments(args)
-
-
-def add_build_engine_command(subparsers: argparse._SubParsersAction) -> None:
+def add_build_engine_command(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "build-engine",
         help="build and cache a TensorRT engine for a model ahead of serving",
-        description="Builds the TensorRT engine backend='trt' would build at first use, and caches it. Arguments "
-        "after the command are those of python -m workflows_yolov5_seg.build_engine (--model, --precision, "
-        "--batch, --device, --cache-dir, --workspace-mib, --force).",
-        add_help=False,
+        description="Builds the TensorRT engine backend='trt' would build at first use, and caches it "
+        "(workflows_yolov5_seg.backends.tensorrt.prebuild_engine). Run it on the machine (GPU model and TensorRT "
+        "version) that will serve, with the same cache folder.",
     )
-    parser.set_defaults(handler=run_build_engine, passes_arguments_through=True)
+    parser.add_argument("--model", required=True, help="an .onnx file, a model package folder or a Roboflow model id")
+    parser.add_argument("--precision", choices=("auto", "fp16", "fp32"), default="auto", help="default: auto")
+    parser.add_argument(
+        "--batch",
+        default=None,
+        help="batch profile 'MIN,OPT,MAX' (e.g. 1,4,8) or 'N' for a static batch (default 1,4,8; a static-batch ONNX "
+        "keeps its batch)",
+    )
+    parser.add_argument("--device", default="cuda:0", help="CUDA device (default cuda:0)")
+    parser.add_argument("--cache-dir", default=None, help="engine cache folder (default: the cache root)")
+    parser.add_argument("--workspace-mib", type=int, default=None, help="cap on TensorRT's build scratch memory")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the engine is cached")
+    parser.set_defaults(handler=run_build_engine)
 
 
 def run_build_engine(args: argparse.Namespace) -> int:
-    from workflows_yolov5_seg.backends.tensorrt import build_engine_command
+    from workflows_yolov5_seg.backends.tensorrt import prebuild_engine
 
-    return build_engine_command(args.arguments or ["--help"])
+    if not logging.getLogger().handlers:  # an engine build takes minutes: show its progress lines
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    built = prebuild_engine(
+        args.model,
+        precision=args.precision,
+        batch=args.batch,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        workspace_bytes=None if args.workspace_mib is None else args.workspace_mib * 2**20,
+        force=args.force,
+    )
+    key = built.key
+    state = "already cached" if built.from_cache else f"built in {built.seconds:.1f} s"
+    print(
+        f"{built.path}\n  {state}; {key.precision}, batch {key.batch}, {key.input_hw[1]}x{key.input_hw[0]}, "
+        f"{built.gpu.name} (sm_{key.compute_capability[0]}{key.compute_capability[1]}), TensorRT {key.trt_version}"
+    )
+    return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+def add_evaluate_command(subparsers: Subparsers) -> None:
+    from workflows_yolov5_seg.masks import MASK_DECODE_MODES
+
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="COCO box and mask mAP of a model on a dataset, through this package's pipeline",
+        description="Runs the pipeline on a COCO (annotations/instances_SPLIT.json + images/SPLIT/) or YOLO-seg "
+        "(images/SPLIT/, labels/SPLIT/) dataset and scores it with pycocotools (workflows_yolov5_seg.evaluate; "
+        "pip install 'workflows-yolov5-seg[evaluate]'). Defaults match Ultralytics segment/val.py: confidence "
+        "0.001, IoU 0.6, 300 detections, multi-label scoring.",
+    )
+    parser.add_argument("--model", required=True, help=".onnx file, model package folder or Roboflow id")
+    parser.add_argument("--data", required=True, type=Path, help="dataset root (COCO or YOLO-seg layout)")
+    parser.add_argument("--split", default="test", help="default: test")
+    parser.add_argument("--layout", choices=("auto", "coco", "yolo"), default="auto")
+    parser.add_argument("--confidence", type=float, default=0.001, help="default: 0.001")
+    parser.add_argument("--iou", type=float, default=0.6, help="default: 0.6")
+    parser.add_argument("--max-detections", type=int, default=300, help="default: 300")
+    parser.add_argument("--single-label", action="store_true", help="best class per anchor only (predict's scoring)")
+    parser.add_argument("--mask-decode-mode", choices=MASK_DECODE_MODES, default="accurate")
+    parser.add_argument("--tradeoff-factor", type=float, default=0.0)
+    parser.add_argument("--backend", choices=("auto", "onnx", "trt"), default="auto")
+    parser.add_argument("--device", default=None, help="cpu, cuda[:N] (default: the best available)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
+    parser.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from workflows_yolov5_seg.evaluate import evaluate, format_table, load_dataset
+    from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+
+    parameters = InferenceParameters(
+        confidence=args.confidence,
+        iou_threshold=args.iou,
+        max_detections=args.max_detections,
+        multi_label=not args.single_label,
+        mask_decode_mode=args.mask_decode_mode,
+        tradeoff_factor=args.tradeoff_factor,
+    )
+    model = YOLOv5SegModel.from_pretrained(args.model, backend=args.backend, device=args.device)
+    metrics = evaluate(model, load_dataset(args.data, args.split, args.layout), parameters, args.limit)
+    metrics["settings"] = {
+        "model": args.model,
+        "data": str(args.data),
+        "split": args.split,
+        "confidence": parameters.confidence,
+        "iou_threshold": parameters.iou_threshold,
+        "max_detections": parameters.max_detections,
+        "multi_label": parameters.multi_label,
+        "mask_decode_mode": parameters.mask_decode_mode,
+        "backend": model.backend.info.as_dict(),
+    }
+    print(format_table(metrics))
+    if args.out is not None:
+        args.out.write_text(json.dumps(metrics, indent=2))
+        print(f"Wrote {args.out}")
+    return 0
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [
     add_serve_command,
-    add_generate_command,
     add_demo_command,
+    add_generate_command,
     add_build_engine_command,
+    add_evaluate_command,
 ]
 
 
@@ -140,17 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from workflows_yolov5_seg.errors import MissingDependencyError
+    from workflows_yolov5_seg.errors import YOLOv5SegError
 
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if getattr(args, "passes_arguments_through", False):
-        args.arguments = extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except MissingDependencyError as error:
+    except YOLOv5SegError as error:
         print(f"workflows-yolov5-seg {args.command}: {error}", file=sys.stderr)
         return 1
 

@@ -6,29 +6,20 @@ serialised workflow output) into the output folder.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
 import cv2
 
+from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import MissingDependencyError
 
 ASSETS = resources.files("workflows_yolov5_seg") / "assets"
 DEMO_MODEL = "shapes-yolov5n-seg-320.onnx"
 DEMO_IMAGE = "demo-scene.jpg"
 DEMO_WORKFLOW = "demo_workflow.json"
-PLUGIN = "workflows_yolov5_seg"
-
-
-def enable_plugin() -> None:
-    """Adds this plugin to ``WORKFLOWS_PLUGINS`` (keeping any others) before the engine is imported."""
-    plugins = [p.strip() for p in os.environ.get("WORKFLOWS_PLUGINS", "").split(",") if p.strip()]
-    if PLUGIN not in plugins:
-        os.environ["WORKFLOWS_PLUGINS"] = ",".join([*plugins, PLUGIN])
 
 
 def run_demo(output_dir: Path, image_path: Path | None = None, model: str | None = None) -> dict:
@@ -42,7 +33,7 @@ def run_demo(output_dir: Path, image_path: Path | None = None, model: str | None
     Returns:
         The serialised workflow result of the image.
     """
-    enable_plugin()
+    settings.register_plugin()
     try:
         from roboflow_workflows.execution_engine.core import ExecutionEngine
     except ImportError as error:
@@ -66,28 +57,9 @@ def run_demo(output_dir: Path, image_path: Path | None = None, model: str | None
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="workflows-yolov5-seg demo", description=__doc__)
-    add_arguments(parser)
-    return run_from_arguments(parser.parse_args(argv))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
-    parser.add_argument("--image", type=Path, default=None, help="an image instead of the bundled scene")
-    parser.add_argument("--model", default=None, help="a model instead of the bundled one")
-
-
-def run_from_arguments(arguments: argparse.Namespace) -> int:
-    result = run_demo(arguments.out, arguments.image, arguments.model)
-    predictions = result["predictions"]["predictions"]
+def summary(result: dict) -> str:
+    """``3 circle, 2 ring`` for the demo result's predictions (``nothing`` when there are none)."""
     counts: dict[str, int] = {}
-    for prediction in predictions:
+    for prediction in result["predictions"]["predictions"]:
         counts[prediction["class"]] = counts.get(prediction["class"], 0) + 1
-    summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "nothing"
-    print(f"Found {summary}. Wrote {arguments.out / 'annotated.jpg'} and {arguments.out / 'result.json'}.")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "nothing"

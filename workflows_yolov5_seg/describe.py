@@ -1,30 +1,28 @@
-"""Generates ``blocks/<block type>.json`` and ``manifest.json`` from the code.
+"""Generates ``blocks/<block type>.json``, ``manifest.json`` and ``docs/settings.md`` from the code.
 
 ``blocks/<block type>.json`` (``/`` in the type written as ``--``) holds the block's entry exactly as Inference's
 ``POST /workflows/blocks/describe`` returns it: computed with the same handler the server calls and serialised
 as FastAPI serialises the response (JSON mode, by alias). ``manifest.json`` holds the plugin's identity. Both are
-deterministic: sorted keys, two-space indent, a final newline, no timestamps.
+deterministic: sorted keys, two-space indent, a final newline, no timestamps. ``docs/settings.md`` is the table
+of :mod:`workflows_yolov5_seg.settings`.
 
-Regenerate with ``workflows-yolov5-seg generate`` (or ``python -m workflows_yolov5_seg.describe``); ``--check``
-writes nothing and exits 1 when the files on disk differ. Needs the ``inference`` extra.
+Regenerate with ``workflows-yolov5-seg generate``; ``--check`` writes nothing and exits 1 when the files on disk
+differ. Needs the ``inference`` extra.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from workflows_yolov5_seg import __version__
-from workflows_yolov5_seg.server import PLUGIN_MODULE, register_plugin
+from workflows_yolov5_seg import __version__, settings
 
 DISTRIBUTION = "workflows-yolov5-seg"
 BLOCKS_DIR = "blocks"
 MANIFEST_FILE = "manifest.json"
-REGENERATE_COMMAND = "workflows-yolov5-seg generate  (or: python -m workflows_yolov5_seg.describe)"
+SETTINGS_FILE = "docs/settings.md"
+REGENERATE_COMMAND = "workflows-yolov5-seg generate"
 MANIFEST_SCHEMA_VERSION = 1
 
 # Inference releases the plugin (server, Execution Engine, describe output) has been tested with. Update after
@@ -55,7 +53,7 @@ def block_file_name(block_type: str) -> str:
 
 def describe_response() -> dict[str, Any]:
     """The whole ``POST /workflows/blocks/describe`` response body (no dynamic blocks), as JSON-ready data."""
-    register_plugin()
+    settings.register_plugin()
     try:
         from inference.core.interfaces.http.handlers.workflows import handle_describe_workflows_blocks_request
     except ImportError as error:
@@ -75,7 +73,7 @@ def plugin_block_descriptions(response: dict[str, Any] | None = None) -> dict[st
     return {
         block["manifest_type_identifier"]: block
         for block in response["blocks"]
-        if block["block_source"] == PLUGIN_MODULE
+        if block["block_source"] == settings.PLUGIN_MODULE
     }
 
 
@@ -114,9 +112,12 @@ def build_manifest(descriptions: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "manifest_schema_version": MANIFEST_SCHEMA_VERSION,
         "distribution": DISTRIBUTION,
-        "module": PLUGIN_MODULE,
+        "module": settings.PLUGIN_MODULE,
         "version": __version__,
-        "plugin": {"env": {"WORKFLOWS_PLUGINS": PLUGIN_MODULE}, "entry_point": f"{PLUGIN_MODULE}.load_blocks"},
+        "plugin": {
+            "env": {"WORKFLOWS_PLUGINS": settings.PLUGIN_MODULE},
+            "entry_point": f"{settings.PLUGIN_MODULE}.load_blocks",
+        },
         "blocks": blocks,
         "execution_engine_compatibility": compatibilities[0] if len(compatibilities) == 1 else compatibilities,
         "backends": {
@@ -143,12 +144,32 @@ def generate_files(response: dict[str, Any] | None = None) -> dict[str, str]:
     descriptions = plugin_block_descriptions(response)
     if not descriptions:
         raise RuntimeError(
-            f"The describe response lists no block from '{PLUGIN_MODULE}'; is the plugin importable "
+            f"The describe response lists no block from '{settings.PLUGIN_MODULE}'; is the plugin importable "
             "(pip install -e '.[inference]')?"
         )
     files = {f"{BLOCKS_DIR}/{block_file_name(t)}": dumps(d) for t, d in sorted(descriptions.items())}
     files[MANIFEST_FILE] = dumps(build_manifest(descriptions))
+    files[SETTINGS_FILE] = settings_markdown()
     return files
+
+
+def settings_markdown() -> str:
+    """``docs/settings.md``: every setting of :mod:`workflows_yolov5_seg.settings`, one table per section."""
+    lines = [
+        "# Settings",
+        "",
+        "Every environment variable the package reads, generated from `workflows_yolov5_seg/settings.py` by",
+        "`workflows-yolov5-seg generate` (a test fails when this file drifts). Values are read when used; an empty",
+        "value counts as unset; a value that does not parse raises `InvalidSettingError` naming the variable.",
+    ]
+    for section in dict.fromkeys(setting.section for setting in settings.SETTINGS):
+        lines += ["", f"## {section}", "", "| variable | default | meaning |", "|---|---|---|"]
+        lines += [
+            f"| `{setting.name}` | {setting.documented_default()} | {setting.meaning} |"
+            for setting in settings.SETTINGS
+            if setting.section == section
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def project_root() -> Path:
@@ -188,34 +209,3 @@ def write_files(root: Path, files: dict[str, str]) -> list[str]:
         if not target.is_file() or target.read_text(encoding="utf-8") != content:
             target.write_text(content, encoding="utf-8")
     return changed
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m workflows_yolov5_seg.describe", description="Writes blocks/*.json and manifest.json."
-    )
-    parser.add_argument("--output", type=Path, default=None, help="folder to write into (default: the project root)")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files are out of date")
-    args = parser.parse_args(argv)
-    root = args.output if args.output is not None else project_root()
-    from workflows_yolov5_seg.errors import MissingDependencyError
-
-    try:
-        files = generate_files()
-    except MissingDependencyError as error:
-        print(error, file=sys.stderr)
-        return 1
-    if args.check:
-        stale = stale_files(root, files)
-        if stale:
-            print(f"Out of date under {root}: {', '.join(stale)}. Regenerate: {REGENERATE_COMMAND}", file=sys.stderr)
-            return 1
-        print(f"Up to date: {', '.join(sorted(files))}")
-        return 0
-    changed = write_files(root, files)
-    print(f"Wrote {', '.join(sorted(files))} under {root} ({len(changed)} changed)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -63,6 +63,10 @@ class InvalidParameterError(YOLOv5SegError, ValueError):
     """A block / pipeline parameter is out of range or of the wrong type."""
 
 
+class InvalidSettingError(YOLOv5SegError, ValueError):
+    """An environment variable of :mod:`workflows_yolov5_seg.settings` holds a value that does not parse."""
+
+
 class InvalidModelOutputError(YOLOv5SegError):
     """The model returned tensors that cannot be decoded (wrong shape, NaN, inf)."""
 
@@ -97,3 +101,17 @@ class RoboflowConnectionError(RoboflowAPIError, ConnectionError):
 
 class DownloadIntegrityError(RoboflowAPIError):
     """A downloaded file is shorter than announced or its checksum differs."""
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...], hint: str = "") -> str:
+    """Returns ``value`` when it is one of ``choices``.
+
+    Raises:
+        InvalidParameterError: naming the parameter, the choices and the value (and ``hint``, a sentence on which
+            choice does what).
+    """
+    if value not in choices:
+        raise InvalidParameterError(
+            f"{name} must be one of {', '.join(choices)}, got {value!r}.{' ' + hint if hint else ''}"
+        )
+    return str(value)

@@ -1,17 +1,16 @@
 """COCO box and mask mAP of a model run through this package's own pipeline.
 
-    python -m workflows_yolov5_seg.evaluate --model model.onnx --data DATASET --split test --out metrics.json
+    workflows-yolov5-seg evaluate --model model.onnx --data DATASET --split test --out metrics.json
 
 ``DATASET`` is a COCO layout (``annotations/instances_{split}.json`` + ``images/{split}/``) or a YOLO-seg layout
 (``images/{split}/``, ``labels/{split}/`` polygons, class names from ``class_names.txt`` or ``data.yaml``). The
 defaults match Ultralytics ``segment/val.py``: confidence 0.001, IoU 0.6, 300 detections, multi-label scoring
 (``--single-label`` to score like ``predict``). Masks are decoded at the original image resolution and scored with
-pycocotools (``pip install pycocotools``).
+pycocotools (``pip install 'workflows-yolov5-seg[evaluate]'``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -37,7 +36,7 @@ def _pycocotools():  # noqa: ANN202 - modules
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError as error:
-        raise MissingDependencyError("pycocotools", "test", "The evaluation command") from error
+        raise MissingDependencyError("pycocotools", "evaluate", "The evaluation command") from error
     return COCO, COCOeval
 
 
@@ -211,55 +210,3 @@ def format_table(metrics: dict) -> str:
             f"{cell(mask['mAP50'], 12)}{cell(mask['mAP50-95'], 15)}"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m workflows_yolov5_seg.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--model", required=True, help=".onnx file, model package folder or Roboflow id")
-    parser.add_argument("--data", required=True, type=Path, help="dataset root (COCO or YOLO-seg layout)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--layout", choices=("auto", "coco", "yolo"), default="auto")
-    parser.add_argument("--confidence", type=float, default=ULTRALYTICS_VAL["confidence"])
-    parser.add_argument("--iou", type=float, default=ULTRALYTICS_VAL["iou_threshold"])
-    parser.add_argument("--max-detections", type=int, default=ULTRALYTICS_VAL["max_detections"])
-    parser.add_argument("--single-label", action="store_true", help="best class per anchor only (predict's scoring)")
-    parser.add_argument("--mask-decode-mode", choices=("accurate", "tradeoff", "fast"), default="accurate")
-    parser.add_argument("--tradeoff-factor", type=float, default=0.0)
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
-    parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
-    arguments = parser.parse_args(argv)
-    model = YOLOv5SegModel.from_pretrained(arguments.model)
-    parameters = InferenceParameters(
-        confidence=arguments.confidence,
-        iou_threshold=arguments.iou,
-        max_detections=arguments.max_detections,
-        multi_label=not arguments.single_label,
-        mask_decode_mode=arguments.mask_decode_mode,
-        tradeoff_factor=arguments.tradeoff_factor,
-    )
-    metrics = evaluate(
-        model, load_dataset(arguments.data, arguments.split, arguments.layout), parameters, arguments.limit
-    )
-    metrics["settings"] = {
-        "model": arguments.model,
-        "data": str(arguments.data),
-        "split": arguments.split,
-        "confidence": parameters.confidence,
-        "iou_threshold": parameters.iou_threshold,
-        "max_detections": parameters.max_detections,
-        "multi_label": parameters.multi_label,
-        "mask_decode_mode": parameters.mask_decode_mode,
-    }
-    print(format_table(metrics))
-    if arguments.out is not None:
-        arguments.out.write_text(json.dumps(metrics, indent=2))
-        print(f"Wrote {arguments.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

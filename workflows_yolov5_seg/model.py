@@ -8,7 +8,6 @@ Usable from plain Python, without the Workflows engine::
 
 from __future__ import annotations
 
-import ast
 import logging
 import os
 from collections.abc import Sequence
@@ -18,20 +17,22 @@ import numpy as np
 import numpy.typing as npt
 import supervision as sv
 
+from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.backends import Backend, create_backend
 from workflows_yolov5_seg.detections import build_detections
-from workflows_yolov5_seg.errors import ClassNamesMismatchError, InvalidModelOutputError, InvalidParameterError
+from workflows_yolov5_seg.errors import (
+    InvalidModelOutputError,
+    InvalidParameterError,
+    check_choice,
+)
 from workflows_yolov5_seg.masks import MASK_DECODE_MODES, MaskDecodeMode, decode_masks, dense_mask_bytes
 from workflows_yolov5_seg.model_package import ModelPackage
 from workflows_yolov5_seg.model_source import resolve_model
-from workflows_yolov5_seg.nms import NUM_MASK_COEFFICIENTS, non_max_suppression, select_candidates
-from workflows_yolov5_seg.preprocessing import DEFAULT_MAX_IMAGE_PIXELS, ImageGeometry, preprocess_images
+from workflows_yolov5_seg.network import NUM_MASK_COEFFICIENTS
+from workflows_yolov5_seg.nms import non_max_suppression, select_candidates
+from workflows_yolov5_seg.preprocessing import ImageGeometry, preprocess_images
 
 logger = logging.getLogger(__name__)
-
-MAX_IMAGE_PIXELS_ENV = "WORKFLOWS_YOLOV5_SEG_MAX_IMAGE_PIXELS"
-MAX_MASK_BYTES_ENV = "WORKFLOWS_YOLOV5_SEG_MAX_MASK_BYTES"
-DEFAULT_MAX_MASK_BYTES = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,7 @@ class InferenceParameters:
                 raise InvalidParameterError(f"{name} must be a number in [0, 1], got {value!r}.")
         if isinstance(self.max_detections, bool) or not isinstance(self.max_detections, int) or self.max_detections < 1:
             raise InvalidParameterError(f"max_detections must be an integer >= 1, got {self.max_detections!r}.")
-        if self.mask_decode_mode not in MASK_DECODE_MODES:
-            raise InvalidParameterError(
-                f"mask_decode_mode must be one of {', '.join(MASK_DECODE_MODES)}, got {self.mask_decode_mode!r}."
-            )
+        check_choice("mask_decode_mode", self.mask_decode_mode, MASK_DECODE_MODES)
         if self.class_filter is not None:
             object.__setattr__(self, "class_filter", tuple(str(name) for name in self.class_filter))
 
@@ -90,22 +88,6 @@ class PreprocessedBatch:
     geometries: list[ImageGeometry]
 
 
-def class_names_from_metadata(metadata: dict[str, str]) -> tuple[str, ...] | None:
-    """Reads Ultralytics' ``names`` ONNX metadata (a Python dict or list literal, parsed without evaluation)."""
-    raw = metadata.get("names")
-    if not raw:
-        return None
-    try:
-        names = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return None
-    if isinstance(names, dict):
-        return tuple(str(names[key]) for key in sorted(names))
-    if isinstance(names, (list, tuple)):
-        return tuple(str(name) for name in names)
-    return None
-
-
 class YOLOv5SegModel:
     """A loaded YOLOv5-seg model; thread-safe to call."""
 
@@ -118,9 +100,9 @@ class YOLOv5SegModel:
     ) -> None:
         self.package = package
         self.backend = backend
-        self.max_image_pixels = max_image_pixels or int(os.environ.get(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS))
-        self.max_mask_bytes = max_mask_bytes or int(os.environ.get(MAX_MASK_BYTES_ENV, DEFAULT_MAX_MASK_BYTES))
-        self.class_names = self._resolve_class_names()
+        self.max_image_pixels = max_image_pixels or settings.MAX_IMAGE_PIXELS.get()
+        self.max_mask_bytes = max_mask_bytes or settings.MAX_MASK_BYTES.get()
+        self.class_names = package.class_names
 
     @classmethod
     def from_pretrained(
@@ -146,30 +128,6 @@ class YOLOv5SegModel:
     @property
     def model_id(self) -> str:
         return self.package.model_id
-
-    def _resolve_class_names(self) -> tuple[str, ...]:
-        names = self.package.class_names or class_names_from_metadata(getattr(self.backend, "metadata", {}))
-        expected = self.backend.info.num_classes
-        if names is None:
-            if expected is None:
-                raise ClassNamesMismatchError(
-                    f"'{self.model_id}' has no class names and a dynamic output width; add a class_names.txt "
-                    "(one name per line) beside the weights."
-                )
-            logger.warning(
-                "'%s' carries no class names; naming its %d classes by index. Add a class_names.txt beside the "
-                "weights to name them.",
-                self.model_id,
-                expected,
-            )
-            return tuple(str(index) for index in range(expected))
-        if expected is not None and len(names) != expected:
-            raise ClassNamesMismatchError(
-                f"'{self.model_id}' predicts {expected} classes (output width {expected + 5 + NUM_MASK_COEFFICIENTS} "
-                f"= 5 + {expected} + 32) but {len(names)} class names were given; make class_names.txt list exactly "
-                f"{expected} names, in the model's class order."
-            )
-        return names
 
     def pre_process(self, images: np.ndarray | Sequence[np.ndarray]) -> PreprocessedBatch:
         """Letterboxes / resizes BGR images (see :mod:`workflows_yolov5_seg.preprocessing`) into one batch."""
@@ -306,7 +264,7 @@ class YOLOv5SegModel:
         if needed > self.max_mask_bytes:
             raise InvalidParameterError(
                 f"Dense masks for {sum(counts)} detections would take {needed / 2**20:.0f} MiB, over the limit of "
-                f"{self.max_mask_bytes / 2**20:.0f} MiB ({MAX_MASK_BYTES_ENV}). Use compact masks, lower "
+                f"{self.max_mask_bytes / 2**20:.0f} MiB ({settings.MAX_MASK_BYTES.name}). Use compact masks, lower "
                 "max_detections or raise the limit."
             )
 

@@ -17,6 +17,7 @@ Every rejected config raises :class:`InvalidModelPackageError` naming the file a
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 from collections.abc import Mapping
@@ -24,18 +25,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflows_yolov5_seg.errors import InvalidModelPackageError, ModelNotFoundError, UntrustedModelError
+from workflows_yolov5_seg.errors import (
+    ClassNamesMismatchError,
+    InvalidModelFileError,
+    InvalidModelPackageError,
+    ModelNotFoundError,
+    UntrustedModelError,
+)
+from workflows_yolov5_seg.network import DEFAULT_STRIDE, NUM_MASK_COEFFICIENTS, IOSignature, check_io_signature
+from workflows_yolov5_seg.onnx_file import OnnxFormatError, OnnxHeader, read_onnx_header
+from workflows_yolov5_seg.package_layout import (
+    CLASS_NAMES_FILE,
+    INFERENCE_CONFIG_FILE,
+    LEGACY_ENVIRONMENT_FILE,
+    MODEL_CONFIG_FILE,
+    PACKAGE_WEIGHTS_FILE,
+    TRT_CONFIG_FILE,
+    TRT_ENGINE_FILE,
+)
 from workflows_yolov5_seg.preprocessing import CONTRAST_TYPES, RESIZE_MODES, PreprocessingConfig, StaticCrop
 
 logger = logging.getLogger(__name__)
 
-CLASS_NAMES_FILE = "class_names.txt"
-INFERENCE_CONFIG_FILE = "inference_config.json"
-MODEL_CONFIG_FILE = "model_config.json"
-LEGACY_ENVIRONMENT_FILE = "environment.json"
-PACKAGE_WEIGHTS_FILE = "weights.onnx"
-TRT_ENGINE_FILE = "engine.plan"
-TRT_CONFIG_FILE = "trt_config.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin")
 
 # inference-models' resize modes (ResizeMode); all are accepted for YOLOv5-seg ("fit-longer-edge" is replaced
@@ -61,25 +72,29 @@ PRE_PROCESSING_FIELD_NAMES = {"auto_orient": "auto-orient", "static_crop": "stat
 
 @dataclass(frozen=True)
 class ModelPackage:
-    """Everything needed to build the pipeline for one model.
+    """Everything needed to build the pipeline for one model, read once whichever backend runs it.
 
     Attributes:
         model_id: how the user named the model (path or ``project/version``), reported in outputs.
-        weights_path: the ONNX file.
-        class_names: names from the package, or ``None`` to read them from the ONNX metadata.
+        weights_path: the ONNX file, or ``None`` for a package that ships only a TensorRT engine.
+        class_names: the model's class names, in class-id order.
         preprocessing: how images are pre-processed.
-        input_hw: training input size from the package config, used when the ONNX input size is dynamic.
+        input_hw: training input size from the package config, used when the network's input size is dynamic.
         engine_path: a pre-built TensorRT engine shipped in the package, if any.
         trt_batch_sizes: ``(min, opt, max)`` batch sizes of that engine (``trt_config.json``).
+        signature: the ONNX's YOLOv5-seg inputs and outputs (``None`` without ONNX weights).
+        stride: the network's largest stride (Ultralytics' ``stride`` metadata, else 32).
     """
 
     model_id: str
     weights_path: Path | None
-    class_names: tuple[str, ...] | None
+    class_names: tuple[str, ...]
     preprocessing: PreprocessingConfig
     input_hw: tuple[int, int] | None = None
     engine_path: Path | None = None
     trt_batch_sizes: tuple[int, int, int] | None = None
+    signature: IOSignature | None = None
+    stride: int = DEFAULT_STRIDE
 
 
 def read_class_names(path: Path) -> tuple[str, ...]:
@@ -488,7 +503,7 @@ def load_model_package(path: Path, model_id: str | None = None) -> ModelPackage:
     if path.is_file():
         names_file = path.with_name(CLASS_NAMES_FILE)
         class_names = read_class_names(names_file) if names_file.is_file() else None
-        return ModelPackage(model_id, path, class_names, PreprocessingConfig())
+        return _with_network(model_id, path, class_names, PreprocessingConfig())
     return _load_folder(path, model_id)
 
 
@@ -519,7 +534,112 @@ def _load_folder(folder: Path, model_id: str) -> ModelPackage:
                 f"*.onnx file).{hint}"
             )
         weights = None
-    return ModelPackage(model_id, weights, class_names, preprocessing, input_hw, engine_path, trt_batch_sizes)
+    return _with_network(model_id, weights, class_names, preprocessing, input_hw, engine_path, trt_batch_sizes)
+
+
+def _with_network(
+    model_id: str,
+    weights: Path | None,
+    class_names: tuple[str, ...] | None,
+    preprocessing: PreprocessingConfig,
+    input_hw: tuple[int, int] | None = None,
+    engine_path: Path | None = None,
+    trt_batch_sizes: tuple[int, int, int] | None = None,
+) -> ModelPackage:
+    """The package, with what the pipeline needs from its ONNX: the checked signature, class names and stride."""
+    if weights is None:  # an engine-only package: its class_names.txt names the classes
+        names = resolve_class_names(model_id, class_names, None)
+        return ModelPackage(model_id, None, names, preprocessing, input_hw, engine_path, trt_batch_sizes)
+    header = read_weights_header(weights)
+    stride = stride_from_metadata(header.metadata)
+    signature = check_io_signature(
+        str(weights),
+        [(spec.name, spec.shape) for spec in header.inputs],
+        [(spec.name, spec.shape) for spec in header.outputs],
+        default_input_hw=input_hw,
+        stride=stride,
+    )
+    if header.inputs[0].dtype is None:
+        raise InvalidModelFileError(
+            f"'{weights}' takes input of type {header.inputs[0].type_name}; YOLOv5-seg takes float32 or float16 images."
+        )
+    names = resolve_class_names(model_id, class_names or class_names_from_metadata(header.metadata), signature)
+    return ModelPackage(
+        model_id, weights, names, preprocessing, input_hw, engine_path, trt_batch_sizes, signature, stride
+    )
+
+
+def read_weights_header(weights: Path) -> OnnxHeader:
+    """The ONNX's inputs, outputs and metadata.
+
+    Raises:
+        InvalidModelFileError: the file is not an ONNX model (or cannot be read).
+    """
+    try:
+        return read_onnx_header(weights)
+    except (OnnxFormatError, OSError) as error:
+        cause = f"protobuf parsing failed: {error}" if isinstance(error, OnnxFormatError) else str(error)
+        raise InvalidModelFileError(
+            f"'{weights}' could not be loaded as an ONNX model ({cause[:300]}). Give a YOLOv5-seg ONNX export "
+            "(yolov5 export.py --include onnx) and check that the file is complete."
+        ) from error
+
+
+def class_names_from_metadata(metadata: dict[str, str]) -> tuple[str, ...] | None:
+    """Reads Ultralytics' ``names`` ONNX metadata (a Python dict or list literal, parsed without evaluation)."""
+    raw = metadata.get("names")
+    if not raw:
+        return None
+    try:
+        names = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(names, dict):
+        return tuple(str(names[key]) for key in sorted(names))
+    if isinstance(names, (list, tuple)):
+        return tuple(str(name) for name in names)
+    return None
+
+
+def stride_from_metadata(metadata: dict[str, str]) -> int:
+    """Ultralytics' ``stride`` metadata (``32``, or ``[8, 16, 32]``-like lists: the largest), else 32."""
+    try:
+        value = ast.literal_eval(metadata.get("stride", ""))
+    except (ValueError, SyntaxError):
+        return DEFAULT_STRIDE
+    values = value if isinstance(value, (list, tuple)) else [value]
+    strides = [int(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+    return max(strides) if strides else DEFAULT_STRIDE
+
+
+def resolve_class_names(model_id: str, names: tuple[str, ...] | None, signature: IOSignature | None) -> tuple[str, ...]:
+    """The class names, checked against the number of classes the network predicts.
+
+    Raises:
+        ClassNamesMismatchError: the count differs from the output width, or there are no names and the width is
+            dynamic.
+    """
+    expected = signature.num_classes if signature is not None else None
+    if names is None:
+        if expected is None:
+            raise ClassNamesMismatchError(
+                f"'{model_id}' has no class names and a dynamic output width; add a class_names.txt "
+                "(one name per line) beside the weights."
+            )
+        logger.warning(
+            "'%s' carries no class names; naming its %d classes by index. Add a class_names.txt beside the "
+            "weights to name them.",
+            model_id,
+            expected,
+        )
+        return tuple(str(index) for index in range(expected))
+    if expected is not None and len(names) != expected:
+        raise ClassNamesMismatchError(
+            f"'{model_id}' predicts {expected} classes (output width {expected + 5 + NUM_MASK_COEFFICIENTS} "
+            f"= 5 + {expected} + 32) but {len(names)} class names were given; make class_names.txt list exactly "
+            f"{expected} names, in the model's class order."
+        )
+    return names
 
 
 def _single_onnx(folder: Path) -> Path | None:

@@ -14,43 +14,27 @@ An existing local path always wins over a model id of the same spelling.
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Literal
 
+from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import ModelNotFoundError, UntrustedModelError
-from workflows_yolov5_seg.model_package import (
-    CLASS_NAMES_FILE,
-    INFERENCE_CONFIG_FILE,
-    LEGACY_ENVIRONMENT_FILE,
-    ModelPackage,
-    load_model_package,
-)
-
-MODEL_ROOTS_ENV = "WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS"
-ROBOFLOW_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[0-9]+$")
-
-
-def allowed_model_roots() -> list[Path] | None:
-    """Folders models may be loaded from (``WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS``, ``os.pathsep``-separated), if set."""
-    value = os.environ.get(MODEL_ROOTS_ENV, "").strip()
-    if not value:
-        return None
-    return [Path(root).expanduser().resolve() for root in value.split(os.pathsep) if root.strip()]
+from workflows_yolov5_seg.model_package import ModelPackage, load_model_package
+from workflows_yolov5_seg.package_layout import CLASS_NAMES_FILE, INFERENCE_CONFIG_FILE, LEGACY_ENVIRONMENT_FILE
+from workflows_yolov5_seg.roboflow import MODEL_ID_PATTERN, download_model_package
 
 
 def check_allowed(path: Path) -> None:
     """Rejects a path that resolves (through ``..`` and symbolic links) outside the allowed model roots."""
-    roots = allowed_model_roots()
+    roots = settings.MODEL_ROOTS.get()
     if roots is None:
         return
     real = path.expanduser().resolve()
     if not any(real == root or root in real.parents for root in roots):
         via = f" (it resolves to '{real}')" if real != path.expanduser().absolute() else ""
         raise UntrustedModelError(
-            f"Model path '{path}'{via} is outside the allowed model roots ({MODEL_ROOTS_ENV}); move the model under "
-            "one of them or extend the variable."
+            f"Model path '{path}'{via} is outside the allowed model roots ({settings.MODEL_ROOTS.name}); move the "
+            "model under one of them or extend the variable."
         )
 
 
@@ -62,7 +46,7 @@ def check_allowed_package(path: Path) -> None:
     anything is read through it (a linked ``class_names.txt`` would otherwise put a foreign file's lines into the
     outputs).
     """
-    if allowed_model_roots() is None:
+    if settings.MODEL_ROOTS.get() is None:
         return
     check_allowed(path)
     path = path.expanduser()
@@ -77,7 +61,7 @@ def check_allowed_package(path: Path) -> None:
 
 def is_roboflow_model_id(model: str) -> bool:
     """``project/version`` that is not an existing local path."""
-    return bool(ROBOFLOW_MODEL_ID.match(model)) and not Path(model).exists()
+    return bool(MODEL_ID_PATTERN.match(model)) and not Path(model).exists()
 
 
 ModelSourceKind = Literal["onnx", "package", "legacy", "folder", "roboflow"]
@@ -120,8 +104,6 @@ def resolve_model(model: str, api_key: str | None = None) -> ModelPackage:
     if not model:
         raise ModelNotFoundError("No model was given; pass the path of a YOLOv5-seg .onnx file or a model folder.")
     if is_roboflow_model_id(model):
-        from workflows_yolov5_seg.roboflow import download_model_package
-
         return load_model_package(download_model_package(model, api_key=api_key or None), model_id=model)
     path = Path(model).expanduser()
     check_allowed_package(path)

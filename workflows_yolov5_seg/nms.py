@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-NUM_MASK_COEFFICIENTS = 32
 # Ultralytics' max_nms: only the best candidates by score enter NMS.
 MAX_NMS_CANDIDATES = 30_000
 

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import InvalidImageError, InvalidParameterError, MissingDependencyError
 
 ResizeMode = Literal["letterbox", "stretch", "center-crop", "fit-longer-edge", "letterbox-reflect-edges"]
@@ -41,7 +42,6 @@ CONTRAST_TYPES: tuple[str, ...] = ("Adaptive Equalization", "Contrast Stretching
 SIZE_ROUNDINGS: tuple[str, ...] = ("round", "truncate")
 # inference-models pads fit-longer-edge with 127 (its letterbox stand-in for that mode).
 FIT_LONGER_EDGE_PADDING = 127
-DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class ImageGeometry:
         return np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1).astype(np.float32)
 
 
-def normalize_image(image: np.ndarray, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> npt.NDArray[np.uint8]:
+def normalize_image(image: np.ndarray, max_pixels: int = settings.MAX_IMAGE_PIXELS.default) -> npt.NDArray[np.uint8]:
     """Brings an image to contiguous 3-channel BGR uint8.
 
     Conversions: ``(H, W)`` and ``(H, W, 1)`` grayscale are replicated to 3 channels; ``(H, W, 4)`` BGRA drops its
@@ -207,7 +207,7 @@ def normalize_image(image: np.ndarray, max_pixels: int = DEFAULT_MAX_IMAGE_PIXEL
     if image.shape[0] * image.shape[1] > max_pixels:
         raise InvalidImageError(
             f"Image of {image.shape[1]}x{image.shape[0]} pixels exceeds the limit of {max_pixels} pixels; "
-            "downscale it or raise the limit (max_image_pixels / WORKFLOWS_YOLOV5_SEG_MAX_IMAGE_PIXELS)."
+            f"downscale it or raise the limit (max_image_pixels / {settings.MAX_IMAGE_PIXELS.name})."
         )
     image = _to_uint8(image)
     if image.ndim == 2:
@@ -341,7 +341,7 @@ def preprocess_image(
     config: PreprocessingConfig,
     network_hw: tuple[int, int],
     out: npt.NDArray[np.floating],
-    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    max_pixels: int = settings.MAX_IMAGE_PIXELS.default,
 ) -> ImageGeometry:
     """Pre-processes one BGR image into ``out`` ``(3, H, W)`` and returns its geometry."""
     bgr = normalize_image(image, max_pixels=max_pixels)
@@ -382,7 +382,7 @@ def preprocess_images(
     config: PreprocessingConfig,
     network_hw: tuple[int, int],
     dtype: npt.DTypeLike = np.float32,
-    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    max_pixels: int = settings.MAX_IMAGE_PIXELS.default,
 ) -> tuple[np.ndarray, list[ImageGeometry]]:
     """Pre-processes a list of BGR images of any sizes into one batch.
 

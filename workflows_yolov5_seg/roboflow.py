@@ -19,18 +19,9 @@ against ``Content-Length`` and ``md5Hash``, written into a temporary folder and 
 ``rename``, under an exclusive file lock so that concurrent processes and threads download a model once. A cached
 model is used without any network access (and without an API key).
 
-Environment variables:
-
-- ``WORKFLOWS_YOLOV5_SEG_API_URL`` (else inference-models' ``ROBOFLOW_API_HOST``, else its
-  ``ROBOFLOW_REGION`` / ``ROBOFLOW_ENVIRONMENT`` choice, ``https://api.roboflow.com`` by default): the API base URL.
-- ``WORKFLOWS_YOLOV5_SEG_CACHE_DIR`` (else ``$INFERENCE_HOME`` or ``$MODEL_CACHE_DIR`` or ``/tmp/cache``, plus
-  ``/workflows-yolov5-seg``): where packages are cached, as ``<cache>/<project>/<version>/``.
-- ``ROBOFLOW_API_KEY``: the API key when the block's ``api_key`` is not set.
-- ``WORKFLOWS_YOLOV5_SEG_API_TIMEOUT`` (seconds, default 30), ``WORKFLOWS_YOLOV5_SEG_API_MAX_TRIES`` (default 3),
-  ``WORKFLOWS_YOLOV5_SEG_RETRY_BACKOFF`` (first back-off in seconds, default 1, doubled per try),
-  ``WORKFLOWS_YOLOV5_SEG_LOCK_TIMEOUT`` (seconds to wait for another download, default 900),
-  ``WORKFLOWS_YOLOV5_SEG_DISABLE_PROGRESS`` (``1`` hides the progress bar), ``OFFLINE_MODE`` (``true``: never
-  touch the network; only cached models load).
+Packages are cached as ``<cache root>/roboflow/<project>/<version>/``
+(:func:`workflows_yolov5_seg.settings.cache_root`). The API URL, key, time-outs, retries and offline mode are
+settings of :mod:`workflows_yolov5_seg.settings` (section "Roboflow model ids").
 """
 
 from __future__ import annotations
@@ -54,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflows_yolov5_seg import __version__
+from workflows_yolov5_seg import __version__, settings
 from workflows_yolov5_seg.errors import (
     CacheNotWritableError,
     DownloadIntegrityError,
@@ -66,26 +57,21 @@ from workflows_yolov5_seg.errors import (
     RoboflowModelNotFoundError,
     RoboflowUnauthorizedError,
 )
+from workflows_yolov5_seg.package_layout import (
+    CLASS_NAMES_FILE,
+    INFERENCE_CONFIG_FILE,
+    MODEL_CONFIG_FILE,
+    PACKAGE_WEIGHTS_FILE,
+)
 from workflows_yolov5_seg.private_files import DIR_MODE, FILE_MODE, ensure_private_dir
 
 logger = logging.getLogger(__name__)
 
-API_URL_ENV = "WORKFLOWS_YOLOV5_SEG_API_URL"
-ROBOFLOW_API_HOST_ENV = "ROBOFLOW_API_HOST"
 DEFAULT_API_URL = "https://api.roboflow.com"
-CACHE_DIR_ENV = "WORKFLOWS_YOLOV5_SEG_CACHE_DIR"
-API_KEY_ENV = "ROBOFLOW_API_KEY"
-API_TIMEOUT_ENV = "WORKFLOWS_YOLOV5_SEG_API_TIMEOUT"
-MAX_TRIES_ENV = "WORKFLOWS_YOLOV5_SEG_API_MAX_TRIES"
-RETRY_BACKOFF_ENV = "WORKFLOWS_YOLOV5_SEG_RETRY_BACKOFF"
-LOCK_TIMEOUT_ENV = "WORKFLOWS_YOLOV5_SEG_LOCK_TIMEOUT"
-DISABLE_PROGRESS_ENV = "WORKFLOWS_YOLOV5_SEG_DISABLE_PROGRESS"
-OFFLINE_MODE_ENV = "OFFLINE_MODE"
-
 WEIGHTS_ENDPOINT = "/models/v1/external/weights"
 MAX_METADATA_PAGES = 10  # as inference-models
 RETRY_STATUS_CODES = frozenset({408, 429, 502, 503, 504})  # inference-models' IDEMPOTENT_API_REQUEST_CODES_TO_RETRY
-REQUIRED_PACKAGE_FILES = ("weights.onnx", "class_names.txt", "inference_config.json")
+REQUIRED_PACKAGE_FILES = (PACKAGE_WEIGHTS_FILE, CLASS_NAMES_FILE, INFERENCE_CONFIG_FILE)
 MANIFEST_FILE = ".workflows-yolov5-seg.json"
 QUANTIZATION_PREFERENCE = ("fp32", "fp16", "unknown")
 CHUNK_SIZE = 1 << 20
@@ -113,21 +99,17 @@ def api_url() -> str:
     ``WORKFLOWS_YOLOV5_SEG_API_URL``, else ``ROBOFLOW_API_HOST``, else inference-models' choice from
     ``ROBOFLOW_REGION`` (``us`` / ``eu``) and ``ROBOFLOW_ENVIRONMENT`` (``prod`` or staging).
     """
-    url = os.environ.get(API_URL_ENV) or os.environ.get(ROBOFLOW_API_HOST_ENV)
+    url = settings.API_URL.get() or settings.ROBOFLOW_API_HOST.get()
     if not url:
-        region = os.environ.get("ROBOFLOW_REGION", "us").strip().lower()
-        environment = "prod" if os.environ.get("ROBOFLOW_ENVIRONMENT", "prod").lower() == "prod" else "staging"
+        region = settings.ROBOFLOW_REGION.get().strip().lower()
+        environment = "prod" if settings.ROBOFLOW_ENVIRONMENT.get().strip().lower() == "prod" else "staging"
         url = REGIONAL_API_URLS.get((region, environment), DEFAULT_API_URL)
     return url.rstrip("/")
 
 
-def cache_root() -> Path:
-    """Where downloaded packages live (see the module docstring)."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    inference_home = os.environ.get("INFERENCE_HOME") or os.environ.get("MODEL_CACHE_DIR") or "/tmp/cache"
-    return Path(inference_home).expanduser() / "workflows-yolov5-seg"
+def downloads_root() -> Path:
+    """Where downloaded packages live: ``<cache root>/roboflow``."""
+    return settings.cache_root() / "roboflow"
 
 
 def package_dir(model_id: str, root: Path | None = None) -> Path:
@@ -137,19 +119,7 @@ def package_dir(model_id: str, root: Path | None = None) -> Path:
         raise InvalidModelPackageError(
             f"'{model_id}' is not a Roboflow model id; use 'project/version', e.g. 'my-project/3'."
         )
-    return (root or cache_root()) / match["project"] / match["version"]
-
-
-def _env_number(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        logger.warning("Ignoring %s=%r: not a number; using %s.", name, os.environ.get(name), default)
-        return default
-
-
-def _offline() -> bool:
-    return os.environ.get(OFFLINE_MODE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return (root or downloads_root()) / match["project"] / match["version"]
 
 
 def safe_url(url: str) -> str:
@@ -217,7 +187,7 @@ def _ensure_writable_cache(folder: Path, model_id: str) -> None:
     except OSError as error:
         raise CacheNotWritableError(
             f"Cannot write the model cache folder '{folder}' to download '{model_id}' ({error.strerror or error}). "
-            f"Make it writable, or set {CACHE_DIR_ENV} to a writable folder."
+            f"Make it writable, or set {settings.CACHE_DIR.name} to a writable folder."
         ) from None
 
 
@@ -226,7 +196,7 @@ def _exclusive(lock_path: Path, model_id: str) -> Iterator[None]:
     """Holds an exclusive lock for ``model_id``: a thread lock plus ``fcntl.flock`` on ``lock_path``."""
     with _THREAD_LOCKS_GUARD:
         thread_lock = _THREAD_LOCKS.setdefault(str(lock_path), threading.Lock())
-    timeout = _env_number(LOCK_TIMEOUT_ENV, 900.0)
+    timeout = settings.LOCK_TIMEOUT.get()
     if not thread_lock.acquire(timeout=timeout):
         raise RoboflowAPIError(f"Timed out after {timeout:.0f} s waiting for another download of '{model_id}'.")
     try:
@@ -250,7 +220,7 @@ def _exclusive(lock_path: Path, model_id: str) -> Iterator[None]:
                     if time.monotonic() > deadline:
                         raise RoboflowAPIError(
                             f"Timed out after {timeout:.0f} s waiting for another process downloading '{model_id}' "
-                            f"(lock {lock_path}); raise {LOCK_TIMEOUT_ENV} or retry."
+                            f"(lock {lock_path}); raise {settings.LOCK_TIMEOUT.name} or retry."
                         ) from None
                     time.sleep(0.05)
             try:
@@ -268,9 +238,9 @@ class _Client:
         self.api_key = api_key
         self.model_id = model_id
         self.redact = _Redactor(api_key)
-        self.timeout = _env_number(API_TIMEOUT_ENV, 30.0)
-        self.max_tries = max(1, int(_env_number(MAX_TRIES_ENV, 3)))
-        self.backoff = max(0.0, _env_number(RETRY_BACKOFF_ENV, 1.0))
+        self.timeout = settings.API_TIMEOUT.get()
+        self.max_tries = settings.API_MAX_TRIES.get()
+        self.backoff = settings.RETRY_BACKOFF.get()
         self.user_agent = f"workflows-yolov5-seg/{__version__}"
 
     def _sleep_before_retry(self, attempt: int, reason: str, url: str) -> None:
@@ -303,7 +273,7 @@ class _Client:
             reason = "refused the API key" if status == 401 else "refused access to the model with this API key"
             return RoboflowUnauthorizedError(
                 f"Roboflow API {reason} ({status}) while {what} '{self.model_id}'. Check the key (block 'api_key' "
-                f"or {API_KEY_ENV}) and that its workspace can access the model.",
+                f"or {settings.API_KEY.name}) and that its workspace can access the model.",
                 status,
             )
         if status == 404:
@@ -330,8 +300,8 @@ class _Client:
         return RoboflowConnectionError(
             self.redact(
                 f"Could not reach {safe_url(url)} while {what} '{self.model_id}' ({reason}) after {self.max_tries} "
-                f"tries. Check the network (or {API_URL_ENV}); models downloaded before load offline from "
-                f"{cache_root()}."
+                f"tries. Check the network (or {settings.API_URL.name}); models downloaded before load offline from "
+                f"{downloads_root()}."
             )
         )
 
@@ -432,7 +402,7 @@ class _Client:
 @contextlib.contextmanager
 def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A tqdm progress bar on a terminal (tqdm is optional); otherwise log lines."""
-    disabled = os.environ.get(DISABLE_PROGRESS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    disabled = settings.DISABLE_PROGRESS.get()
     bar = None
     if not disabled:
         try:
@@ -535,7 +505,7 @@ def _package_files(package: dict[str, Any], model_id: str) -> list[tuple[str, st
             raise RoboflowAPIError(f"Roboflow listed no usable download URL for {handle} of '{model_id}'.")
         if md5 is not None and not (isinstance(md5, str) and re.fullmatch(r"[0-9a-fA-F]{32}", md5)):
             md5 = None
-        if handle == "model_config.json" or handle == MANIFEST_FILE:
+        if handle in (MODEL_CONFIG_FILE, MANIFEST_FILE):
             continue  # written here, from the API's metadata
         files.append((handle, url, md5))
     missing = sorted(set(REQUIRED_PACKAGE_FILES) - {handle for handle, _, _ in files})
@@ -556,7 +526,7 @@ def download_model_package(
     Args:
         model_id: ``project/version``.
         api_key: Roboflow API key; defaults to ``ROBOFLOW_API_KEY``. Not needed when the model is cached.
-        cache_dir: cache root; defaults to :func:`cache_root`.
+        cache_dir: downloads folder; defaults to :func:`downloads_root`.
         force: download again even when cached.
 
     Returns:
@@ -575,30 +545,31 @@ def download_model_package(
     if not force and _read_manifest(target) is not None:
         logger.debug("Using the cached package of '%s' at %s.", model_id, target)
         return target
-    raw_key = api_key if api_key else os.environ.get(API_KEY_ENV) or None
+    raw_key = api_key if api_key else settings.API_KEY.get()
     key = raw_key.strip() if raw_key else None  # secrets read from files often end with a newline
     redact = _Redactor(key)
-    if not _offline():
+    offline = settings.OFFLINE_MODE.get()
+    if not offline:
         _ensure_writable_cache(target.parent, model_id)
     try:
         with _exclusive(target.with_name(f"{target.name}.lock"), model_id):
             if not force and _read_manifest(target) is not None:  # another process finished meanwhile
                 return target
-            if _offline():
+            if offline:
                 raise RoboflowConnectionError(
-                    f"'{model_id}' is not cached in {target.parent.parent} and {OFFLINE_MODE_ENV} is on; download it "
-                    "once with network access."
+                    f"'{model_id}' is not cached in {target.parent.parent} and {settings.OFFLINE_MODE.name} is on; "
+                    "download it once with network access."
                 )
             if not key:
                 raise RoboflowAPIKeyMissingError(
                     f"Loading the Roboflow model '{model_id}' needs an API key: set the block's 'api_key' (e.g. "
-                    f"'$inputs.api_key') or the {API_KEY_ENV} environment variable."
+                    f"'$inputs.api_key') or the {settings.API_KEY.name} environment variable."
                 )
             if not API_KEY_PATTERN.fullmatch(key):  # never let http.client echo a malformed key in its error
                 raise RoboflowUnauthorizedError(
                     f"The API key given for '{model_id}' contains characters an API key cannot have (spaces, "
                     "control or non-ASCII characters); check the block's 'api_key' or "
-                    f"{API_KEY_ENV}."
+                    f"{settings.API_KEY.name}."
                 )
             _download_into_cache(model_id, _Client(key, model_id), target)
             return target
@@ -638,8 +609,8 @@ def _download_into_cache(model_id: str, client: _Client, target: Path) -> None:
             "dynamic_batch_size_supported": bool(manifest.get("dynamicBatchSize", False)),
             "static_batch_size": manifest.get("staticBatchSize"),
         }
-        (staging / "model_config.json").write_text(json.dumps(model_config, indent=2), encoding="utf-8")
-        sizes["model_config.json"] = {"size": (staging / "model_config.json").stat().st_size, "md5": None}
+        (staging / MODEL_CONFIG_FILE).write_text(json.dumps(model_config, indent=2), encoding="utf-8")
+        sizes[MODEL_CONFIG_FILE] = {"size": (staging / MODEL_CONFIG_FILE).stat().st_size, "md5": None}
         record = {
             "model_id": model_id,
             "package_id": package_id,

@@ -26,9 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-PLUGIN_MODULE = "workflows_yolov5_seg"
-PLUGINS_ENV = "WORKFLOWS_PLUGINS"
-WORKDIR_ENV = "WORKFLOWS_YOLOV5_SEG_SERVER_DIR"
+from workflows_yolov5_seg import settings
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9001
 
@@ -46,42 +45,12 @@ Run a workflow: <code>POST /workflows/run</code>.</p>
 logger = logging.getLogger(__name__)
 
 
-def with_plugin(value: str | None, plugin: str = PLUGIN_MODULE) -> str:
-    """``WORKFLOWS_PLUGINS`` with ``plugin`` appended: other plugins are kept in order, empties and repeats dropped."""
-    plugins: list[str] = []
-    for name in (value or "").split(","):
-        name = name.strip()
-        if name and name not in plugins:
-            plugins.append(name)
-    if plugin not in plugins:
-        plugins.append(plugin)
-    return ",".join(plugins)
-
-
-def register_plugin(environ: dict[str, str] | None = None) -> str:
-    """Adds this plugin to ``WORKFLOWS_PLUGINS`` in ``environ`` (default ``os.environ``) and returns the value.
-
-    Must run before Inference is imported in this process: ``inference.core.env`` reads the variable on import.
-    """
-    environ = os.environ if environ is None else environ
-    environ[PLUGINS_ENV] = with_plugin(environ.get(PLUGINS_ENV))
-    return environ[PLUGINS_ENV]
-
-
-def default_workdir() -> Path:
-    """Where the server's landing folders live: ``$WORKFLOWS_YOLOV5_SEG_SERVER_DIR``, else the user cache."""
-    if os.environ.get(WORKDIR_ENV):
-        return Path(os.environ[WORKDIR_ENV]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "workflows-yolov5-seg" / "server"
-
-
 def prepare_workdir(workdir: Path | None = None) -> Path:
     """Creates the folders ``HttpInterface`` mounts (``inference/landing/out/...``) under ``workdir``.
 
     Falls back to a fresh temporary folder when ``workdir`` cannot be written.
     """
-    workdir = Path(workdir) if workdir is not None else default_workdir()
+    workdir = Path(workdir) if workdir is not None else settings.server_dir()
     try:
         _create_landing(workdir)
     except OSError as error:
@@ -160,7 +129,7 @@ def require_inference_server() -> None:
 
 def create_app(workdir: Path | None = None) -> Any:
     """Builds Inference's FastAPI app with this plugin registered (also a uvicorn factory, for ``--workers``)."""
-    register_plugin()
+    settings.register_plugin()
     require_inference_server()
     workdir = prepare_workdir(workdir)
     from inference.core.interfaces.http.http_api import HttpInterface
@@ -185,17 +154,17 @@ def serve(
         host: interface to bind (``0.0.0.0`` to accept connections from other machines).
         port: TCP port.
         workers: uvicorn worker processes; each loads its own models.
-        workdir: folder for the landing-page mounts (default: see :func:`default_workdir`).
+        workdir: folder for the landing-page mounts (default: :func:`workflows_yolov5_seg.settings.server_dir`).
         log_level: uvicorn log level.
     """
-    register_plugin()
+    settings.register_plugin()
     require_inference_server()
     import uvicorn
 
     workdir = prepare_workdir(workdir)
     if workers > 1:
         # Worker processes import the factory themselves; they inherit the environment set here.
-        os.environ[WORKDIR_ENV] = str(workdir)
+        os.environ[settings.SERVER_DIR.name] = str(workdir)
         uvicorn.run(f"{__name__}:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)
     else:
         uvicorn.run(create_app(workdir), host=host, port=port, log_level=log_level)

@@ -81,10 +81,10 @@ def constant_model(path: Path, input_type: int = TensorProto.FLOAT) -> Path:
 
 def test_onnxruntime_cuda_really_runs_on_the_gpu(ort_cuda: None, tmp_path: Path) -> None:
     model = constant_model(tmp_path / "m.onnx")
-    gpu = OnnxRuntimeBackend(model, device="cuda")  # raises if ONNX Runtime fell back to the CPU
+    gpu = OnnxRuntimeBackend(load_model_package(model), device="cuda")  # raises if ONNX Runtime fell back to the CPU
     assert gpu.info.device == "cuda:0" and gpu.info.providers[0] == "CUDAExecutionProvider"
     batch = np.random.default_rng(0).random((2, 3, 320, 320), dtype=np.float32)
-    for got, expected in zip(gpu.infer(batch), OnnxRuntimeBackend(model).infer(batch), strict=True):
+    for got, expected in zip(gpu.infer(batch), OnnxRuntimeBackend(load_model_package(model)).infer(batch), strict=True):
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
@@ -105,7 +105,9 @@ def test_tensorrt_builds_caches_and_runs(
     [engine] = (cache / "trt").glob("*.engine")
     assert engine.stat().st_mode & 0o777 == 0o600
     batch = np.random.default_rng(0).random((3, 3, 320, 320), dtype=np.float32)
-    for got, expected in zip(backend.infer(batch), OnnxRuntimeBackend(model).infer(batch), strict=True):
+    for got, expected in zip(
+        backend.infer(batch), OnnxRuntimeBackend(load_model_package(model)).infer(batch), strict=True
+    ):
         assert got.dtype == np.float32
         # fp16 keeps ~3 significant digits: box coordinates of ~300 px are within ~0.2 px.
         tolerance = {"rtol": 2e-3, "atol": 1e-2} if precision == "fp16" else {"rtol": 1e-6, "atol": 1e-5}
@@ -143,7 +145,7 @@ def test_tensorrt_concurrent_forwards(tensorrt, tmp_path: Path) -> None:
 
     model = constant_model(tmp_path / "m.onnx")
     backend = load_tensorrt_backend(load_model_package(model), precision="fp32", cache_dir=tmp_path / "cache")
-    expected = OnnxRuntimeBackend(model).infer(np.zeros((1, 3, 320, 320), np.float32))[0]
+    expected = OnnxRuntimeBackend(load_model_package(model)).infer(np.zeros((1, 3, 320, 320), np.float32))[0]
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -227,7 +229,7 @@ def _median_ms(function, repeats: int = 30) -> float:
 def test_parity_with_onnxruntime_cpu(candidate: str, trained_model: Path, tmp_path: Path) -> None:
     """ORT-CPU vs ORT-CUDA vs TensorRT fp16 on the trained model: same detections, boxes within 1 px,
     mask IoU >= 0.97."""
-    from workflows_yolov5_seg.synthetic_shapes import generate_scene
+    from tools.synthetic_shapes import generate_scene
 
     package = load_model_package(trained_model)
     if candidate == "onnx-cuda":
@@ -236,7 +238,7 @@ def test_parity_with_onnxruntime_cpu(candidate: str, trained_model: Path, tmp_pa
         if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             pytest.skip("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu, alone)")
         build_s = 0.0
-        backend = OnnxRuntimeBackend(trained_model, device="cuda", default_input_hw=package.input_hw)
+        backend = OnnxRuntimeBackend(package, device="cuda")
     else:
         gpu, reason = probe_cuda_device(0)
         if gpu is None:
@@ -245,7 +247,7 @@ def test_parity_with_onnxruntime_cpu(candidate: str, trained_model: Path, tmp_pa
         started = time.perf_counter()
         backend = load_tensorrt_backend(package, precision="fp16", cache_dir=tmp_path / "cache")
         build_s = time.perf_counter() - started
-    reference_model = YOLOv5SegModel(package, OnnxRuntimeBackend(trained_model, default_input_hw=package.input_hw))
+    reference_model = YOLOv5SegModel(package, OnnxRuntimeBackend(package))
     model = YOLOv5SegModel(package, backend)
     parameters = InferenceParameters(confidence=0.4)
     images = [generate_scene(seed, size=(480, 360))[0] for seed in range(24)]

@@ -13,7 +13,7 @@ import pytest
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 from ort_fakes import CPU_BUILD, GPU_BUILD, ProviderScenario
 
-from workflows_yolov5_seg.backends.engine_cache import CACHE_DIR_ENV
+from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.backends.onnx import (
     OnnxRuntimeBackend,
     check_providers_in_use,
@@ -21,6 +21,7 @@ from workflows_yolov5_seg.backends.onnx import (
     parse_ort_device,
 )
 from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError
+from workflows_yolov5_seg.model_package import load_model_package
 
 
 @pytest.fixture()
@@ -90,7 +91,7 @@ def test_parse_ort_device_rejects(device: str) -> None:
 def test_execution_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert execution_providers("cpu") == ["CPUExecutionProvider"]
     assert execution_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
     trt, cuda, cpu = execution_providers("tensorrt:0", trt_fp16=False)
     assert (
         trt[0] == "TensorrtExecutionProvider" and cuda[0] == "CUDAExecutionProvider" and cpu == "CPUExecutionProvider"
@@ -108,7 +109,7 @@ def test_execution_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_cpu_session(model: Path) -> None:
-    backend = OnnxRuntimeBackend(model, device="cpu")
+    backend = OnnxRuntimeBackend(load_model_package(model), device="cpu")
     assert backend.info.name == "onnx" and backend.info.device == "cpu"
     assert "CPUExecutionProvider" in backend.info.providers
     instances, protos = backend.infer(np.zeros((2, 3, 320, 320), np.float32))
@@ -118,7 +119,7 @@ def test_cpu_session(model: Path) -> None:
 
 def test_cuda_session_reports_gpu(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scenario = ProviderScenario(GPU_BUILD).install(monkeypatch)
-    backend = OnnxRuntimeBackend(model, device="cuda:1")
+    backend = OnnxRuntimeBackend(load_model_package(model), device="cuda:1")
     assert scenario.requested == [[("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]]
     assert backend.info.device == "cuda:1" and backend.info.providers[0] == "CUDAExecutionProvider"
     assert scenario.preloads == 1
@@ -128,14 +129,14 @@ def test_cuda_session_reports_gpu(model: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_cuda_silent_fallback_raises_by_default(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ProviderScenario(GPU_BUILD, reported=["CPUExecutionProvider"]).install(monkeypatch)
     with pytest.raises(BackendUnavailableError, match="CUDAExecutionProvider is built in but could not load"):
-        OnnxRuntimeBackend(model, device="cuda")
+        OnnxRuntimeBackend(load_model_package(model), device="cuda")
 
 
 def test_cuda_silent_fallback_can_warn(
     model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     ProviderScenario(GPU_BUILD, reported=["CPUExecutionProvider"]).install(monkeypatch)
-    backend = OnnxRuntimeBackend(model, device="cuda", fallback_policy="warn")
+    backend = OnnxRuntimeBackend(load_model_package(model), device="cuda", fallback_policy="warn")
     assert backend.info.device == "cpu" and backend.info.providers == ("CPUExecutionProvider",)
     assert any(r.levelno == logging.WARNING and "did not use it" in r.message for r in caplog.records)
 
@@ -143,13 +144,13 @@ def test_cuda_silent_fallback_can_warn(
 def test_cpu_only_onnxruntime_with_cuda_requested(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scenario = ProviderScenario(CPU_BUILD).install(monkeypatch)
     with pytest.raises(BackendUnavailableError, match="does not include CUDAExecutionProvider"):
-        OnnxRuntimeBackend(model, device="cuda")
+        OnnxRuntimeBackend(load_model_package(model), device="cuda")
     assert scenario.requested == [["CPUExecutionProvider"]]
 
 
 def test_tensorrt_provider_session(model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     scenario = ProviderScenario(GPU_BUILD).install(monkeypatch)
-    backend = OnnxRuntimeBackend(model, device="tensorrt", cache_dir=tmp_path / "ort-trt")
+    backend = OnnxRuntimeBackend(load_model_package(model), device="tensorrt", cache_dir=tmp_path / "ort-trt")
     requested = scenario.requested[0]
     assert [p if isinstance(p, str) else p[0] for p in requested] == GPU_BUILD
     assert requested[0][1]["trt_engine_cache_path"] == str(tmp_path / "ort-trt")
@@ -158,7 +159,7 @@ def test_tensorrt_provider_session(model: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_cpu_device_never_preloads_cuda(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scenario = ProviderScenario(GPU_BUILD).install(monkeypatch)
-    OnnxRuntimeBackend(model, device="cpu")
+    OnnxRuntimeBackend(load_model_package(model), device="cpu")
     assert scenario.preloads == 0 and scenario.requested == [["CPUExecutionProvider"]]
 
 
@@ -168,7 +169,7 @@ def test_infer_casts_to_the_model_dtype(tmp_path: Path) -> None:
     protos, coefficients = box_protos((80, 80))
     rows = np.stack([make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients)])
     path = make_constant_seg_onnx(tmp_path / "h.onnx", rows, protos, input_type=TensorProto.FLOAT16)
-    backend = OnnxRuntimeBackend(path)
+    backend = OnnxRuntimeBackend(load_model_package(path))
     assert backend.info.input_dtype == np.float16
     instances, protos_out = backend.infer(np.zeros((1, 3, 320, 320), np.float32))
     assert instances.dtype == np.float32 and protos_out.dtype == np.float32
@@ -177,4 +178,4 @@ def test_infer_casts_to_the_model_dtype(tmp_path: Path) -> None:
 @pytest.mark.parametrize("options", [{"fallback_policy": "ignore"}, {"max_dynamic_batch": 0}])
 def test_rejects_bad_options(model: Path, options: dict) -> None:
     with pytest.raises(InvalidParameterError):
-        OnnxRuntimeBackend(model, **options)
+        OnnxRuntimeBackend(load_model_package(model), **options)

@@ -20,6 +20,7 @@ from fake_tensorrt import FakeCuda, FakeTrt
 from onnx import TensorProto
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
+from workflows_yolov5_seg import cli, settings
 from workflows_yolov5_seg.backends import tensorrt as trt_backend
 from workflows_yolov5_seg.backends.engine_cache import BatchProfile, EngineCache
 from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
@@ -28,11 +29,9 @@ from workflows_yolov5_seg.backends.tensorrt import (
     CudaRuntime,
     GpuInfo,
     TensorRTBackend,
-    build_engine_command,
     get_or_build_engine,
     load_tensorrt_backend,
     parse_cuda_device,
-    parse_onnx,
 )
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
@@ -185,10 +184,11 @@ def test_failed_build_reports_tensorrt_errors(onnx_model: Path, cache_dir: Path)
 def test_concurrent_first_loads_build_once(onnx_model: Path, cache_dir: Path) -> None:
     trt = FakeTrt()
     gpu = FakeCuda().gpus[0]
+    signature = load_model_package(onnx_model).signature
     results: list = []
 
     def build() -> None:
-        results.append(get_or_build_engine(trt, onnx_model, gpu, cache=EngineCache(cache_dir)))
+        results.append(get_or_build_engine(trt, onnx_model, signature, gpu, cache=EngineCache(cache_dir)))
 
     threads = [threading.Thread(target=build) for _ in range(3)]
     for thread in threads:
@@ -271,7 +271,7 @@ def test_pipeline_chunks_by_profile(
 
 def test_outputs_match_onnx_runtime(onnx_model: Path, cache_dir: Path) -> None:
     backend = load(onnx_model, cache_dir, FakeTrt())
-    reference = OnnxRuntimeBackend(onnx_model)
+    reference = OnnxRuntimeBackend(load_model_package(onnx_model))
     batch = np.random.default_rng(0).random((3, 3, 320, 320), dtype=np.float32)
     for got, expected in zip(backend.infer(batch), reference.infer(batch), strict=True):
         assert got.dtype == np.float32
@@ -298,7 +298,7 @@ def test_fp16_output_engine_is_read_as_float32(tmp_path: Path, onnx_model: Path)
     trt = FakeTrt()
     engine = trt.package_engine(onnx_model, output_dtype="HALF")
     backend = TensorRTBackend(engine, "engine.plan", trt=trt, cuda=FakeCuda())
-    reference = OnnxRuntimeBackend(onnx_model)
+    reference = OnnxRuntimeBackend(load_model_package(onnx_model))
     batch = np.zeros((2, 3, 320, 320), np.float32)
     for got, expected in zip(backend.infer(batch), reference.infer(batch), strict=True):
         assert got.dtype == np.float32
@@ -342,15 +342,22 @@ def test_package_engine_is_used_without_building(onnx_model: Path, tmp_path: Pat
     backend.close()
 
 
-def test_package_engine_host_code_needs_opt_in(onnx_model: Path, tmp_path: Path, cache_dir: Path) -> None:
+def test_package_engine_host_code_needs_opt_in(
+    onnx_model: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trt = FakeTrt()
     folder = make_package(tmp_path / "pkg", trt.package_engine(onnx_model, host_code=True), None)
     package = load_model_package(folder)
+    monkeypatch.delenv(settings.ALLOW_ENGINE_HOST_CODE.name, raising=False)
     with pytest.raises(CorruptedEngineError, match="allow_engine_host_code=True"):
         load_tensorrt_backend(package, cache_dir=cache_dir, trt=trt, cuda=FakeCuda())
     backend = load_tensorrt_backend(package, cache_dir=cache_dir, trt=trt, cuda=FakeCuda(), allow_engine_host_code=True)
     assert trt.runtimes[-1].engine_host_code_allowed is True
     backend.close()
+    # The setting opts in where no argument can be passed (the block, a server).
+    monkeypatch.setenv(settings.ALLOW_ENGINE_HOST_CODE.name, "true")
+    load_tensorrt_backend(package, cache_dir=cache_dir, trt=trt, cuda=FakeCuda()).close()
+    assert trt.runtimes[-1].engine_host_code_allowed is True
 
 
 def test_foreign_package_engine_falls_back_to_building_from_onnx(
@@ -378,7 +385,7 @@ def test_trt_config_mismatch_warns(onnx_model: Path, tmp_path: Path, caplog: pyt
 
 def test_concurrent_forwards_are_serialized(onnx_model: Path, cache_dir: Path) -> None:
     backend = load(onnx_model, cache_dir, FakeTrt())
-    reference = OnnxRuntimeBackend(onnx_model).infer(np.zeros((1, 3, 320, 320), np.float32))[0]
+    reference = OnnxRuntimeBackend(load_model_package(onnx_model)).infer(np.zeros((1, 3, 320, 320), np.float32))[0]
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -427,13 +434,15 @@ def test_parse_cuda_device_rejects(device: str) -> None:
         parse_cuda_device(device)
 
 
-def test_parse_rejects_detection_model(tmp_path: Path) -> None:
+def test_detection_model_is_refused_before_tensorrt_parses_it(tmp_path: Path, cache_dir: Path) -> None:
     from onnx_graphs import make_detection_only_onnx
 
     from workflows_yolov5_seg.errors import NotYOLOv5SegModelError
 
+    trt = FakeTrt()
     with pytest.raises(NotYOLOv5SegModelError, match="detection model"):
-        parse_onnx(FakeTrt(), make_detection_only_onnx(tmp_path / "det.onnx"))
+        load(make_detection_only_onnx(tmp_path / "det.onnx"), cache_dir, trt)
+    assert trt.builds == []
 
 
 # ------------------------------------------------------------------------------------------------ CUDA wrapper
@@ -499,33 +508,47 @@ def test_missing_tensorrt_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -
 # ------------------------------------------------------------------------------------------------ build command
 
 
-def test_build_engine_command(onnx_model: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeTrt, FakeCuda]:
+    """``tensorrt`` and the CUDA runtime replaced by the fakes, for code that imports them itself (the CLI)."""
     trt, cuda = FakeTrt(), FakeCuda()
-    argv = ["--model", str(onnx_model), "--precision", "fp16", "--batch", "1,4,8", "--cache-dir", str(cache_dir)]
-    assert build_engine_command(argv, trt=trt, cuda=cuda) == 0
+    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: trt)
+    monkeypatch.setattr(trt_backend, "CudaRuntime", lambda: cuda)
+    return trt, cuda
+
+
+def test_build_engine_command(
+    onnx_model: Path, cache_dir: Path, fake_gpu: tuple[FakeTrt, FakeCuda], capsys: pytest.CaptureFixture[str]
+) -> None:
+    trt, cuda = fake_gpu
+    argv = ["build-engine", "--model", str(onnx_model), "--precision", "fp16", "--batch", "1,4,8"]
+    argv += ["--cache-dir", str(cache_dir)]
+    assert cli.main(argv) == 0
     first = capsys.readouterr().out
     [engine] = engine_files(cache_dir)
     assert str(engine) in first and "built in" in first and "fp16, batch 1,4,8" in first
-    assert build_engine_command(argv, trt=trt, cuda=cuda) == 0
+    assert cli.main(argv) == 0
     assert "already cached" in capsys.readouterr().out and len(trt.builds) == 1
     # The backend then loads the pre-built engine without building.
     backend = load(onnx_model, cache_dir, trt, cuda, precision="fp16", batch="1,4,8")
     assert len(trt.builds) == 1
     backend.close()
-    assert build_engine_command([*argv, "--force"], trt=trt, cuda=cuda) == 0 and len(trt.builds) == 2
+    assert cli.main([*argv, "--force"]) == 0 and len(trt.builds) == 2
 
 
-def test_build_engine_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert build_engine_command(["--model", str(tmp_path / "missing.onnx")], trt=FakeTrt(), cuda=FakeCuda()) == 1
-    assert "error:" in capsys.readouterr().err
+def test_build_engine_command_errors(
+    tmp_path: Path, fake_gpu: tuple[FakeTrt, FakeCuda], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["build-engine", "--model", str(tmp_path / "missing.onnx")]) == 1
+    assert "workflows-yolov5-seg build-engine: Model" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        build_engine_command(["--model", "x", "--precision", "int8"], trt=FakeTrt(), cuda=FakeCuda())
+        cli.main(["build-engine", "--model", "x", "--precision", "int8"])
     assert exit_info.value.code == 2
 
 
-def test_build_engine_module_runs() -> None:
+def test_build_engine_help_runs() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "workflows_yolov5_seg.build_engine", "--help"],
+        [sys.executable, "-m", "workflows_yolov5_seg.cli", "build-engine", "--help"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -534,16 +557,6 @@ def test_build_engine_module_runs() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ metadata, shapes
-
-
-def test_onnx_metadata_is_read_without_onnx(onnx_model: Path, tmp_path: Path) -> None:
-    import onnx
-
-    expected = {p.key: p.value for p in onnx.load(str(onnx_model)).metadata_props}
-    assert trt_backend.read_onnx_metadata(onnx_model) == expected and "names" in expected
-    (tmp_path / "garbage.onnx").write_bytes(b"\xff\xff\xff\xff\xff")
-    assert trt_backend.read_onnx_metadata(tmp_path / "garbage.onnx") == {}
-    assert trt_backend.read_onnx_metadata(tmp_path / "missing.onnx") == {}
 
 
 def test_class_names_come_from_the_onnx_metadata(onnx_model: Path, cache_dir: Path) -> None:
@@ -563,7 +576,8 @@ def test_static_batch_with_dynamic_height_width(tmp_path: Path, cache_dir: Path)
     for index, name in ((2, "height"), (3, "width")):
         model.graph.input[0].type.tensor_type.shape.dim[index].dim_param = name
     onnx.save(model, str(path))
-    package = dataclasses.replace(load_model_package(path), input_hw=(320, 320))
+    loaded = load_model_package(path)  # a dynamic height and width with no config: 640x640, set to 320 here
+    package = dataclasses.replace(loaded, signature=dataclasses.replace(loaded.signature, input_hw=(320, 320)))
     trt = FakeTrt()
     backend = load_tensorrt_backend(package, cache_dir=cache_dir, trt=trt, cuda=FakeCuda())
     assert trt.builds[0]["profiles"][0].shapes["images"] == ((2, 3, 320, 320),) * 3

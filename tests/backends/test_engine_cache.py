@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.backends import engine_cache
 from workflows_yolov5_seg.backends.engine_cache import (
-    CACHE_DIR_ENV,
     DEFAULT_BATCH_PROFILE,
     BatchProfile,
     EngineCache,
     EngineKey,
-    default_cache_dir,
     has_fast_fp16,
     onnx_content_sha256,
     resolve_precision,
@@ -113,12 +112,12 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
 
 
 def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "custom"))
-    assert default_cache_dir() == tmp_path / "custom"
+    monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "custom"))
     assert EngineCache().directory == tmp_path / "custom"
-    monkeypatch.delenv(CACHE_DIR_ENV)
+    monkeypatch.delenv(settings.CACHE_DIR.name)
+    monkeypatch.delenv("MODEL_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache_dir() == tmp_path / "xdg" / "workflows_yolov5_seg"
+    assert EngineCache().directory == tmp_path / "xdg" / "workflows-yolov5-seg"
 
 
 def test_onnx_hash_follows_content_and_external_data(tmp_path: Path) -> None:

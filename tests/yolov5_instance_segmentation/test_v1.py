@@ -16,7 +16,8 @@ from workflow_steps import (
     mask_visualization_step,
 )
 
-from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg import model_cache
+from workflows_yolov5_seg.model_cache import ModelCache
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1
 
 ExecutionEngine = pytest.importorskip(
@@ -57,7 +58,7 @@ def engine_for(definition: dict):  # noqa: ANN201 - the engine
 
 @pytest.fixture(autouse=True)
 def fresh_model_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(v1, "MODEL_CACHE", ModelCache())
+    monkeypatch.setattr(model_cache, "MODELS", ModelCache())
 
 
 def test_block_is_loaded_by_the_plugin_loader() -> None:
@@ -82,7 +83,7 @@ def test_plugin_loads_beside_other_plugins(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_compiling_loads_no_model(two_box_model: Path) -> None:
     engine_for(workflow())
-    assert len(v1.MODEL_CACHE) == 0 and v1.MODEL_CACHE.loads == 0
+    assert len(model_cache.MODELS) == 0 and model_cache.MODELS.loads == 0
 
 
 def test_workflow_returns_detections_with_masks(two_box_model: Path) -> None:
@@ -239,6 +240,6 @@ def test_sixteen_concurrent_first_calls_load_the_model_once(two_box_model: Path)
     for thread in threads:
         thread.join()
     assert not errors
-    assert v1.MODEL_CACHE.loads == 1
+    assert model_cache.MODELS.loads == 1
     for detections in results:
         np.testing.assert_array_equal(detections.xyxy, results[0].xyxy)

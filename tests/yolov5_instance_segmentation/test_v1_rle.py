@@ -101,8 +101,22 @@ def test_unknown_mask_format_from_inputs_is_rejected_naming_the_parameter(ring_m
 def test_run_checks_mask_format_itself() -> None:
     from workflows_yolov5_seg.errors import InvalidParameterError
 
-    with pytest.raises(InvalidParameterError, match="mask_format must be one of dense, rle"):
-        v1.check_mask_format("polygons")
+    block = v1.YOLOv5InstanceSegmentationBlockV1()
+    with pytest.raises(InvalidParameterError, match="mask_format must be one of dense, rle, got 'polygons'"):
+        block.run(
+            images=[],
+            model="never-loaded.onnx",
+            api_key=None,
+            confidence=0.4,
+            iou_threshold=0.3,
+            class_filter=None,
+            max_detections=300,
+            class_agnostic_nms=False,
+            mask_decode_mode="accurate",
+            tradeoff_factor=0.0,
+            backend="onnx",
+            mask_format="polygons",
+        )
 
 
 def test_literal_unknown_mask_format_fails_compilation() -> None:

@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from workflows_yolov5_seg.backends.base import Backend, BackendInfo
-from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError, MissingDependencyError
+from workflows_yolov5_seg.errors import (
+    BackendUnavailableError,
+    InvalidParameterError,
+    MissingDependencyError,
+    check_choice,
+)
 from workflows_yolov5_seg.model_package import ModelPackage
 
 logger = logging.getLogger(__name__)
@@ -63,7 +69,7 @@ def tensorrt_usable(device_id: int = 0) -> tuple[bool, str]:
     return gpu is not None, reason
 
 
-def _split_options(options: dict[str, object], allowed: frozenset[str], backend: str) -> dict[str, object]:
+def _split_options(options: dict[str, Any], allowed: frozenset[str], backend: str) -> dict[str, Any]:
     unknown = sorted(set(options) - ONNX_OPTIONS - TRT_OPTIONS)
     if unknown:
         raise InvalidParameterError(
@@ -88,25 +94,19 @@ def _device_kind(device: str | None) -> tuple[str | None, int]:
     return kind, int(index or 0)
 
 
-def _load_onnx(package: ModelPackage, device: str, options: dict[str, object]) -> Backend:
+def _load_onnx(package: ModelPackage, device: str, options: dict[str, Any]) -> Backend:
     from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
 
-    if package.weights_path is None:
-        raise BackendUnavailableError(
-            f"'{package.model_id}' ships only a TensorRT engine; the ONNX backend needs weights.onnx in the package."
-        )
-    return OnnxRuntimeBackend(package.weights_path, device=device, default_input_hw=package.input_hw, **options)
+    return OnnxRuntimeBackend(package, device=device, **options)
 
 
-def _load_trt(package: ModelPackage, device: str | None, options: dict[str, object]) -> Backend:
+def _load_trt(package: ModelPackage, device: str | None, options: dict[str, Any]) -> Backend:
     from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend
 
-    return load_tensorrt_backend(package, device=device, **options)  # type: ignore[arg-type]
+    return load_tensorrt_backend(package, device=device, **options)
 
 
-def create_backend(
-    package: ModelPackage, backend: str = "auto", device: str | None = None, **options: object
-) -> Backend:
+def create_backend(package: ModelPackage, backend: str = "auto", device: str | None = None, **options: Any) -> Backend:
     """Creates the backend for a model package.
 
     Args:
@@ -126,8 +126,7 @@ def create_backend(
             the CPU unless ``fallback_policy='warn'``).
         MissingDependencyError: the backend's package is not installed.
     """
-    if backend not in BACKENDS:
-        raise InvalidParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
+    check_choice("backend", backend, BACKENDS)
     kind, device_id = _device_kind(device)
     if backend == "trt":
         if kind in ("cpu", "tensorrt"):
@@ -165,7 +164,7 @@ def describe(info: BackendInfo) -> str:
     return f"{info.name} on {info.device} ({', '.join(details)})"
 
 
-def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict[str, object]) -> tuple[Backend, str]:
+def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict[str, Any]) -> tuple[Backend, str]:
     """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; the first that loads and runs wins.
 
     Returns:
@@ -197,7 +196,7 @@ def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict
 
         def ort_cuda() -> Backend:
             loaded = _load_onnx(package, cuda_device, {**onnx_options, "fallback_policy": "raise"})
-            loaded.warmup()  # type: ignore[attr-defined]
+            loaded.warmup()
             return loaded
 
         candidates.append(("ONNX Runtime CUDA", ort_cuda))

@@ -23,28 +23,18 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workflows_yolov5_seg.errors import CacheNotWritableError, InvalidParameterError
+from workflows_yolov5_seg import settings
+from workflows_yolov5_seg.errors import CacheNotWritableError, InvalidParameterError, check_choice
 from workflows_yolov5_seg.private_files import FILE_MODE, ensure_private_dir
 
 logger = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "WORKFLOWS_YOLOV5_SEG_CACHE_DIR"
 ENGINE_SUFFIX = ".engine"
 KEY_SUFFIX = ".json"
 LOCK_SUFFIX = ".lock"
 PRECISIONS = ("auto", "fp16", "fp32")
 # Serialization format of the key; bump it when the meaning of a key field changes.
 KEY_SCHEMA = 1
-
-
-def default_cache_dir() -> Path:
-    """The cache folder: ``$WORKFLOWS_YOLOV5_SEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/workflows_yolov5_seg``,
-    else ``~/.cache/workflows_yolov5_seg``."""
-    configured = os.environ.get(CACHE_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "workflows_yolov5_seg"
 
 
 def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -187,8 +177,7 @@ def resolve_precision(requested: str, compute_capability: tuple[int, int], fp16_
     Raises:
         InvalidParameterError: unknown precision, or ``fp16`` requested where it cannot be built.
     """
-    if requested not in PRECISIONS:
-        raise InvalidParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}.")
+    check_choice("precision", requested, PRECISIONS)
     fast = has_fast_fp16(compute_capability)
     if requested == "auto":
         return "fp16" if fast and fp16_supported else "fp32"
@@ -261,7 +250,7 @@ class EngineCache:
     """A folder of ``<stem>.engine`` files, each with a ``<stem>.json`` describing its key."""
 
     def __init__(self, directory: Path | str | None = None) -> None:
-        self.directory = Path(directory).expanduser() if directory is not None else default_cache_dir()
+        self.directory = Path(directory).expanduser() if directory is not None else settings.cache_root()
 
     def engine_path(self, key: EngineKey) -> Path:
         return self.directory / "trt" / f"{key.file_stem()}{ENGINE_SUFFIX}"
@@ -277,7 +266,7 @@ class EngineCache:
     def not_writable(self, folder: Path, error: OSError) -> CacheNotWritableError:
         return CacheNotWritableError(
             f"Cannot write the TensorRT engine cache folder '{folder}' ({error.strerror or error}). Make it "
-            f"writable, or set {CACHE_DIR_ENV} (or pass cache_dir) to a writable folder."
+            f"writable, or set {settings.CACHE_DIR.name} (or pass cache_dir) to a writable folder."
         )
 
     def store(self, key: EngineKey, engine: bytes) -> Path:

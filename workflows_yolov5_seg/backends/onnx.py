@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from workflows_yolov5_seg.backends.base import BackendInfo, check_io_signature
-from workflows_yolov5_seg.backends.engine_cache import default_cache_dir, ensure_private_dir
+from workflows_yolov5_seg import settings
+from workflows_yolov5_seg.backends.base import Backend, BackendInfo
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
     InvalidModelFileError,
     InvalidParameterError,
     MissingDependencyError,
+    check_choice,
 )
+from workflows_yolov5_seg.model_package import ModelPackage
+from workflows_yolov5_seg.private_files import ensure_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ def parse_ort_device(device: str) -> tuple[str, int]:
 
 def ort_tensorrt_cache_dir(cache_dir: Path | None = None) -> Path:
     """Where ONNX Runtime's TensorRT execution provider keeps its engines: ``<cache>/ort-trt`` (owner-only)."""
-    return ensure_private_dir(Path(cache_dir) if cache_dir is not None else default_cache_dir() / "ort-trt")
+    return ensure_private_dir(Path(cache_dir) if cache_dir is not None else settings.cache_root() / "ort-trt")
 
 
 def execution_providers(
@@ -113,8 +115,7 @@ def check_providers_in_use(
     """
     if wanted in in_use:
         return True
-    if policy not in FALLBACK_POLICIES:
-        raise InvalidParameterError(f"fallback_policy must be one of {', '.join(FALLBACK_POLICIES)}, got {policy!r}.")
+    check_choice("fallback_policy", policy, FALLBACK_POLICIES)
     if available is not None and wanted not in available:
         cause = (
             f"this onnxruntime build does not include {wanted} (it offers {', '.join(available)}): the CPU package "
@@ -153,23 +154,22 @@ def default_session_options(onnxruntime, intra_op_threads: int | None = None):  
     """Session options: full graph optimisation; thread count from the argument or the environment."""
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    threads = intra_op_threads or int(os.environ.get("WORKFLOWS_YOLOV5_SEG_ORT_THREADS", "0"))
+    threads = intra_op_threads or settings.ORT_THREADS.get()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     return options
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(Backend):
     """Runs a YOLOv5-seg ONNX export with ONNX Runtime on the CPU, CUDA or ONNX Runtime's TensorRT provider."""
 
     def __init__(
         self,
-        weights_path: Path,
+        package: ModelPackage,
         device: str = "cpu",
         fallback_policy: FallbackPolicy = "raise",
         max_dynamic_batch: int = DEFAULT_MAX_DYNAMIC_BATCH,
         intra_op_threads: int | None = None,
-        default_input_hw: tuple[int, int] | None = None,
         cache_dir: Path | None = None,
         trt_fp16: bool = True,
         preload_dlls: bool = True,
@@ -177,23 +177,25 @@ class OnnxRuntimeBackend:
         """Creates the session and checks it runs where it was asked to.
 
         Args:
-            weights_path: the ONNX file.
+            package: the model; its ONNX weights and their checked signature (input and output names, input size).
             device: ``cpu``, ``cuda[:N]`` or ``tensorrt[:N]``.
             fallback_policy: when a GPU provider was asked for but ONNX Runtime fell back to the CPU: ``raise``
                 (:class:`BackendUnavailableError`) or ``warn`` and run on the CPU.
             max_dynamic_batch: the largest batch sent at once to a dynamic-batch model.
-            intra_op_threads: CPU threads (default: ``WORKFLOWS_YOLOV5_SEG_ORT_THREADS`` or ONNX Runtime's choice).
-            default_input_hw: the input size when the ONNX's height and width are dynamic.
+            intra_op_threads: CPU threads (default: the ``ORT_THREADS`` setting, else ONNX Runtime's choice).
             cache_dir: engine cache folder of the TensorRT provider (``tensorrt`` devices).
             trt_fp16: let the TensorRT provider use fp16.
             preload_dlls: on GPU devices, let onnxruntime-gpu load CUDA / cuDNN from the nvidia-* pip packages.
         """
-        if fallback_policy not in FALLBACK_POLICIES:
-            raise InvalidParameterError(
-                f"fallback_policy must be one of {', '.join(FALLBACK_POLICIES)}, got {fallback_policy!r}."
-            )
+        check_choice("fallback_policy", fallback_policy, FALLBACK_POLICIES)
         if isinstance(max_dynamic_batch, bool) or not isinstance(max_dynamic_batch, int) or max_dynamic_batch < 1:
             raise InvalidParameterError(f"max_dynamic_batch must be an integer >= 1, got {max_dynamic_batch!r}.")
+        if package.weights_path is None or package.signature is None:
+            raise BackendUnavailableError(
+                f"'{package.model_id}' ships only a TensorRT engine; the ONNX backend needs weights.onnx in the "
+                "package."
+            )
+        weights_path, signature = package.weights_path, package.signature
         onnxruntime = import_onnxruntime()
         kind, device_id = parse_ort_device(device)
         if kind != "cpu" and preload_dlls:
@@ -215,32 +217,17 @@ class OnnxRuntimeBackend:
             ) from error
         in_use = list(self._session.get_providers())
         check_providers_in_use(provider_name(providers[0]), in_use, fallback_policy, available)
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        signature = check_io_signature(
-            source=str(weights_path),
-            input_shapes=[tuple(i.shape) for i in inputs],
-            output_names=[o.name for o in outputs],
-            output_shapes=[tuple(o.shape) for o in outputs],
-            default_input_hw=default_input_hw,
-        )
-        self._input_name = inputs[0].name
-        self._output_names = [outputs[signature.instances_index].name, outputs[signature.protos_index].name]
-        input_dtype = ONNX_DTYPES.get(inputs[0].type)
-        if input_dtype is None:
-            raise InvalidModelFileError(
-                f"'{weights_path}' takes input of type {inputs[0].type}; YOLOv5-seg takes float32 or float16 images."
-            )
+        self._input_name = signature.input_name
+        self._output_names = [signature.instances_name, signature.protos_name]
         batch = signature.batch_size
         on_gpu = bool(in_use) and in_use[0] in GPU_PROVIDERS
-        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self.info = BackendInfo(
             name="onnx",
             device=f"cuda:{device_id}" if on_gpu else "cpu",
             input_hw=signature.input_hw,
-            input_dtype=input_dtype,
+            input_dtype=ONNX_DTYPES[self._session.get_inputs()[0].type],
             min_batch_size=batch or 1,
             max_batch_size=batch or max_dynamic_batch,
-            num_classes=signature.num_classes,
             providers=tuple(in_use),
         )
 
@@ -248,23 +235,6 @@ class OnnxRuntimeBackend:
         batch = batch.astype(self.info.input_dtype, copy=False)
         instances, protos = self._session.run(self._output_names, {self._input_name: batch})
         return instances.astype(np.float32, copy=False), protos.astype(np.float32, copy=False)
-
-    def warmup(self) -> None:
-        """Runs one zero batch, so that a provider that loads but cannot run fails now rather than on the first
-        image.
-
-        Raises:
-            BackendUnavailableError: the run failed.
-        """
-        height, width = self.info.input_hw
-        zeros = np.zeros((self.info.min_batch_size, 3, height, width), dtype=self.info.input_dtype)
-        try:
-            self.infer(zeros)
-        except Exception as error:
-            raise BackendUnavailableError(
-                f"ONNX Runtime on {', '.join(self.info.providers)} could not run the model: "
-                f"{type(error).__name__}: {str(error)[:300]}"
-            ) from error
 
     def close(self) -> None:
         self._session = None

@@ -17,12 +17,10 @@ machine without a GPU.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import ctypes
 import logging
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -33,7 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from workflows_yolov5_seg.backends.base import BackendInfo, IOSignature, check_io_signature
+from workflows_yolov5_seg import settings
+from workflows_yolov5_seg.backends.base import Backend, BackendInfo
 from workflows_yolov5_seg.backends.engine_cache import (
     BatchProfile,
     EngineCache,
@@ -44,12 +43,14 @@ from workflows_yolov5_seg.backends.engine_cache import (
 )
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
+    ClassNamesMismatchError,
     InvalidModelFileError,
     InvalidParameterError,
     MissingDependencyError,
     NotYOLOv5SegModelError,
 )
 from workflows_yolov5_seg.model_package import ModelPackage
+from workflows_yolov5_seg.network import IOSignature, check_io_signature
 
 logger = logging.getLogger(__name__)
 
@@ -335,61 +336,6 @@ def make_progress_monitor(trt: Any, label: str) -> Any | None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# ONNX metadata without onnx / onnxruntime
-
-
-def _varint(data: bytes, offset: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if offset >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = data[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, offset
-        shift += 7
-
-
-def _fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
-    """Top-level protobuf fields ``(number, wire_type, value)``; nested messages are left as bytes."""
-    fields, offset = [], 0
-    while offset < len(data):
-        tag, offset = _varint(data, offset)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, offset = _varint(data, offset)
-            fields.append((number, wire, value))
-        elif wire == 2:
-            length, offset = _varint(data, offset)
-            if offset + length > len(data):
-                raise ValueError("truncated field")
-            fields.append((number, wire, data[offset : offset + length]))
-            offset += length
-        elif wire in (1, 5):
-            offset += 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-    return fields
-
-
-def read_onnx_metadata(path: Path) -> dict[str, str]:
-    """``ModelProto.metadata_props`` (e.g. Ultralytics' ``names`` and ``stride``) read straight from the protobuf, so
-    that the TensorRT backend gets class names without onnx or onnxruntime installed. ``{}`` if unreadable."""
-    try:
-        metadata = {}
-        for number, wire, value in _fields(Path(path).read_bytes()):
-            if number == 14 and wire == 2:  # repeated StringStringEntryProto metadata_props = 14
-                entry = {n: v for n, w, v in _fields(value) if w == 2}  # type: ignore[arg-type]
-                key, text = entry.get(1, b""), entry.get(2, b"")
-                metadata[bytes(key).decode("utf-8", "replace")] = bytes(text).decode("utf-8", "replace")
-        return metadata
-    except (OSError, ValueError) as error:
-        logger.debug("Could not read the metadata of '%s': %s", path, error)
-        return {}
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Building
 
 
@@ -416,12 +362,17 @@ class ParsedOnnx:
     signature: IOSignature
 
 
-def parse_onnx(trt: Any, onnx_path: Path, default_input_hw: tuple[int, int] | None = None) -> ParsedOnnx:
-    """Parses an ONNX with TensorRT's parser and checks it has YOLOv5-seg's signature.
+def parse_onnx(trt: Any, onnx_path: Path, signature: IOSignature) -> ParsedOnnx:
+    """Parses an ONNX with TensorRT's parser, to build an engine from.
+
+    Args:
+        trt: the tensorrt module.
+        onnx_path: the ONNX file.
+        signature: its YOLOv5-seg signature, checked by the model package layer.
 
     Raises:
         InvalidModelFileError: the parser refused the file.
-        NotYOLOv5SegModelError: the inputs and outputs are not those of YOLOv5-seg.
+        NotYOLOv5SegModelError: the input is not float32 / float16.
     """
     trt_logger = get_trt_logger(trt)
     builder = trt.Builder(trt_logger)
@@ -434,19 +385,11 @@ def parse_onnx(trt: Any, onnx_path: Path, default_input_hw: tuple[int, int] | No
             f"TensorRT could not parse '{onnx_path}': {'; '.join(errors)[:600]}. Give a YOLOv5-seg ONNX export "
             "(opset 12-17) and check that the file is complete."
         )
-    inputs = [network.get_input(i) for i in range(network.num_inputs)]
-    outputs = [network.get_output(i) for i in range(network.num_outputs)]
-    signature = check_io_signature(
-        source=str(onnx_path),
-        input_shapes=[_dims(t.shape) for t in inputs],
-        output_names=[t.name for t in outputs],
-        output_shapes=[_dims(t.shape) for t in outputs],
-        default_input_hw=default_input_hw,
-    )
-    input_dtype = _nptype(trt, inputs[0].dtype)
+    network_input = network.get_input(0)
+    input_dtype = _nptype(trt, network_input.dtype)
     if input_dtype not in SUPPORTED_IO_DTYPES:
         raise NotYOLOv5SegModelError(f"'{onnx_path}' takes {input_dtype} input; YOLOv5-seg takes float32 or float16.")
-    return ParsedOnnx(builder, network, parser, inputs[0].name, input_dtype, signature)
+    return ParsedOnnx(builder, network, parser, network_input.name, input_dtype, signature)
 
 
 def fp16_builder_flag_available(trt: Any) -> bool:
@@ -545,23 +488,24 @@ def engine_key_for(
 def get_or_build_engine(
     trt: Any,
     onnx_path: Path,
+    signature: IOSignature,
     gpu: GpuInfo,
     precision: str = "auto",
     batch: BatchProfile | None = None,
     cache: EngineCache | None = None,
-    default_input_hw: tuple[int, int] | None = None,
     workspace_bytes: int | None = None,
     rebuild: bool = False,
 ) -> tuple[EngineKey, bytes, bool]:
     """The serialized engine for an ONNX on a GPU, from the cache or built (then cached).
 
-    Concurrent callers (threads or processes) wait for one build through a file lock.
+    Concurrent callers (threads or processes) wait for one build through a file lock. ``signature`` is the ONNX's,
+    from its model package.
 
     Returns:
         ``(key, engine, from_cache)``.
     """
     cache = cache or EngineCache()
-    parsed = parse_onnx(trt, onnx_path, default_input_hw)
+    parsed = parse_onnx(trt, onnx_path, signature)
     key = engine_key_for(trt, parsed, onnx_path, gpu, precision, batch)
     with cache.build_lock(key):
         if not rebuild:
@@ -603,7 +547,7 @@ class _PinnedBuffer:
             cuda.free_host(self.host)
 
 
-class TensorRTBackend:
+class TensorRTBackend(Backend):
     """Runs a deserialized TensorRT engine; see the module docstring. Thread-safe (forwards are serialized)."""
 
     def __init__(
@@ -615,6 +559,7 @@ class TensorRTBackend:
         default_input_hw: tuple[int, int] | None = None,
         expected_batch: tuple[int, int, int] | None = None,
         precision: str | None = None,
+        num_classes: int | None = None,
         trt: Any | None = None,
         cuda: CudaRuntime | None = None,
     ) -> None:
@@ -628,12 +573,14 @@ class TensorRTBackend:
             default_input_hw: input size when the engine's height and width are dynamic.
             expected_batch: ``(min, opt, max)`` from a package's trt_config.json, checked against the engine.
             precision: the precision the engine was built with, if known, for reporting.
+            num_classes: the classes the model package names; an engine predicting another number is refused.
             trt: the tensorrt module (tests pass a stand-in).
             cuda: the CUDA runtime wrapper (tests pass a stand-in).
 
         Raises:
             CorruptedEngineError: TensorRT returned no engine.
             NotYOLOv5SegModelError: the engine's tensors are not YOLOv5-seg's.
+            ClassNamesMismatchError: the engine predicts another number of classes than ``num_classes``.
         """
         self._trt = trt or import_tensorrt()
         self._cuda = cuda or CudaRuntime()
@@ -654,7 +601,7 @@ class TensorRTBackend:
                 ""
                 if allow_host_code
                 else " If it is a lean-runtime / version-compatible engine from a source you "
-                "trust, pass allow_engine_host_code=True."
+                f"trust, pass allow_engine_host_code=True or set {settings.ALLOW_ENGINE_HOST_CODE.name}=1."
             )
             raise CorruptedEngineError(
                 f"TensorRT {self._trt.__version__} could not deserialize the engine '{source}': "
@@ -662,7 +609,7 @@ class TensorRTBackend:
                 f"version that built them; rebuild it from the ONNX.{host_hint}"
             )
         try:
-            self._setup(source, default_input_hw, expected_batch, precision)
+            self._setup(source, default_input_hw, expected_batch, precision, num_classes)
         except BaseException:
             self.close()
             raise
@@ -673,6 +620,7 @@ class TensorRTBackend:
         default_input_hw: tuple[int, int] | None,
         expected_batch: tuple[int, int, int] | None,
         precision: str | None,
+        num_classes: int | None,
     ) -> None:
         trt, engine = self._trt, self._engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -683,14 +631,19 @@ class TensorRTBackend:
             _, opt_shape, _ = (_dims(s) for s in engine.get_tensor_profile_shape(inputs[0], 0))
             default_input_hw = (opt_shape[2], opt_shape[3])
         signature = check_io_signature(
-            source=source,
-            input_shapes=input_shapes,
-            output_names=outputs,
-            output_shapes=[_dims(engine.get_tensor_shape(n)) for n in outputs],
+            source,
+            list(zip(inputs, input_shapes, strict=True)),
+            [(name, _dims(engine.get_tensor_shape(name))) for name in outputs],
             default_input_hw=default_input_hw,
         )
-        self._input_name = inputs[0]
-        self._output_names = (outputs[signature.instances_index], outputs[signature.protos_index])
+        if None not in (signature.num_classes, num_classes) and signature.num_classes != num_classes:
+            raise ClassNamesMismatchError(
+                f"'{source}' predicts {signature.num_classes} classes but the model package names {num_classes}; "
+                "make class_names.txt list the engine's classes in order, or rebuild the engine from the package's "
+                "ONNX."
+            )
+        self._input_name = signature.input_name
+        self._output_names = (signature.instances_name, signature.protos_name)
         self._input_dtype = _nptype(trt, engine.get_tensor_dtype(self._input_name))
         self._output_dtypes = {n: _nptype(trt, engine.get_tensor_dtype(n)) for n in self._output_names}
         for name, dtype in [(self._input_name, self._input_dtype), *self._output_dtypes.items()]:
@@ -739,11 +692,9 @@ class TensorRTBackend:
             input_dtype=self._input_dtype,
             min_batch_size=min_batch,
             max_batch_size=max_batch,
-            num_classes=signature.num_classes,
             providers=(f"TensorRT {self._trt.__version__}",),
             precision=precision,
         )
-        self.metadata: dict[str, str] = {}
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -822,7 +773,7 @@ def load_tensorrt_backend(
     precision: str = "auto",
     batch: BatchProfile | str | Sequence[int] | None = None,
     cache_dir: Path | str | None = None,
-    allow_engine_host_code: bool = False,
+    allow_engine_host_code: bool | None = None,
     use_package_engine: bool = True,
     workspace_bytes: int | None = None,
     rebuild_engine: bool = False,
@@ -840,9 +791,9 @@ def load_tensorrt_backend(
         device: ``cuda`` / ``cuda:N`` (default ``cuda:0``).
         precision: ``auto`` (fp16 where the GPU has fast fp16), ``fp16`` or ``fp32``.
         batch: batch profile for a dynamic-batch ONNX, e.g. ``"1,4,8"`` (default 1,4,8); a static ONNX keeps its batch.
-        cache_dir: engine cache folder (default ``$WORKFLOWS_YOLOV5_SEG_CACHE_DIR`` or
-            ``~/.cache/workflows_yolov5_seg``).
-        allow_engine_host_code: let a package engine that carries host code load (only for trusted packages).
+        cache_dir: engine cache folder (default: the cache root, :func:`workflows_yolov5_seg.settings.cache_root`).
+        allow_engine_host_code: let a package engine that carries host code load (only for trusted packages);
+            ``None``: the ``ALLOW_ENGINE_HOST_CODE`` setting.
         use_package_engine: use the package's ``engine.plan`` when there is one.
         workspace_bytes: cap on TensorRT's build scratch memory.
         rebuild_engine: ignore a cached engine and build again.
@@ -866,14 +817,15 @@ def load_tensorrt_backend(
                 package.engine_path.read_bytes(),
                 str(package.engine_path),
                 device_id=device_id,
-                allow_host_code=allow_engine_host_code,
-                default_input_hw=package.input_hw,
+                allow_host_code=(
+                    settings.ALLOW_ENGINE_HOST_CODE.get() if allow_engine_host_code is None else allow_engine_host_code
+                ),
+                default_input_hw=package.signature.input_hw if package.signature else package.input_hw,
                 expected_batch=package.trt_batch_sizes,
+                num_classes=len(package.class_names),
                 trt=trt,
                 cuda=cuda,
             )
-            if package.weights_path is not None:
-                backend.metadata = read_onnx_metadata(package.weights_path)
             logger.info(
                 "'%s' runs the package's TensorRT engine on %s (%s).", package.model_id, gpu.name, backend.info.device
             )
@@ -887,30 +839,32 @@ def load_tensorrt_backend(
                 package.model_id,
                 str(error)[:300],
             )
-    if package.weights_path is None:
+    if package.weights_path is None or package.signature is None:
         raise BackendUnavailableError(f"'{package.model_id}' has no ONNX weights to build a TensorRT engine from.")
+    weights, signature = package.weights_path, package.signature
     cache = EngineCache(cache_dir)
     cuda.set_device(device_id)
     key, engine, from_cache = get_or_build_engine(
-        trt, package.weights_path, gpu, precision, profile, cache, package.input_hw, workspace_bytes, rebuild_engine
+        trt, weights, signature, gpu, precision, profile, cache, workspace_bytes, rebuild_engine
     )
     source = str(cache.engine_path(key))
-    try:
-        backend = TensorRTBackend(
-            engine, source, device_id, False, package.input_hw, None, key.precision, trt=trt, cuda=cuda
+
+    def run(engine: bytes) -> TensorRTBackend:
+        return TensorRTBackend(
+            engine, source, device_id, False, signature.input_hw, None, key.precision, trt=trt, cuda=cuda
         )
+
+    try:
+        backend = run(engine)
     except CorruptedEngineError as error:
         if not from_cache:
             raise
         logger.warning("The cached TensorRT engine %s does not load (%s); deleting and rebuilding it.", source, error)
         cache.remove(key)
         key, engine, _ = get_or_build_engine(
-            trt, package.weights_path, gpu, precision, profile, cache, package.input_hw, workspace_bytes, True
+            trt, weights, signature, gpu, precision, profile, cache, workspace_bytes, True
         )
-        backend = TensorRTBackend(
-            engine, source, device_id, False, package.input_hw, None, key.precision, trt=trt, cuda=cuda
-        )
-    backend.metadata = read_onnx_metadata(package.weights_path)
+        backend = run(engine)
     logger.info(
         "'%s' runs on TensorRT %s, %s, %s, batch %d..%d, on %s (%s).",
         package.model_id,
@@ -925,83 +879,77 @@ def load_tensorrt_backend(
     return backend
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Pre-building engines from the command line
+@dataclass(frozen=True)
+class PrebuiltEngine:
+    """What :func:`prebuild_engine` built or found.
+
+    Attributes:
+        path: the cached engine file.
+        key: what the engine is valid for.
+        from_cache: it was already cached (nothing was built).
+        seconds: time spent.
+        gpu: the GPU it was built for.
+    """
+
+    path: Path
+    key: EngineKey
+    from_cache: bool
+    seconds: float
+    gpu: GpuInfo
 
 
-def build_engine_argument_parser(prog: str = "python -m workflows_yolov5_seg.build_engine") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Build and cache a TensorRT engine for a YOLOv5-seg model ahead of serving. Run it on the machine "
-        "(GPU model and TensorRT version) that will serve, with the same cache folder.",
-    )
-    parser.add_argument("--model", required=True, help="an .onnx file, a model package folder or a Roboflow model id")
-    parser.add_argument("--precision", choices=("auto", "fp16", "fp32"), default="auto", help="default: auto")
-    parser.add_argument(
-        "--batch",
-        default=None,
-        help="batch profile 'MIN,OPT,MAX' (e.g. 1,4,8) or 'N' for a static batch (default 1,4,8; a static-batch ONNX "
-        "keeps its batch)",
-    )
-    parser.add_argument("--device", default="cuda:0", help="CUDA device (default cuda:0)")
-    parser.add_argument(
-        "--cache-dir", default=None, help="engine cache folder (default $WORKFLOWS_YOLOV5_SEG_CACHE_DIR)"
-    )
-    parser.add_argument("--workspace-mib", type=int, default=None, help="cap on TensorRT's build scratch memory")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the engine is cached")
-    return parser
+def prebuild_engine(
+    model: str,
+    precision: str = "auto",
+    batch: str | None = None,
+    device: str = "cuda:0",
+    cache_dir: Path | str | None = None,
+    workspace_bytes: int | None = None,
+    force: bool = False,
+    trt: Any | None = None,
+    cuda: CudaRuntime | None = None,
+) -> PrebuiltEngine:
+    """Builds (or finds) the cached engine ``backend='trt'`` would build for ``model`` at first use.
 
-
-def build_engine_command(
-    argv: Sequence[str] | None = None, trt: Any | None = None, cuda: CudaRuntime | None = None
-) -> int:
-    """``build-engine``: builds (or finds) the cached engine for a model and prints its path.
+    Run it on the machine (GPU model and TensorRT version) that will serve, with the same cache folder.
 
     Args:
-        argv: command-line arguments without the program name (``sys.argv[1:]`` when ``None``).
+        model: an ``.onnx`` file, a package folder or a Roboflow model id.
+        precision: ``auto``, ``fp16`` or ``fp32``.
+        batch: ``'MIN,OPT,MAX'`` or ``'N'``; ``None`` for the default profile (a static-batch ONNX keeps its batch).
+        device: the CUDA device.
+        cache_dir: the engine cache folder (default: the cache root).
+        workspace_bytes: cap on TensorRT's build scratch memory.
+        force: rebuild even if cached.
         trt: the tensorrt module (tests).
         cuda: the CUDA runtime wrapper (tests).
 
-    Returns:
-        The exit status: 0 on success, 1 on a known error (printed to stderr), 2 on bad arguments (argparse).
+    Raises:
+        YOLOv5SegError: the model cannot be resolved, the GPU or TensorRT is unusable, the build failed.
     """
-    from workflows_yolov5_seg.errors import YOLOv5SegError
     from workflows_yolov5_seg.model_source import resolve_model
 
-    arguments = build_engine_argument_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        package = resolve_model(arguments.model)
-        if package.weights_path is None:
-            raise BackendUnavailableError(f"'{package.model_id}' has no ONNX weights to build an engine from.")
-        device_id = parse_cuda_device(arguments.device)
-        trt = trt or import_tensorrt()
-        cuda = cuda or CudaRuntime()
-        if cuda.device_count() <= device_id:
-            raise BackendUnavailableError(f"CUDA device {device_id} is not visible; check nvidia-smi.")
-        gpu = cuda.device_info(device_id)
-        cuda.set_device(device_id)
-        cache = EngineCache(arguments.cache_dir)
-        started = time.monotonic()
-        key, _, from_cache = get_or_build_engine(
-            trt,
-            package.weights_path,
-            gpu,
-            arguments.precision,
-            None if arguments.batch is None else BatchProfile.parse(arguments.batch),
-            cache,
-            package.input_hw,
-            None if arguments.workspace_mib is None else arguments.workspace_mib * 2**20,
-            arguments.force,
-        )
-    except YOLOv5SegError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    state = "already cached" if from_cache else f"built in {time.monotonic() - started:.1f} s"
-    print(
-        f"{cache.engine_path(key)}\n  {state}; {key.precision}, batch {key.batch}, "
-        f"{key.input_hw[1]}x{key.input_hw[0]}, {gpu.name} (sm_{key.compute_capability[0]}{key.compute_capability[1]}), "
-        f"TensorRT {key.trt_version}"
+    package = resolve_model(model)
+    if package.weights_path is None or package.signature is None:
+        raise BackendUnavailableError(f"'{package.model_id}' has no ONNX weights to build an engine from.")
+    device_id = parse_cuda_device(device)
+    trt = trt or import_tensorrt()
+    cuda = cuda or CudaRuntime()
+    if cuda.device_count() <= device_id:
+        raise BackendUnavailableError(f"CUDA device {device_id} is not visible; check nvidia-smi.")
+    gpu = cuda.device_info(device_id)
+    cuda.set_device(device_id)
+    cache = EngineCache(cache_dir)
+    started = time.monotonic()
+    key, _, from_cache = get_or_build_engine(
+        trt,
+        package.weights_path,
+        package.signature,
+        gpu,
+        precision,
+        None if batch is None else BatchProfile.parse(batch),
+        cache,
+        workspace_bytes,
+        force,
     )
-    return 0
+    return PrebuiltEngine(cache.engine_path(key), key, from_cache, time.monotonic() - started, gpu)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import List, Literal, Optional, Type, Union
 from uuid import uuid4
 
@@ -38,16 +36,21 @@ from roboflow_workflows.execution_engine.entities.types import (
     Selector,
 )
 from roboflow_workflows.prototypes.block import BlockResult, WorkflowBlock, WorkflowBlockManifest
+from supervision.detection.compact_mask import CompactMask
 
-from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg.backends import BACKENDS
 from workflows_yolov5_seg.detections import encode_coco_rle
-from workflows_yolov5_seg.errors import InvalidImageError, InvalidParameterError, ModelNotFoundError
-from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+from workflows_yolov5_seg.errors import check_choice
+from workflows_yolov5_seg.model import InferenceParameters
+from workflows_yolov5_seg.model_cache import get_model
+from workflows_yolov5_seg.served_errors import caller_errors_as_served_types
 
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
 PREDICTION_TYPE = "instance-segmentation"
 MASK_FORMATS = ("dense", "rle")
+MASK_FORMAT_HINT = "Use 'rle' for exact masks in serialised results, 'dense' for the polygons core blocks emit."
 MASK_STORAGES = ("dense", "compact")
+MASK_STORAGE_HINT = "Use 'compact' to keep masks of many detections on large images in little memory."
 
 LONG_DESCRIPTION = """
 Run a **YOLOv5 instance-segmentation** model (YOLOv5n/s/m/l/x-seg) that you trained yourself, and get
@@ -190,7 +193,8 @@ class BlockManifest(WorkflowBlockManifest):
         default="dense",
         description="How masks leave the workflow when it is serialised (e.g. over HTTP): dense (each mask as its "
         "largest polygon, the core instance-segmentation format) or rle (exact COCO run-length encoding per "
-        "detection, holes and separate parts included). Inside the workflow, detections always carry dense masks.",
+        "detection, holes and separate parts included). How masks are held inside the workflow is set by "
+        "mask_storage.",
         examples=["dense", "rle", "$inputs.mask_format"],
     )
     mask_storage: Union[Literal["dense", "compact"], Selector(kind=[STRING_KIND])] = Field(
@@ -223,86 +227,15 @@ class BlockManifest(WorkflowBlockManifest):
         return ">=1.3.0,<2.0.0"
 
 
-MODEL_CACHE: ModelCache[YOLOv5SegModel] = ModelCache()
+def encode_rle_masks(masks: np.ndarray | CompactMask | None) -> np.ndarray:
+    """COCO RLE (``{"size": [H, W], "counts": str}``, column-major as pycocotools) of each ``(H, W)`` mask.
 
-
-def get_model(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
-    """The process-wide model for ``(model, backend)``, loaded at first use."""
-    return MODEL_CACHE.get(
-        (model, backend), lambda: YOLOv5SegModel.from_pretrained(model, backend=backend, api_key=api_key)
-    )
-
-
-def encode_rle_masks(masks: np.ndarray | None) -> np.ndarray:
-    """COCO RLE (``{"size": [H, W], "counts": str}``, column-major as pycocotools) of each ``(H, W)`` mask."""
+    Returns:
+        ``(N,)`` object array of dicts, as core blocks store ``rle_mask`` in ``sv.Detections.data``.
+    """
     result = np.empty(0 if masks is None else len(masks), dtype=object)
     result[:] = [encode_coco_rle(mask) for mask in masks] if masks is not None else []
     return result
-
-
-def check_mask_format(mask_format: str) -> str:
-    if mask_format not in MASK_FORMATS:
-        raise InvalidParameterError(
-            f"mask_format must be one of {', '.join(MASK_FORMATS)}, got {mask_format!r}; use 'rle' for exact masks "
-            "in serialised results, 'dense' for the polygons core blocks emit."
-        )
-    return mask_format
-
-
-try:  # Inference's server maps these types to 404 / 400 step errors; the block works without them.
-    from inference.core.exceptions import InvalidModelIDError as _HostBadRequestError
-    from inference_models.errors import ModelNotFoundError as _HostModelNotFoundError
-except ImportError:  # pragma: no cover - both come with the Workflows engine
-    _HostModelNotFoundError = _HostBadRequestError = None
-
-
-class _ServedError:
-    """Mixin keeping our message as the text Inference's error handlers report."""
-
-    def __init__(self, message: str) -> None:
-        Exception.__init__(self, message)
-        self._help_url = None
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-if _HostModelNotFoundError is not None:
-
-    class ServedModelNotFoundError(_ServedError, ModelNotFoundError, _HostModelNotFoundError):
-        """:class:`ModelNotFoundError` that Inference's HTTP server reports as a 404 (not a 500) step error."""
-
-    class ServedInvalidImageError(_ServedError, InvalidImageError, _HostBadRequestError):
-        """:class:`InvalidImageError` that Inference's HTTP server reports as a 400 step error."""
-
-    class ServedInvalidParameterError(_ServedError, InvalidParameterError, _HostBadRequestError):
-        """:class:`InvalidParameterError` that Inference's HTTP server reports as a 400 step error."""
-
-else:  # pragma: no cover
-    ServedModelNotFoundError, ServedInvalidImageError, ServedInvalidParameterError = (
-        ModelNotFoundError,
-        InvalidImageError,
-        InvalidParameterError,
-    )
-
-SERVED_ERRORS = (
-    (ModelNotFoundError, ServedModelNotFoundError),
-    (InvalidImageError, ServedInvalidImageError),
-    (InvalidParameterError, ServedInvalidParameterError),
-)
-
-
-@contextmanager
-def client_errors_as_served_types() -> Iterator[None]:
-    """Re-raises the caller's mistakes (missing model, bad image, bad parameter) as the types the server maps to
-    4xx; the message and our error class stay the same."""
-    try:
-        yield
-    except (ModelNotFoundError, InvalidImageError, InvalidParameterError) as error:
-        for ours, served in SERVED_ERRORS:
-            if isinstance(error, ours) and not isinstance(error, served):
-                raise served(str(error)) from error
-        raise
 
 
 def attach_workflow_metadata(detections: sv.Detections, image: WorkflowImageData, inference_id: str) -> sv.Detections:
@@ -340,13 +273,10 @@ class YOLOv5InstanceSegmentationBlockV1(WorkflowBlock):
         mask_format: Literal["dense", "rle"] = "dense",
         mask_storage: Literal["dense", "compact"] = "dense",
     ) -> BlockResult:
-        with client_errors_as_served_types():
-            check_mask_format(mask_format)
-            if mask_storage not in MASK_STORAGES:
-                raise InvalidParameterError(
-                    f"mask_storage must be one of {', '.join(MASK_STORAGES)}, got {mask_storage!r}; use 'compact' to "
-                    "keep masks of many detections on large images in little memory."
-                )
+        with caller_errors_as_served_types():
+            check_choice("mask_format", mask_format, MASK_FORMATS, MASK_FORMAT_HINT)
+            check_choice("mask_storage", mask_storage, MASK_STORAGES, MASK_STORAGE_HINT)
+            check_choice("backend", backend, BACKENDS)
             parameters = InferenceParameters(
                 confidence=confidence,
                 iou_threshold=iou_threshold,

@@ -2,9 +2,9 @@
 
 Run::
 
-    python -m workflows_yolov5_seg.benchmark --out results.json            # full run (~15-25 min on 2 cores)
-    python -m workflows_yolov5_seg.benchmark --quick --out quick.json      # smoke run on hand-built graphs
-    python -m workflows_yolov5_seg.benchmark --cases 640-1280x720-30 --repeats 20
+    python -m benchmarks.benchmark --out results.json            # full run (~15-25 min on 2 cores)
+    python -m benchmarks.benchmark --quick --out quick.json      # smoke run on hand-built graphs
+    python -m benchmarks.benchmark --cases 640-1280x720-30 --repeats 20
 
 Per case (one model, one image or batch, one set of raw outputs) it measures, with the same inputs for everyone:
 
@@ -14,13 +14,14 @@ Per case (one model, one image or batch, one set of raw outputs) it measures, wi
   for ``m`` in accurate / tradeoff (``tradeoff_factor`` 0.5) / fast;
 - ``pipeline``: ``model.infer(images)`` (pre + forward + post, accurate);
 - ``block``: the block through the Workflows ``ExecutionEngine`` (one step, accurate);
-- ``legacy``: inference-core 1.8's legacy post-processing (:func:`workflows_yolov5_seg.peers.legacy_post_process`)
+- ``legacy``: inference-core 1.8's legacy post-processing (:func:`benchmarks.peers.legacy_post_process`)
   per decode mode, on the same raw outputs;
 - ``inference-models``: ``YOLOv5ForInstanceSegmentationOnnx`` 0.39: ``post_process`` alone on the same raw outputs
   (dense masks at full resolution), and end to end (its own pre-processing, forward and post-processing).
 
 Models. The forward passes are real YOLOv5n-seg networks: the bundled trained model at 320
-(``assets/shapes-yolov5n-seg-320*.onnx``) when present, else an *untrained* YOLOv5n-seg export (same architecture,
+(``workflows_yolov5_seg/assets/shapes-yolov5n-seg-320.onnx``,
+``models/shapes-yolov5n-seg-320-dynamic.onnx``) when present, else an *untrained* YOLOv5n-seg export (same architecture,
 random weights: same forward cost) made with ``--build-standins`` (needs a Python with ``yolov5``, ``torch`` and
 ``onnx``), else a hand-built constant graph (no real forward; marked ``constant-graph`` in the output).
 
@@ -71,7 +72,9 @@ from typing import Any
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+REPOSITORY = Path(__file__).resolve().parents[1]
+ASSETS = REPOSITORY / "workflows_yolov5_seg" / "assets"
+MODEL_VARIANTS = REPOSITORY / "models"
 TRAINED_320 = ASSETS / "shapes-yolov5n-seg-320.onnx"
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
 DEFAULT_STANDIN_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "workflows-yolov5-seg" / "bench"
@@ -339,7 +342,7 @@ def resolve_model_files(size: int, args: argparse.Namespace, workdir: Path, rng:
         return ModelFiles(static, dynamic if dynamic.is_file() else static, "given")
     if not args.quick:
         trained = ASSETS / f"shapes-yolov5n-seg-{size}.onnx"
-        trained_dynamic = ASSETS / f"shapes-yolov5n-seg-{size}-dynamic.onnx"
+        trained_dynamic = MODEL_VARIANTS / f"shapes-yolov5n-seg-{size}-dynamic.onnx"
         if trained.is_file() and trained_dynamic.is_file():
             return ModelFiles(trained, trained_dynamic, "trained")
         if standin_path(args.standin_dir, size, False).is_file():
@@ -507,7 +510,7 @@ def make_images(case: Case, seed: int) -> list[np.ndarray]:
     """Generated shapes scenes (drawn at <= 1280x720 and resized up: drawing at 12 MP takes minutes)."""
     import cv2
 
-    from workflows_yolov5_seg.synthetic_shapes import generate_scene
+    from tools.synthetic_shapes import generate_scene
 
     width, height = case.image_wh
     scale = min(1.0, 1280 / width, 720 / height)
@@ -680,7 +683,7 @@ def im_mask_bytes(out: list) -> int:
 
 
 def run_case(case: Case, ctx: Context, rng: np.random.Generator) -> None:
-    from workflows_yolov5_seg import peers
+    from benchmarks import peers
     from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
     files = ctx.models[case.network]
@@ -1060,7 +1063,7 @@ def machine_info() -> dict:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m workflows_yolov5_seg.benchmark",
+        prog="python -m benchmarks.benchmark",
         description="Benchmark the YOLOv5-seg pipeline against the raw forward pass and the peers, in one run.",
     )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -1124,7 +1127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         cases = [known[name] for name in wanted]
 
-    from workflows_yolov5_seg import peers
+    from benchmarks import peers
 
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory(prefix="yolov5seg-bench-") as tmp:
@@ -1155,7 +1158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = evaluate_targets(ctx.results, cases)
     report = {
         "machine": machine_info(),
-        "command": "python -m workflows_yolov5_seg.benchmark " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.benchmark " + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": {
             "repeats": args.repeats,
             "warmup": args.warmup,

@@ -1,17 +1,16 @@
-"""Process-wide cache of loaded models: each (model, backend, device) is loaded once and shared by all threads."""
+"""Process-wide cache of loaded models: each (model, backend) is loaded once and shared by every step and thread."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
+from workflows_yolov5_seg import settings
+from workflows_yolov5_seg.model import YOLOv5SegModel
 
-MAX_LOADED_MODELS_ENV = "WORKFLOWS_YOLOV5_SEG_MAX_LOADED_MODELS"
-DEFAULT_MAX_LOADED_MODELS = 8
+T = TypeVar("T")
 
 
 class ModelCache(Generic[T]):
@@ -23,7 +22,7 @@ class ModelCache(Generic[T]):
     """
 
     def __init__(self, max_models: int | None = None) -> None:
-        self.max_models = max_models or int(os.environ.get(MAX_LOADED_MODELS_ENV, DEFAULT_MAX_LOADED_MODELS))
+        self.max_models = max_models or settings.MAX_LOADED_MODELS.get()
         self._models: OrderedDict[Hashable, T] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
@@ -61,3 +60,11 @@ class ModelCache(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
+
+
+MODELS: ModelCache[YOLOv5SegModel] = ModelCache()
+
+
+def get_model(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
+    """The process-wide model for ``(model, backend)``, loaded at first use (see :data:`MODELS`)."""
+    return MODELS.get((model, backend), lambda: YOLOv5SegModel.from_pretrained(model, backend=backend, api_key=api_key))

@@ -1,6 +1,6 @@
 """Load test of the real Inference HTTP server with this plugin (issue 8).
 
-``python -m workflows_yolov5_seg.loadtest`` starts ``workflows-yolov5-seg serve`` on 127.0.0.1 (or targets a running
+``python -m benchmarks.loadtest`` starts ``workflows-yolov5-seg serve`` on 127.0.0.1 (or targets a running
 server with ``--url``, which must be a loopback address), then:
 
 1. sends each of a few distinct images once, serially: these answers are the reference, and the model is loaded;
@@ -18,7 +18,7 @@ server with ``--url``, which must be a loopback address), then:
 Exit status 0 when every check passed, 1 otherwise, 2 when the server could not be started.
 
 The model is ``--model`` (a YOLOv5-seg ``.onnx`` or package folder), by default the bundled trained model
-``assets/shapes-yolov5n-seg-320.onnx``. Images are synthetic shape scenes (:mod:`.synthetic_shapes`), sent as PNG
+``assets/shapes-yolov5n-seg-320.onnx``. Images are synthetic shape scenes (:mod:`tools.synthetic_shapes`), sent as PNG
 so the server decodes exactly the pixels of the serial pass.
 """
 
@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "workflows_yolov5_seg" / "assets"
 DEFAULT_MODEL = ASSETS / "shapes-yolov5n-seg-320.onnx"
 MAX_IMAGE_PIXELS_ENV = "WORKFLOWS_YOLOV5_SEG_MAX_IMAGE_PIXELS"
 DEFAULT_SERVER_PIXEL_LIMIT = 4_000_000  # set on a server started here, so an oversized request stays small
@@ -204,7 +204,7 @@ def encode_png(image: Any) -> str:
 
 def make_images(count: int, seed: int = 8) -> list[tuple[int, int, str]]:
     """``count`` distinct scenes as ``(width, height, base64 PNG)``."""
-    from workflows_yolov5_seg.synthetic_shapes import generate_scene
+    from tools.synthetic_shapes import generate_scene
 
     images = []
     for index in range(count):
@@ -560,7 +560,7 @@ def summary(report: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m workflows_yolov5_seg.loadtest",
+        prog="python -m benchmarks.loadtest",
         description="Load test of the Inference server with the workflows-yolov5-seg plugin, on 127.0.0.1.",
     )
     parser.add_argument("--url", help="a running server on 127.0.0.1 (default: start one here)")

@@ -6,7 +6,7 @@ import weakref
 
 import pytest
 
-from workflows_yolov5_seg.cache import ModelCache
+from workflows_yolov5_seg.model_cache import ModelCache
 
 
 class Loaded:

@@ -26,7 +26,7 @@ COCO ``category_id`` is ``class_id + 1`` (COCO convention: ids start at 1).
 
 Command line::
 
-    python -m workflows_yolov5_seg.synthetic_shapes --out DIR --seed 0 \\
+    python -m tools.synthetic_shapes --out DIR --seed 0 \\
         --train 800 --val 150 --test 150 --size 320
 
 Every image is generated from its own seed derived from ``(seed, split, index)``

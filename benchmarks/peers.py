@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from workflows_yolov5_seg.nms import NUM_MASK_COEFFICIENTS
+from workflows_yolov5_seg.network import NUM_MASK_COEFFICIENTS
 
 LEGACY_LETTERBOX = "Fit (grey edges) in"
 

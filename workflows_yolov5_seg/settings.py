@@ -1,0 +1,317 @@
+"""Every environment variable the package reads, declared once with its default and meaning.
+
+Values are read when used, not at import, so a process (or a test) may change them at any time. A value that does not
+parse raises :class:`~workflows_yolov5_seg.errors.InvalidSettingError` naming the variable; an empty value counts as
+unset. ``docs/settings.md`` lists them, generated from :data:`SETTINGS` by ``workflows-yolov5-seg generate``.
+
+Usage::
+
+    from workflows_yolov5_seg import settings
+
+    settings.MAX_LOADED_MODELS.get()      # 8 unless WORKFLOWS_YOLOV5_SEG_MAX_LOADED_MODELS is set
+    settings.cache_root() / "roboflow"    # the Roboflow download cache
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from workflows_yolov5_seg.errors import InvalidSettingError
+
+T = TypeVar("T")
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+CACHE_FOLDER_NAME = "workflows-yolov5-seg"
+PLUGIN_MODULE = "workflows_yolov5_seg"  # what WORKFLOWS_PLUGINS names
+
+
+def parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected an integer >= 1")
+    return value
+
+
+def parse_non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
+def parse_non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses NaN
+        raise ValueError("expected a number >= 0")
+    return value
+
+
+def parse_path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+def parse_path_list(text: str) -> tuple[Path, ...]:
+    return tuple(Path(part).expanduser().resolve() for part in text.split(os.pathsep) if part.strip())
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One environment variable.
+
+    Attributes:
+        name: the variable.
+        default: the value when it is unset or empty (``None``: see ``default_text``).
+        meaning: one sentence for the docs table.
+        parse: text -> value; raises ``ValueError`` on a bad value.
+        section: heading of the docs table this setting is listed under.
+        default_text: how the docs show the default, when ``default`` alone does not say it.
+    """
+
+    name: str
+    default: T
+    meaning: str
+    parse: Callable[[str], T]
+    section: str
+    default_text: str | None = None
+
+    def raw(self) -> str | None:
+        """The variable's text, or ``None`` when unset or blank."""
+        value = os.environ.get(self.name)
+        return value if value is not None and value.strip() else None
+
+    def get(self) -> T:
+        """The parsed value, or the default when unset.
+
+        Raises:
+            InvalidSettingError: the value does not parse.
+        """
+        raw = self.raw()
+        if raw is None:
+            return self.default
+        try:
+            return self.parse(raw.strip())
+        except ValueError as error:
+            detail = str(error) if str(error).startswith("expected") else f"not a valid value ({error})"
+            raise InvalidSettingError(
+                f"Environment variable {self.name}={raw!r} is {detail}. Fix it or unset it (default: "
+                f"{self.documented_default()}). It sets: {self.meaning}"
+            ) from None
+
+    def documented_default(self) -> str:
+        if self.default_text is not None:
+            return self.default_text
+        if isinstance(self.default, bool):
+            return "false" if not self.default else "true"
+        return str(self.default)
+
+
+FILES = "Caches and model files"
+LIMITS = "Limits"
+BACKENDS = "Backends"
+ROBOFLOW = "Roboflow model ids"
+SERVING = "Serving"
+
+CACHE_DIR = Setting(
+    "WORKFLOWS_YOLOV5_SEG_CACHE_DIR",
+    None,
+    "Root of every cache: Roboflow downloads (`roboflow/`), TensorRT engines (`trt/`), ONNX Runtime TensorRT "
+    "provider engines (`ort-trt/`), the server folder (`server/`). Created owner-only.",
+    parse_path,
+    FILES,
+    "`$MODEL_CACHE_DIR/workflows-yolov5-seg` when Inference's `MODEL_CACHE_DIR` is set, else "
+    "`$XDG_CACHE_HOME/workflows-yolov5-seg`, else `~/.cache/workflows-yolov5-seg`",
+)
+MODEL_ROOTS = Setting(
+    "WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS",
+    None,
+    f"Folders (separated by `{os.pathsep}`) that local model paths must resolve into, `..` and symbolic links "
+    "included; other paths are refused.",
+    parse_path_list,
+    FILES,
+    "unset: any path",
+)
+MAX_LOADED_MODELS = Setting(
+    "WORKFLOWS_YOLOV5_SEG_MAX_LOADED_MODELS",
+    8,
+    "Models kept loaded per process (least recently used dropped first).",
+    parse_positive_int,
+    LIMITS,
+)
+MAX_IMAGE_PIXELS = Setting(
+    "WORKFLOWS_YOLOV5_SEG_MAX_IMAGE_PIXELS",
+    100_000_000,
+    "Largest input image (width x height) accepted; larger ones are refused with `InvalidImageError`.",
+    parse_positive_int,
+    LIMITS,
+)
+MAX_MASK_BYTES = Setting(
+    "WORKFLOWS_YOLOV5_SEG_MAX_MASK_BYTES",
+    2 * 1024**3,
+    "Most memory one call may use for dense masks; above it the call is refused (use `mask_storage: compact`).",
+    parse_positive_int,
+    LIMITS,
+    "2147483648 (2 GiB)",
+)
+ORT_THREADS = Setting(
+    "WORKFLOWS_YOLOV5_SEG_ORT_THREADS",
+    0,
+    "ONNX Runtime intra-op threads per model (0: ONNX Runtime's choice, one per core).",
+    parse_non_negative_int,
+    BACKENDS,
+)
+ALLOW_ENGINE_HOST_CODE = Setting(
+    "WORKFLOWS_YOLOV5_SEG_ALLOW_ENGINE_HOST_CODE",
+    False,
+    "Let a model package's own TensorRT `engine.plan` that carries host code (lean / version-compatible engines) "
+    "load; only for packages you trust.",
+    parse_bool,
+    BACKENDS,
+)
+API_KEY = Setting(
+    "ROBOFLOW_API_KEY",
+    None,
+    "Roboflow API key for `project/version` model ids when the block's `api_key` is not set.",
+    str,
+    ROBOFLOW,
+    "unset",
+)
+API_URL = Setting(
+    "WORKFLOWS_YOLOV5_SEG_API_URL",
+    None,
+    "Roboflow API base URL.",
+    str,
+    ROBOFLOW,
+    "`ROBOFLOW_API_HOST`, else by `ROBOFLOW_REGION` (`us` / `eu`) and `ROBOFLOW_ENVIRONMENT` (`prod` / staging): "
+    "`https://api.roboflow.com` by default",
+)
+ROBOFLOW_API_HOST = Setting(
+    "ROBOFLOW_API_HOST", None, "inference-models' name for the API base URL.", str, ROBOFLOW, "unset"
+)
+ROBOFLOW_REGION = Setting("ROBOFLOW_REGION", "us", "API region when no URL is set: `us` or `eu`.", str, ROBOFLOW)
+ROBOFLOW_ENVIRONMENT = Setting(
+    "ROBOFLOW_ENVIRONMENT", "prod", "API environment when no URL is set: `prod` or staging.", str, ROBOFLOW
+)
+API_TIMEOUT = Setting(
+    "WORKFLOWS_YOLOV5_SEG_API_TIMEOUT",
+    30.0,
+    "Seconds before an API or download request times out.",
+    parse_non_negative_float,
+    ROBOFLOW,
+)
+API_MAX_TRIES = Setting(
+    "WORKFLOWS_YOLOV5_SEG_API_MAX_TRIES",
+    3,
+    "Tries per request (connection failures, 408/429/5xx).",
+    parse_positive_int,
+    ROBOFLOW,
+)
+RETRY_BACKOFF = Setting(
+    "WORKFLOWS_YOLOV5_SEG_RETRY_BACKOFF",
+    1.0,
+    "Seconds before the first retry; doubled for each further one.",
+    parse_non_negative_float,
+    ROBOFLOW,
+)
+LOCK_TIMEOUT = Setting(
+    "WORKFLOWS_YOLOV5_SEG_LOCK_TIMEOUT",
+    900.0,
+    "Seconds to wait for another process downloading the same model.",
+    parse_non_negative_float,
+    ROBOFLOW,
+)
+DISABLE_PROGRESS = Setting(
+    "WORKFLOWS_YOLOV5_SEG_DISABLE_PROGRESS", False, "Hide the download progress bar.", parse_bool, ROBOFLOW
+)
+OFFLINE_MODE = Setting(
+    "OFFLINE_MODE",
+    False,
+    "Never use the network (Inference's variable): only cached models load.",
+    parse_bool,
+    ROBOFLOW,
+)
+SERVER_DIR = Setting(
+    "WORKFLOWS_YOLOV5_SEG_SERVER_DIR",
+    None,
+    "Folder of the static landing-page mounts `workflows-yolov5-seg serve` creates for Inference's app.",
+    parse_path,
+    SERVING,
+    "`<cache root>/server`",
+)
+WORKFLOWS_PLUGINS = Setting(
+    "WORKFLOWS_PLUGINS",
+    None,
+    "Inference's plugin list (comma-separated modules); `serve` and `demo` append `workflows_yolov5_seg`.",
+    str,
+    SERVING,
+    "unset",
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    CACHE_DIR,
+    MODEL_ROOTS,
+    MAX_LOADED_MODELS,
+    MAX_IMAGE_PIXELS,
+    MAX_MASK_BYTES,
+    ORT_THREADS,
+    ALLOW_ENGINE_HOST_CODE,
+    API_KEY,
+    API_URL,
+    ROBOFLOW_API_HOST,
+    ROBOFLOW_REGION,
+    ROBOFLOW_ENVIRONMENT,
+    API_TIMEOUT,
+    API_MAX_TRIES,
+    RETRY_BACKOFF,
+    LOCK_TIMEOUT,
+    DISABLE_PROGRESS,
+    OFFLINE_MODE,
+    SERVER_DIR,
+    WORKFLOWS_PLUGINS,
+)
+
+
+def cache_root() -> Path:
+    """The root of every cache (see :data:`CACHE_DIR`)."""
+    explicit = CACHE_DIR.get()
+    if explicit is not None:
+        return explicit
+    inference_cache = os.environ.get("MODEL_CACHE_DIR")
+    if inference_cache:
+        return Path(inference_cache).expanduser() / CACHE_FOLDER_NAME
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / CACHE_FOLDER_NAME
+
+
+def server_dir() -> Path:
+    """Where ``serve`` keeps the landing-page folders (see :data:`SERVER_DIR`)."""
+    return SERVER_DIR.get() or cache_root() / "server"
+
+
+def with_plugin(plugins: str | None, plugin: str) -> str:
+    """A ``WORKFLOWS_PLUGINS`` value with ``plugin`` appended: others kept in order, empties and repeats dropped."""
+    names = list(dict.fromkeys(name.strip() for name in (plugins or "").split(",") if name.strip()))
+    if plugin not in names:
+        names.append(plugin)
+    return ",".join(names)
+
+
+def register_plugin(plugin: str = PLUGIN_MODULE) -> str:
+    """Adds ``plugin`` to ``WORKFLOWS_PLUGINS`` in this process and returns the new value.
+
+    Must run before Inference is imported: ``inference.core.env`` reads the variable on import.
+    """
+    os.environ[WORKFLOWS_PLUGINS.name] = with_plugin(WORKFLOWS_PLUGINS.raw(), plugin)
+    return os.environ[WORKFLOWS_PLUGINS.name]
