@@ -7,8 +7,6 @@ import numpy.typing as npt
 import supervision as sv
 from supervision.detection.compact_mask import CompactMask
 
-from workflows_yolov5_seg.errors import MissingDependencyError
-
 CLASS_NAME_KEY = "class_name"
 
 
@@ -42,17 +40,18 @@ def build_detections(
 
 
 def encode_coco_rle(mask: npt.NDArray[np.bool_]) -> dict:
-    """COCO compressed RLE of one ``(H, W)`` mask, JSON-ready: ``{"size": [H, W], "counts": str}``.
+    """COCO compressed RLE of one mask, JSON-ready, with supervision's encoder.
 
-    Column-major, as pycocotools (``pycocotools.mask.decode`` gives the mask back exactly, holes included).
+    The string is the one ``pycocotools.mask.encode`` gives (column-major runs, packed as pycocotools' ``rleToString``),
+    so ``pycocotools.mask.decode`` or ``sv.rle_to_mask`` give the mask back exactly, holes included.
+
+    Args:
+        mask: ``(H, W)`` mask, boolean (or 0/1), in any memory order.
+
+    Returns:
+        ``{"size": [H, W], "counts": str}``.
     """
-    try:
-        from pycocotools import mask as mask_utils
-    except ImportError as error:
-        raise MissingDependencyError("pycocotools", "test", "COCO RLE masks") from error
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    counts = rle["counts"]
-    return {
-        "size": [int(v) for v in rle["size"]],
-        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
-    }
+    height, width = mask.shape
+    # supervision refuses a mask without pixels; pycocotools encodes it as the single run [0], i.e. "0"
+    counts = sv.mask_to_rle(mask, compressed=True) if mask.size else "0"
+    return {"size": [int(height), int(width)], "counts": counts}
