@@ -545,3 +545,21 @@ def test_parity_with_inference_models(tmp_path: Path, name: str, image_hw: tuple
             128 - im_meta.pad_left - im_meta.pad_right,
         )
     assert math.isfinite(float(out.sum()))
+
+
+def test_missing_opencv_names_the_extra() -> None:
+    """supervision >= 0.30 no longer installs OpenCV: without any cv2 the import says which extra brings it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.modules['cv2'] = None\n"  # as if no OpenCV distribution were installed
+        "try:\n"
+        "    import workflows_yolov5_seg.model\n"
+        "except ImportError as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "MissingDependencyError" in result.stdout, result.stdout + result.stderr
+    assert "pip install 'workflows-yolov5-seg[opencv]'" in result.stdout

@@ -24,12 +24,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import InvalidImageError, InvalidParameterError, MissingDependencyError
+
+try:
+    import cv2
+except ImportError as error:  # supervision >= 0.30 no longer brings OpenCV; Inference and most environments do
+    raise MissingDependencyError("opencv-python-headless", "opencv", "Image pre-processing (OpenCV)") from error
 
 ResizeMode = Literal["letterbox", "stretch", "center-crop", "fit-longer-edge", "letterbox-reflect-edges"]
 ContrastType = Literal["Adaptive Equalization", "Contrast Stretching", "Histogram Equalization"]
