@@ -16,21 +16,23 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from workflows_yolov5_seg import __version__
 from workflows_yolov5_seg.server import DEFAULT_HOST, DEFAULT_PORT
 
-Subparsers = argparse._SubParsersAction
+
+class Command(NamedTuple):
+    """One subcommand: its name, one-line help, ``--help`` description, arguments and handler."""
+
+    name: str
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
-def add_serve_command(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "serve",
-        help="start Roboflow Inference's HTTP server with this plugin loaded",
-        description="Starts Roboflow Inference's HTTP server (the app of its CPU Docker image) under uvicorn, with "
-        "WORKFLOWS_PLUGINS=workflows_yolov5_seg appended to any plugins already set. Inference settings are read "
-        "from the environment as in the image.",
-    )
+def serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
@@ -42,7 +44,6 @@ def add_serve_command(subparsers: Subparsers) -> None:
         "else <cache root>/server)",
     )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    parser.set_defaults(handler=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -55,17 +56,10 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_demo_command(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="segment the bundled scene with the bundled model through the Workflows engine",
-        description="Runs a workflow (segmentation, mask and label visualisation) with the real Execution Engine and "
-        "writes annotated.jpg and result.json (workflows_yolov5_seg.demo).",
-    )
+def demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
     parser.add_argument("--image", type=Path, default=None, help="an image instead of the bundled scene")
     parser.add_argument("--model", default=None, help="a model instead of the bundled one")
-    parser.set_defaults(handler=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -77,14 +71,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_generate_command(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "generate",
-        help="write blocks/<block>.json, manifest.json and docs/settings.md from the code",
-        description="Writes the block descriptions (as POST /workflows/blocks/describe returns them) to blocks/, the "
-        "plugin manifest to manifest.json and the settings table to docs/settings.md, deterministically "
-        "(workflows_yolov5_seg.describe).",
-    )
+def generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output",
         type=Path,
@@ -92,7 +79,6 @@ def add_generate_command(subparsers: Subparsers) -> None:
         help="folder to write into (default: the project root holding pyproject.toml, else the current folder)",
     )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files are out of date")
-    parser.set_defaults(handler=run_generate)
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -115,14 +101,7 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_build_engine_command(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "build-engine",
-        help="build and cache a TensorRT engine for a model ahead of serving",
-        description="Builds the TensorRT engine backend='trt' would build at first use, and caches it "
-        "(workflows_yolov5_seg.backends.tensorrt.prebuild_engine). Run it on the machine (GPU model and TensorRT "
-        "version) that will serve, with the same cache folder.",
-    )
+def build_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="an .onnx file, a model package folder or a Roboflow model id")
     parser.add_argument("--precision", choices=("auto", "fp16", "fp32"), default="auto", help="default: auto")
     parser.add_argument(
@@ -135,7 +114,6 @@ def add_build_engine_command(subparsers: Subparsers) -> None:
     parser.add_argument("--cache-dir", default=None, help="engine cache folder (default: the cache root)")
     parser.add_argument("--workspace-mib", type=int, default=None, help="cap on TensorRT's build scratch memory")
     parser.add_argument("--force", action="store_true", help="rebuild even if the engine is cached")
-    parser.set_defaults(handler=run_build_engine)
 
 
 def run_build_engine(args: argparse.Namespace) -> int:
@@ -161,17 +139,9 @@ def run_build_engine(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_evaluate_command(subparsers: Subparsers) -> None:
+def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     from workflows_yolov5_seg.masks import MASK_DECODE_MODES
 
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="COCO box and mask mAP of a model on a dataset, through this package's pipeline",
-        description="Runs the pipeline on a COCO (annotations/instances_SPLIT.json + images/SPLIT/) or YOLO-seg "
-        "(images/SPLIT/, labels/SPLIT/) dataset and scores it with pycocotools (workflows_yolov5_seg.evaluate; "
-        "pip install 'workflows-yolov5-seg[evaluate]'). Defaults match Ultralytics segment/val.py: confidence "
-        "0.001, IoU 0.6, 300 detections, multi-label scoring.",
-    )
     parser.add_argument("--model", required=True, help=".onnx file, model package folder or Roboflow id")
     parser.add_argument("--data", required=True, type=Path, help="dataset root (COCO or YOLO-seg layout)")
     parser.add_argument("--split", default="test", help="default: test")
@@ -186,7 +156,6 @@ def add_evaluate_command(subparsers: Subparsers) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda[:N] (default: the best available)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON here")
-    parser.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -221,13 +190,53 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Subparsers], None]] = [
-    add_serve_command,
-    add_demo_command,
-    add_generate_command,
-    add_build_engine_command,
-    add_evaluate_command,
-]
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "serve",
+        "start Roboflow Inference's HTTP server with this plugin loaded",
+        "Starts Roboflow Inference's HTTP server (the app of its CPU Docker image) under uvicorn, with "
+        "WORKFLOWS_PLUGINS=workflows_yolov5_seg appended to any plugins already set. Inference settings are read "
+        "from the environment as in the image.",
+        serve_arguments,
+        run_serve,
+    ),
+    Command(
+        "demo",
+        "segment the bundled scene with the bundled model through the Workflows engine",
+        "Runs a workflow (segmentation, mask and label visualisation) with the real Execution Engine and "
+        "writes annotated.jpg and result.json (workflows_yolov5_seg.demo).",
+        demo_arguments,
+        run_demo,
+    ),
+    Command(
+        "generate",
+        "write blocks/<block>.json, manifest.json and docs/settings.md from the code",
+        "Writes the block descriptions (as POST /workflows/blocks/describe returns them) to blocks/, the "
+        "plugin manifest to manifest.json and the settings table to docs/settings.md, deterministically "
+        "(workflows_yolov5_seg.describe).",
+        generate_arguments,
+        run_generate,
+    ),
+    Command(
+        "build-engine",
+        "build and cache a TensorRT engine for a model ahead of serving",
+        "Builds the TensorRT engine backend='trt' would build at first use, and caches it "
+        "(workflows_yolov5_seg.backends.tensorrt.prebuild_engine). Run it on the machine (GPU model and TensorRT "
+        "version) that will serve, with the same cache folder.",
+        build_engine_arguments,
+        run_build_engine,
+    ),
+    Command(
+        "evaluate",
+        "COCO box and mask mAP of a model on a dataset, through this package's pipeline",
+        "Runs the pipeline on a COCO (annotations/instances_SPLIT.json + images/SPLIT/) or YOLO-seg "
+        "(images/SPLIT/, labels/SPLIT/) dataset and scores it with pycocotools (workflows_yolov5_seg.evaluate; "
+        "pip install 'workflows-yolov5-seg[evaluate]'). Defaults match Ultralytics segment/val.py: confidence "
+        "0.001, IoU 0.6, 300 detections, multi-label scoring.",
+        evaluate_arguments,
+        run_evaluate,
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add_command in COMMANDS:
-        add_command(subparsers)
+    for command in COMMANDS:
+        command_parser = subparsers.add_parser(command.name, help=command.help, description=command.description)
+        command.add_arguments(command_parser)
+        command_parser.set_defaults(handler=command.run)
     return parser
 
 
