@@ -67,6 +67,10 @@ class InvalidSettingError(YOLOv5SegError, ValueError):
     """An environment variable of :mod:`workflows_yolov5_seg.settings` holds a value that does not parse."""
 
 
+class CalibrationDataError(YOLOv5SegError, ValueError):
+    """The calibration images for ``quantize`` are missing or unreadable."""
+
+
 class InvalidModelOutputError(YOLOv5SegError):
     """The model returned tensors that cannot be decoded (wrong shape, NaN, inf)."""
 

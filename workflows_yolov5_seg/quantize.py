@@ -1,0 +1,542 @@
+"""Static int8 quantization of a YOLOv5-seg ONNX for ONNX Runtime on the CPU (``workflows-yolov5-seg quantize``).
+
+From a float32 model (a bare ``.onnx`` or a model folder) and a folder of calibration images, writes a model that
+every model source loads unchanged: ONNX Runtime's QDQ format (``QuantizeLinear`` / ``DequantizeLinear`` pairs
+around int8 operators), weights per output channel, activations calibrated on the images **pre-processed exactly as
+at inference** (the model package's own :func:`~workflows_yolov5_seg.preprocessing.preprocess_images`). The graph's
+input and output stay float32, so the pipeline, the block and every backend treat the result like any other export.
+
+Parts of the network can stay in float (see :func:`graph_parts` and ``docs/quantization.md`` for the measurements
+behind the default :data:`DEFAULT_KEEP_FLOAT`):
+
+- ``decode``: the Detect head's decoding of ``output0`` (reshape, sigmoid, grid / anchor arithmetic, concat). Its
+  last tensor holds pixel coordinates (0..640) next to probabilities (0..1) and mask coefficients: one int8 scale
+  for all of them rounds every score to a few levels;
+- ``detect``: the Detect head's 1x1 convolutions (their outputs are the raw box, score and coefficient logits);
+- ``proto``: the prototype branch that makes ``output1``.
+
+Usage::
+
+    from workflows_yolov5_seg.quantize import quantize_model
+
+    result = quantize_model("yolov5s-seg.onnx", "calibration-images/", "yolov5s-seg-int8.onnx")
+    result.output  # Path of the int8 .onnx (or package folder, for a folder input)
+
+Needs the ``onnx`` package at quantize time only (``pip install 'workflows-yolov5-seg[quantize]'``); the quantized
+model runs with ``onnxruntime`` alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workflows_yolov5_seg.errors import (
+    CalibrationDataError,
+    InvalidModelFileError,
+    InvalidParameterError,
+    MissingDependencyError,
+    ModelLoadError,
+    check_choice,
+)
+from workflows_yolov5_seg.model_package import ModelPackage, load_model_package
+from workflows_yolov5_seg.package_layout import TRT_CONFIG_FILE, TRT_ENGINE_FILE
+from workflows_yolov5_seg.preprocessing import preprocess_images
+
+logger = logging.getLogger(__name__)
+
+FLOAT_PARTS = ("decode", "detect", "proto")
+# Chosen from the measurements in docs/quantization.md (mask mAP50-95 and forward time per variant).
+DEFAULT_KEEP_FLOAT: tuple[str, ...] = ("decode",)
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+DEFAULT_CALIBRATION_METHOD = "minmax"
+DEFAULT_MAX_CALIBRATION_IMAGES = 200
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+METADATA_KEY = "quantization"  # ONNX metadata_props entry describing how the model was quantized
+EXTRA = "quantize"  # the pip extra that brings onnx
+
+
+@dataclass(frozen=True)
+class QuantizationOptions:
+    """How to quantize.
+
+    Attributes:
+        keep_float: parts of the network left in float, from :data:`FLOAT_PARTS`.
+        calibration_method: ``minmax`` (the range seen), ``percentile`` (99.999th percentile of the absolute values)
+            or ``entropy`` (KL divergence).
+        max_images: at most this many calibration images (the first ones in file-name order).
+        per_channel: one weight scale per output channel (else one per tensor).
+        reduce_range: 7-bit weights, against int16 saturation of the u8 x s8 products on CPUs without VNNI.
+        symmetric_activations: int8 activations with zero point 0 (else uint8 with a fitted zero point).
+        exclude_nodes: further node names to keep in float (after ``quant_pre_process``'s renaming, if any).
+    """
+
+    keep_float: tuple[str, ...] = DEFAULT_KEEP_FLOAT
+    calibration_method: str = DEFAULT_CALIBRATION_METHOD
+    max_images: int = DEFAULT_MAX_CALIBRATION_IMAGES
+    per_channel: bool = True
+    reduce_range: bool = False
+    symmetric_activations: bool = False
+    exclude_nodes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep_float", tuple(dict.fromkeys(self.keep_float)))
+        for part in self.keep_float:
+            check_choice(
+                "keep_float part",
+                part,
+                FLOAT_PARTS,
+                "decode: output0's decoding; detect: the head's convolutions; proto: the prototype branch.",
+            )
+        check_choice("calibration_method", self.calibration_method, CALIBRATION_METHODS)
+        if isinstance(self.max_images, bool) or not isinstance(self.max_images, int) or self.max_images < 1:
+            raise InvalidParameterError(f"max_images must be an integer >= 1, got {self.max_images!r}.")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "keep_float": list(self.keep_float),
+            "calibration_method": self.calibration_method,
+            "max_images": self.max_images,
+            "per_channel": self.per_channel,
+            "reduce_range": self.reduce_range,
+            "symmetric_activations": self.symmetric_activations,
+            "exclude_nodes": list(self.exclude_nodes),
+        }
+
+
+@dataclass(frozen=True)
+class QuantizationResult:
+    """What :func:`quantize_model` wrote.
+
+    Attributes:
+        output: the int8 ``.onnx`` (bare input) or package folder (folder input).
+        weights_path: the int8 ONNX file itself.
+        calibration_images: how many images calibrated the activations.
+        float_nodes: names of the nodes kept in float (by part, then ``exclude_nodes``).
+        quantized_operators: count per operator type of the nodes that run in int8.
+        seconds: wall time of the whole call.
+        source_bytes: size of the float ONNX; ``output_bytes``: of the int8 one.
+    """
+
+    output: Path
+    weights_path: Path
+    calibration_images: int
+    float_nodes: dict[str, list[str]]
+    quantized_operators: dict[str, int]
+    seconds: float
+    source_bytes: int
+    output_bytes: int
+    options: QuantizationOptions = field(default_factory=QuantizationOptions)
+
+
+def import_quantization():  # noqa: ANN201 - (onnx, onnxruntime.quantization)
+    """Imports ``onnx`` and ONNX Runtime's quantization tools, or raises an error naming the extra to install."""
+    try:
+        import onnx
+    except ImportError as error:
+        raise MissingDependencyError("onnx", EXTRA, "Quantizing a model") from error
+    try:
+        from onnxruntime import quantization
+    except ImportError as error:
+        raise MissingDependencyError("onnxruntime", "onnx-cpu", "Quantizing a model") from error
+    return onnx, quantization
+
+
+# ------------------------------------------------------------------------------------------------- graph parts
+
+
+def graph_parts(model: Any, instances_name: str, protos_name: str) -> dict[str, list[str]]:  # noqa: ANN401
+    """The nodes of a YOLOv5-seg graph by part, found from the graph's structure (not from node names).
+
+    - ``decode``: the nodes between the Detect head's convolutions and ``output0`` (walking back from ``output0``
+      and stopping at convolutions): reshape, transpose, split, sigmoid, grid and anchor arithmetic, concat;
+    - ``detect``: the convolutions where that walk stops (one per detection scale);
+    - ``proto``: the nodes whose results flow into ``output1`` only (the prototype branch);
+    - ``backbone``: every other node. ``Constant`` nodes are left out.
+
+    Args:
+        model: an ``onnx.ModelProto``.
+        instances_name: the name of ``output0`` (``(B, N, 5 + nc + 32)``).
+        protos_name: the name of ``output1`` (``(B, 32, H / 4, W / 4)``).
+
+    Returns:
+        ``{"backbone": [...], "detect": [...], "decode": [...], "proto": [...]}``, node names in graph order.
+    """
+    nodes = [node for node in model.graph.node if node.op_type != "Constant"]
+    producer = {name: index for index, node in enumerate(nodes) for name in node.output}
+    consumers: dict[str, list[int]] = {}
+    for index, node in enumerate(nodes):
+        for name in node.input:
+            consumers.setdefault(name, []).append(index)
+
+    decode: set[int] = set()
+    detect: set[int] = set()
+    pending = [producer[instances_name]] if instances_name in producer else []
+    while pending:
+        index = pending.pop()
+        if index in decode or index in detect:
+            continue
+        if nodes[index].op_type == "Conv":
+            detect.add(index)
+            continue
+        decode.add(index)
+        pending.extend(producer[name] for name in nodes[index].input if name in producer)
+
+    # forward reachability of output1 and output0, in reverse topological order (ONNX lists nodes topologically)
+    reaches: list[set[str]] = [set() for _ in nodes]
+    for index in reversed(range(len(nodes))):
+        node = nodes[index]
+        found = {name for name in node.output if name in (instances_name, protos_name)}
+        for name in node.output:
+            for successor in consumers.get(name, []):
+                found |= reaches[successor]
+        reaches[index] = found
+
+    parts: dict[str, list[str]] = {"backbone": [], "detect": [], "decode": [], "proto": []}
+    for index, node in enumerate(nodes):
+        if index in decode:
+            parts["decode"].append(node.name)
+        elif index in detect:
+            parts["detect"].append(node.name)
+        elif reaches[index] == {protos_name}:
+            parts["proto"].append(node.name)
+        else:
+            parts["backbone"].append(node.name)
+    return parts
+
+
+# ------------------------------------------------------------------------------------------------- calibration
+
+
+def find_calibration_images(folder: Path, limit: int) -> list[Path]:
+    """The first ``limit`` images of ``folder`` (recursively, in path order).
+
+    Raises:
+        CalibrationDataError: the folder does not exist or holds no image files.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise CalibrationDataError(
+            f"Calibration folder '{folder}' does not exist or is not a folder; give a folder of images like those "
+            "the model will see (e.g. its training images; 100-300 are plenty)."
+        )
+    images = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+    if not images:
+        raise CalibrationDataError(
+            f"Calibration folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}); add images like those the "
+            "model will see (e.g. its training images; 100-300 are plenty)."
+        )
+    return images[:limit]
+
+
+def calibration_batches(package: ModelPackage, images: Sequence[Path]) -> Iterator[np.ndarray]:
+    """Each image pre-processed as the pipeline does for this model: ``(1, 3, H, W)`` float32 batches.
+
+    Unreadable files are skipped with a warning.
+    """
+    import cv2
+
+    assert package.signature is not None
+    for path in images:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            logger.warning("Skipping calibration file '%s': OpenCV cannot read it as an image.", path)
+            continue
+        batch, _ = preprocess_images([image], package.preprocessing, package.signature.input_hw, dtype=np.float32)
+        yield batch
+
+
+def _data_reader(quantization: Any, input_name: str, batches: Iterator[np.ndarray]) -> Any:  # noqa: ANN401
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.count = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            self.count += 1
+            return {input_name: batch}
+
+    return Reader()
+
+
+# ---------------------------------------------------------------------------------------------------- quantize
+
+
+def _check_has_onnx(package: ModelPackage) -> None:
+    if package.weights_path is None or package.signature is None:
+        raise InvalidModelFileError(
+            f"'{package.model_id}' has no ONNX weights (only a TensorRT engine); quantization needs the float32 "
+            "ONNX export."
+        )
+
+
+def default_output(model: str) -> Path:
+    """``NAME-int8.onnx`` beside a bare ``.onnx``; ``NAME-int8/`` beside a folder."""
+    path = Path(model).expanduser()
+    if path.suffix.lower() == ".onnx":
+        return path.with_name(f"{path.stem}-int8.onnx")
+    return path.with_name(f"{path.name.rstrip('/')}-int8")
+
+
+def quantize_model(
+    model: str | os.PathLike[str],
+    calibration: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    options: QuantizationOptions | None = None,
+    overwrite: bool = False,
+) -> QuantizationResult:
+    """Writes a statically quantized (int8, QDQ) copy of a YOLOv5-seg model.
+
+    Args:
+        model: a float32 ``.onnx``, a model folder (inference-models package or legacy), or a Roboflow id (its
+            cached package).
+        calibration: folder of calibration images (any sizes; pre-processed as at inference). Use images of the
+            kind the model will see and not the images you evaluate on.
+        output: where to write: an ``.onnx`` path for a bare ``.onnx`` input (class names and stride kept in its
+            metadata), a folder for a folder input (every file copied, ``weights`` replaced, a TensorRT
+            ``engine.plan`` built from the float weights left out). Default: ``NAME-int8.onnx`` / ``NAME-int8/``
+            beside the input (required for a Roboflow id).
+        options: what to keep in float, calibration method, image count (see :class:`QuantizationOptions`).
+        overwrite: replace an existing output.
+
+    Returns:
+        What was written, with the calibration count and the nodes kept in float.
+
+    Raises:
+        MissingDependencyError: ``onnx`` is not installed (the ``quantize`` extra).
+        CalibrationDataError: no usable calibration images.
+        InvalidModelFileError: the model has no float32 ONNX weights (fp16 exports and engine-only packages).
+        InvalidParameterError: the output exists (and not ``overwrite``) or has the wrong form.
+    """
+    from workflows_yolov5_seg.model_source import model_source_kind, resolve_model
+
+    started = time.perf_counter()
+    options = options or QuantizationOptions()
+    onnx, quantization = import_quantization()
+    source = str(model)
+    kind = model_source_kind(source)
+    package = resolve_model(source)
+    _check_has_onnx(package)
+    assert package.weights_path is not None and package.signature is not None
+    _check_float32(onnx, package.weights_path)
+    if output is None:
+        if kind == "roboflow":
+            raise InvalidParameterError(f"Give an output folder to quantize the Roboflow model '{source}' into.")
+        output = default_output(source)
+    output = Path(output).expanduser()
+    bare = kind == "onnx"
+    if bare and output.suffix.lower() != ".onnx":
+        raise InvalidParameterError(f"The output for a bare .onnx input must be an .onnx path, got '{output}'.")
+    if not bare and output.suffix.lower() == ".onnx":
+        raise InvalidParameterError(
+            f"'{source}' is a model folder: the output must be a folder (its files are copied), got '{output}'."
+        )
+    if output.exists() and not overwrite:
+        raise InvalidParameterError(f"'{output}' already exists; remove it, choose another output or overwrite it.")
+    images = find_calibration_images(Path(calibration), options.max_images)
+
+    with tempfile.TemporaryDirectory(prefix="yolov5seg-quantize-") as tmp:
+        work = Path(tmp)
+        prepared = work / "prepared.onnx"
+        try:
+            quantization.shape_inference.quant_pre_process(str(package.weights_path), str(prepared))
+        except Exception as error:  # noqa: BLE001 - an optional optimisation; quantization works without it
+            logger.warning("quant_pre_process failed (%s); quantizing the model as it is.", error)
+            shutil.copy(package.weights_path, prepared)
+        prepared_model = onnx.load(str(prepared))
+        signature = package.signature
+        parts = graph_parts(prepared_model, signature.instances_name, signature.protos_name)
+        float_nodes = {part: parts[part] for part in options.keep_float}
+        if options.exclude_nodes:
+            float_nodes["exclude_nodes"] = list(options.exclude_nodes)
+        excluded = [name for names in float_nodes.values() for name in names]
+        batches = calibration_batches(package, images)
+        first = next(batches, None)
+        if first is None:
+            raise CalibrationDataError(
+                f"None of the {len(images)} files in '{calibration}' could be read as an image; give a folder of "
+                "images (JPEG, PNG, ...)."
+            )
+        reader = _data_reader(quantization, signature.input_name, itertools.chain([first], batches))
+        quantized = work / "quantized.onnx"
+        method = {
+            "minmax": quantization.CalibrationMethod.MinMax,
+            "percentile": quantization.CalibrationMethod.Percentile,
+            "entropy": quantization.CalibrationMethod.Entropy,
+        }[options.calibration_method]
+        quantization.quantize_static(
+            str(prepared),
+            str(quantized),
+            reader,
+            quant_format=quantization.QuantFormat.QDQ,
+            per_channel=options.per_channel,
+            reduce_range=options.reduce_range,
+            activation_type=quantization.QuantType.QInt8
+            if options.symmetric_activations
+            else quantization.QuantType.QUInt8,
+            weight_type=quantization.QuantType.QInt8,
+            nodes_to_exclude=excluded,
+            calibrate_method=method,
+            extra_options={"ActivationSymmetric": options.symmetric_activations},
+        )
+        result_model = onnx.load(str(quantized))
+        _copy_metadata(onnx, onnx.load(str(package.weights_path), load_external_data=False), result_model, package)
+        description = {
+            "format": "QDQ",
+            "weights": "int8 per channel" if options.per_channel else "int8 per tensor",
+            "activations": "int8 symmetric" if options.symmetric_activations else "uint8",
+            "calibration_images": reader.count,
+            "calibration_method": options.calibration_method,
+            "float_parts": list(options.keep_float),
+            "onnxruntime": _version("onnxruntime"),
+        }
+        _set_metadata(result_model, METADATA_KEY, json.dumps(description, sort_keys=True))
+        onnx.save(result_model, str(quantized))
+        _check_runs(quantized, package)
+        weights_path = _write_output(quantized, package, output, bare, overwrite)
+    load_model_package(output)  # the result loads like the original (signature, class names)
+    return QuantizationResult(
+        output=output,
+        weights_path=weights_path,
+        calibration_images=reader.count,
+        float_nodes=float_nodes,
+        quantized_operators=quantized_operator_counts(result_model),
+        seconds=time.perf_counter() - started,
+        source_bytes=package.weights_path.stat().st_size,
+        output_bytes=weights_path.stat().st_size,
+        options=options,
+    )
+
+
+def quantized_operator_counts(model: Any) -> dict[str, int]:  # noqa: ANN401
+    """Per operator type, the nodes of a QDQ graph that run in int8: fed by ``DequantizeLinear`` and feeding only
+    ``QuantizeLinear`` (the pattern ONNX Runtime fuses into an int8 kernel)."""
+    dequantized = {out for node in model.graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    consumers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") or not any(n in dequantized for n in node.input):
+            continue
+        if all(consumers.get(out) and set(consumers[out]) == {"QuantizeLinear"} for out in node.output):
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _check_float32(onnx: Any, weights: Path) -> None:  # noqa: ANN401
+    """Refuses an fp16 export (float16 input or weights) and an already quantized model."""
+    model = onnx.load(str(weights), load_external_data=False)
+    initializers = {init.name: init.data_type for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializers]
+    float16 = onnx.TensorProto.FLOAT16
+    if inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT or float16 in initializers.values():
+        raise InvalidModelFileError(
+            f"'{weights}' is not a float32 model (it has float16 inputs or weights: an fp16 export); quantize the "
+            "float32 export instead."
+        )
+    if any(
+        node.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger")
+        for node in model.graph.node
+    ):
+        raise InvalidModelFileError(f"'{weights}' is already quantized; quantize the float32 export instead.")
+
+
+def _set_metadata(model: Any, key: str, value: str) -> None:  # noqa: ANN401
+    for prop in model.metadata_props:
+        if prop.key == key:
+            prop.value = value
+            return
+    prop = model.metadata_props.add()
+    prop.key, prop.value = key, value
+
+
+def _copy_metadata(onnx: Any, original: Any, quantized: Any, package: ModelPackage) -> None:  # noqa: ANN401
+    """Keeps the original's ``metadata_props`` (Ultralytics' ``names``, ``stride``, ...) and adds ``names`` from the
+    package's class names when the original had none (names read from a ``class_names.txt`` beside it)."""
+    for prop in original.metadata_props:
+        _set_metadata(quantized, prop.key, prop.value)
+    if not any(prop.key == "names" for prop in original.metadata_props):
+        _set_metadata(quantized, "names", str(dict(enumerate(package.class_names))))
+    quantized.producer_name = original.producer_name or quantized.producer_name
+    quantized.doc_string = original.doc_string
+
+
+def _check_runs(weights: Path, package: ModelPackage) -> None:
+    """One forward pass of the int8 model on a grey image: its outputs must be finite."""
+    from workflows_yolov5_seg.backends.onnx import import_onnxruntime
+
+    onnxruntime = import_onnxruntime()
+    assert package.signature is not None
+    try:
+        session = onnxruntime.InferenceSession(str(weights), providers=["CPUExecutionProvider"])
+        height, width = package.signature.input_hw
+        outputs = session.run(None, {package.signature.input_name: np.full((1, 3, height, width), 0.5, np.float32)})
+    except Exception as error:
+        raise ModelLoadError(
+            f"The int8 model made from '{package.model_id}' does not run in ONNX Runtime ({type(error).__name__}: "
+            f"{str(error)[:300]}); keep more of the network in float (keep_float) or report the model."
+        ) from error
+    if not all(np.isfinite(out).all() for out in outputs):
+        raise ModelLoadError(
+            f"The int8 model made from '{package.model_id}' returns NaN or inf; keep more of the network in float."
+        )
+
+
+def _write_output(quantized: Path, package: ModelPackage, output: Path, bare: bool, overwrite: bool) -> Path:
+    """Puts the int8 ONNX (and for a folder, the other files of the folder) at ``output``, atomically."""
+    assert package.weights_path is not None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        if bare:
+            target = staging / output.name
+            shutil.copyfile(quantized, target)
+            weights_name = output.name
+        else:
+            source_folder = package.weights_path.parent
+            target = staging / "package"
+            target.mkdir()
+            for entry in sorted(source_folder.iterdir()):
+                if not entry.is_file() or entry.name.startswith("."):
+                    continue
+                if entry.name in (TRT_ENGINE_FILE, TRT_CONFIG_FILE):
+                    logger.info("Leaving out '%s': it was built from the float weights.", entry)
+                    continue
+                if entry == package.weights_path:
+                    shutil.copyfile(quantized, target / entry.name)
+                else:
+                    shutil.copy2(entry, target / entry.name)
+            weights_name = package.weights_path.name
+        if output.exists() and overwrite:
+            if output.is_dir():
+                shutil.rmtree(output)
+            else:
+                output.unlink()
+        os.replace(target, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output if bare else output / weights_name
+
+
+def _version(distribution: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
