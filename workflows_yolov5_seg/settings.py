@@ -60,6 +60,18 @@ def parse_non_negative_float(text: str) -> float:
     return value
 
 
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    """A parser accepting one of ``choices`` (case-insensitive)."""
+
+    def parse(text: str) -> str:
+        word = text.strip().lower()
+        if word not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return word
+
+    return parse
+
+
 def parse_path(text: str) -> Path:
     return Path(text).expanduser()
 
@@ -173,6 +185,45 @@ ORT_THREADS = Setting(
     parse_non_negative_int,
     BACKENDS,
 )
+ORT_GRAPH_OPTIMIZATION = Setting(
+    "WORKFLOWS_YOLOV5_SEG_ORT_GRAPH_OPTIMIZATION",
+    "all",
+    "ONNX Runtime graph optimisation level: `disable`, `basic`, `extended` or `all` (layout optimisations; fuses "
+    "the int8 QDQ kernels and SiLU). See docs/quantization.md for the measurements.",
+    parse_choice("disable", "basic", "extended", "all"),
+    BACKENDS,
+)
+ORT_EXECUTION_MODE = Setting(
+    "WORKFLOWS_YOLOV5_SEG_ORT_EXECUTION_MODE",
+    "sequential",
+    "ONNX Runtime execution mode: `sequential` (one operator at a time, each using the intra-op threads) or "
+    "`parallel` (independent branches at once on the inter-op threads).",
+    parse_choice("sequential", "parallel"),
+    BACKENDS,
+)
+ORT_INTER_OP_THREADS = Setting(
+    "WORKFLOWS_YOLOV5_SEG_ORT_INTER_OP_THREADS",
+    0,
+    "ONNX Runtime inter-op threads per model, used only in `parallel` execution mode (0: ONNX Runtime's choice).",
+    parse_non_negative_int,
+    BACKENDS,
+)
+ORT_MEMORY_ARENA = Setting(
+    "WORKFLOWS_YOLOV5_SEG_ORT_MEMORY_ARENA",
+    True,
+    "Keep ONNX Runtime's CPU memory arena and memory-pattern planning (buffers reused between calls); `false` "
+    "returns memory to the system after each call, at some speed.",
+    parse_bool,
+    BACKENDS,
+)
+ORT_SPINNING = Setting(
+    "WORKFLOWS_YOLOV5_SEG_ORT_SPINNING",
+    True,
+    "Let ONNX Runtime's intra-op threads spin (busy-wait) between operators: lower latency, but they burn CPU "
+    "that other processes on the same cores could use; set `false` where several workers share few cores.",
+    parse_bool,
+    BACKENDS,
+)
 ALLOW_ENGINE_HOST_CODE = Setting(
     "WORKFLOWS_YOLOV5_SEG_ALLOW_ENGINE_HOST_CODE",
     False,
@@ -267,6 +318,11 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_IMAGE_PIXELS,
     MAX_MASK_BYTES,
     ORT_THREADS,
+    ORT_GRAPH_OPTIMIZATION,
+    ORT_EXECUTION_MODE,
+    ORT_INTER_OP_THREADS,
+    ORT_MEMORY_ARENA,
+    ORT_SPINNING,
     ALLOW_ENGINE_HOST_CODE,
     API_KEY,
     API_URL,

@@ -150,12 +150,57 @@ def preload_cuda_libraries(onnxruntime) -> None:  # noqa: ANN001
         logger.debug("onnxruntime.preload_dlls() failed: %s", error)
 
 
-def default_session_options(onnxruntime, intra_op_threads: int | None = None):  # noqa: ANN001, ANN201
-    """Session options: full graph optimisation; thread count from the argument or the environment."""
+GRAPH_OPTIMIZATION_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+def default_session_options(  # noqa: ANN201
+    onnxruntime,  # noqa: ANN001
+    intra_op_threads: int | None = None,
+    *,
+    graph_optimization: str | None = None,
+    execution_mode: str | None = None,
+    inter_op_threads: int | None = None,
+    memory_arena: bool | None = None,
+    spinning: bool | None = None,
+):
+    """Session options for the hot path; each argument left ``None`` comes from its setting.
+
+    The defaults (full graph optimisation, sequential execution, ONNX Runtime's thread count, memory arena on,
+    spinning threads) were chosen from measurements on a 2-core CPU (``docs/quantization.md``, "Session settings").
+
+    Args:
+        onnxruntime: the imported module.
+        intra_op_threads: threads per operator (``ORT_THREADS``; 0: one per core).
+        graph_optimization: ``disable`` / ``basic`` / ``extended`` / ``all`` (``ORT_GRAPH_OPTIMIZATION``).
+        execution_mode: ``sequential`` / ``parallel`` (``ORT_EXECUTION_MODE``).
+        inter_op_threads: threads across operators in parallel mode (``ORT_INTER_OP_THREADS``).
+        memory_arena: CPU memory arena and memory pattern (``ORT_MEMORY_ARENA``).
+        spinning: intra-op threads busy-wait between operators (``ORT_SPINNING``).
+    """
     options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    threads = intra_op_threads or settings.ORT_THREADS.get()
-    options.intra_op_num_threads = threads
+    level = graph_optimization if graph_optimization is not None else settings.ORT_GRAPH_OPTIMIZATION.get()
+    check_choice("graph_optimization", level, tuple(GRAPH_OPTIMIZATION_LEVELS))
+    options.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS[level])
+    options.intra_op_num_threads = intra_op_threads or settings.ORT_THREADS.get()
+    mode = execution_mode if execution_mode is not None else settings.ORT_EXECUTION_MODE.get()
+    check_choice("execution_mode", mode, ("sequential", "parallel"))
+    options.execution_mode = (
+        onnxruntime.ExecutionMode.ORT_PARALLEL if mode == "parallel" else onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    )
+    options.inter_op_num_threads = (
+        inter_op_threads if inter_op_threads is not None else settings.ORT_INTER_OP_THREADS.get()
+    )
+    arena = memory_arena if memory_arena is not None else settings.ORT_MEMORY_ARENA.get()
+    options.enable_cpu_mem_arena = bool(arena)
+    options.enable_mem_pattern = bool(arena)
+    spin = spinning if spinning is not None else settings.ORT_SPINNING.get()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
     options.log_severity_level = 3
     return options
 
