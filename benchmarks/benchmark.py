@@ -72,6 +72,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.provenance import DirtyTreeError, git_state, provenance, require_clean
+from benchmarks.stats import RatioInterval, ratio_interval, verdict
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 ASSETS = REPOSITORY / "workflows_yolov5_seg" / "assets"
 MODEL_VARIANTS = REPOSITORY / "models"
@@ -158,6 +161,8 @@ class Measurement:
     peak_rss_bytes: int | None = None
     mask_bytes: int | None = None
     note: str | None = None
+    vs_forward_interval: dict | None = None  # RatioInterval.as_dict() of vs_forward (90 % bootstrap)
+    vs_ours_interval: dict | None = None  # likewise for vs_ours
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -264,6 +269,7 @@ STANDIN_SCRIPT = r"""
 import os, sys
 os.environ.setdefault("YOLO_OFFLINE", "1")
 out_dir, nc, sizes, shim_dir = sys.argv[1], int(sys.argv[2]), [int(s) for s in sys.argv[3].split(",")], sys.argv[4]
+arch = sys.argv[5] if len(sys.argv) > 5 else "n"  # n: YOLOv5n-seg (static and batch-dynamic); s: YOLOv5s-seg (static)
 if shim_dir:
     sys.path.insert(0, shim_dir)
     import torchvision_nms_shim  # noqa: F401  (CPU torchvision::nms for a CUDA torchvision wheel)
@@ -274,18 +280,18 @@ from yolov5.models.yolo import Detect, SegmentationModel
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
 torch.manual_seed(0)
-cfg = Path(yolov5.__file__).parent / "models" / "segment" / "yolov5n-seg.yaml"
+cfg = Path(yolov5.__file__).parent / "models" / "segment" / f"yolov5{arch}-seg.yaml"
 model = SegmentationModel(str(cfg), ch=3, nc=nc).fuse().eval()
 names = {i: f"class{i}" for i in range(nc)}
 for m in model.modules():
     if isinstance(m, Detect):
         m.inplace, m.dynamic, m.export = False, False, True
 for size in sizes:
-    for dynamic in (False, True):
+    for dynamic in (False, True) if arch == "n" else (False,):
         im = torch.zeros(1, 3, size, size)
         with torch.no_grad():
             model(im); model(im)
-        path = Path(out_dir) / f"yolov5n-seg-untrained-nc{nc}-{size}{'-dynamic' if dynamic else ''}.onnx"
+        path = Path(out_dir) / f"yolov5{arch}-seg-untrained-nc{nc}-{size}{'-dynamic' if dynamic else ''}.onnx"
         axes = {"images": {0: "batch"}, "output0": {0: "batch"}, "output1": {0: "batch"}} if dynamic else None
         torch.onnx.export(model, im, str(path), opset_version=17, do_constant_folding=True, input_names=["images"],
                           output_names=["output0", "output1"], dynamic_axes=axes, dynamo=False)
@@ -298,15 +304,19 @@ for size in sizes:
 """
 
 
-def standin_path(folder: Path, size: int, dynamic: bool) -> Path:
-    return folder / f"yolov5n-seg-untrained-nc{STANDIN_NUM_CLASSES}-{size}{'-dynamic' if dynamic else ''}.onnx"
+def standin_path(folder: Path, size: int, dynamic: bool, arch: str = "n") -> Path:
+    return folder / f"yolov5{arch}-seg-untrained-nc{STANDIN_NUM_CLASSES}-{size}{'-dynamic' if dynamic else ''}.onnx"
 
 
-def build_standins(python: str, folder: Path, sizes: Sequence[int] = (320, 640)) -> None:
-    """Exports untrained YOLOv5n-seg networks (static and batch-dynamic) with another Python that has yolov5."""
+def build_standins(python: str, folder: Path, sizes: Sequence[int] = (320, 640), arch: str = "n") -> None:
+    """Exports untrained YOLOv5-seg networks with another Python that has yolov5: ``arch`` ``n`` (YOLOv5n-seg,
+    static and batch-dynamic) or ``s`` (YOLOv5s-seg, static; the int8 rows' 640 network)."""
     folder.mkdir(parents=True, exist_ok=True)
     shim = Path(__file__).resolve().parent.parent / "training"
     shim_dir = str(shim) if (shim / "torchvision_nms_shim.py").is_file() else ""
+    probe = "import torch, torchvision; torch.ops.torchvision.nms"  # the shim only for a torchvision without its ops
+    if subprocess.run([python, "-c", probe], capture_output=True).returncode == 0:
+        shim_dir = ""
     script = folder / "export_standins.py"
     script.write_text(STANDIN_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -321,6 +331,7 @@ def build_standins(python: str, folder: Path, sizes: Sequence[int] = (320, 640))
             str(STANDIN_NUM_CLASSES),
             ",".join(map(str, sizes)),
             shim_dir,
+            arch,
         ],
         check=True,
         env=env,
@@ -841,7 +852,8 @@ def run_case(case: Case, ctx: Context, rng: np.random.Generator) -> None:
 
 
 def add_ratios(results: list[Measurement]) -> None:
-    """``vs_forward`` (ours / raw forward) and ``vs_ours`` (peer / ours, per detection when counts differ)."""
+    """``vs_forward`` (ours / raw forward) and ``vs_ours`` (peer / ours, per detection when counts differ), each with
+    its 90 % bootstrap interval (rounds resampled in pairs: the stages of a case are timed interleaved)."""
     by_case: dict[str, list[Measurement]] = {}
     for r in results:
         by_case.setdefault(r.case, []).append(r)
@@ -852,16 +864,25 @@ def add_ratios(results: list[Measurement]) -> None:
         for r in rows:
             if forward is not None and r.impl in ("ours", "onnxruntime") and r is not forward:
                 r.vs_forward = r.median_ms / forward.median_ms
+                r.vs_forward_interval = ratio_interval(r.times_ms, forward.times_ms).as_dict()
             reference = None
             if r.impl in ("legacy", "inference-models"):
                 reference = ours_post.get(r.mode) if r.stage == "post_process" else pipeline
             if reference is None or not r.detections or not reference.detections:
                 continue  # no detections: nothing to compare per detection
+            interval = ratio_interval(r.times_ms, reference.times_ms)
             if r.detections == reference.detections:
                 r.vs_ours, r.vs_ours_basis = r.median_ms / reference.median_ms, "same detections"
+                r.vs_ours_interval = interval.as_dict()
             else:
                 r.vs_ours = (r.median_ms / r.detections) / (reference.median_ms / reference.detections)
                 r.vs_ours_basis = f"per detection ({r.detections} vs our {reference.detections})"
+                scale = reference.detections / r.detections
+                r.vs_ours_interval = interval.as_dict() | {
+                    "estimate": interval.estimate * scale,
+                    "low": interval.low * scale,
+                    "high": interval.high * scale,
+                }
 
 
 # ---------------------------------------------------------------------------------------------------- targets
@@ -874,55 +895,79 @@ def find(results: list[Measurement], case: str, stage: str, impl: str, mode: str
     return None
 
 
+VERDICT_ORDER = ("not met", "borderline", "met")
+
+
+def worst_verdict(verdicts: Sequence[str]) -> str:
+    return min(verdicts, key=VERDICT_ORDER.index)
+
+
+def interval_of(row: Measurement, which: str) -> RatioInterval | None:
+    value = getattr(row, f"{which}_interval")
+    return RatioInterval(**value) if value else None
+
+
 def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[dict]:
-    """The issue's targets, each met / not met / not measured, with the numbers."""
+    """The issue's targets with the numbers. A timing target's verdict comes from its ratio's 90 % bootstrap
+    interval (:func:`benchmarks.stats.verdict`): ``met`` only when the whole interval meets it, ``borderline`` when
+    the interval straddles it, ``not met`` when none of it meets it; over several cases, the worst case decides.
+    ``met`` is ``True`` only for a ``met`` verdict (``None``: not measured)."""
     targets = []
 
-    def add(name: str, met: bool | None, measured: str) -> None:
-        targets.append({"target": name, "met": met, "measured": measured})
+    def add(name: str, result: str | None, measured: str) -> None:
+        met = None if result is None else result == "met"
+        targets.append({"target": name, "verdict": result or "not measured", "met": met, "measured": measured})
+
+    def peer_target(name: str, rows: list[tuple[str, Measurement]], missing: str) -> None:
+        if not rows:
+            add(name, None, missing)
+            return
+        judged = []
+        for case_name, row in rows:
+            interval = interval_of(row, "vs_ours")
+            assert interval is not None
+            judged.append((case_name, interval, verdict(interval, 10.0, "at_least")))
+        worst = min(judged, key=lambda item: item[1].estimate)
+        add(
+            name,
+            worst_verdict([v for _, _, v in judged]),
+            f"min over cases {worst[1].text('.1f')} ({worst[0]}); "
+            + ", ".join(f"{n}: {i.estimate:.1f}x [{i.low:.1f}, {i.high:.1f}]" for n, i, _ in judged),
+        )
 
     full_res = [c for c in cases if c.batch == 1]
-    im_ratios = [
-        (c.name, r.vs_ours)
-        for c in full_res
-        if (r := find(results, c.name, "post_process", "inference-models")) and r.vs_ours
-    ]
-    if im_ratios:
-        worst = min(im_ratios, key=lambda x: x[1])
-        add(
-            ">= 10x faster than inference-models (accurate dense masks, post-processing on the same outputs)",
-            worst[1] >= 10,
-            "min over cases " + f"{worst[1]:.1f}x ({worst[0]}); " + ", ".join(f"{n}: {v:.1f}x" for n, v in im_ratios),
-        )
-    else:
-        add(">= 10x faster than inference-models", None, "inference-models not run")
-    legacy = [
-        (c.name, r.vs_ours)
-        for c in full_res
-        if (r := find(results, c.name, "post_process", "legacy", "accurate")) and r.vs_ours
-    ]
-    if legacy:
-        worst = min(legacy, key=lambda x: x[1])
-        add(
-            ">= 10x faster per detection than inference-core legacy accurate (whose masks are at the network's "
-            "resolution, ours at the image's)",
-            worst[1] >= 10,
-            "min over cases " + f"{worst[1]:.1f}x ({worst[0]}); " + ", ".join(f"{n}: {v:.1f}x" for n, v in legacy),
-        )
-    else:
-        add(">= 10x faster per detection than inference-core legacy accurate", None, "legacy not run")
+    peer_target(
+        ">= 10x faster than inference-models (accurate dense masks, post-processing on the same outputs)",
+        [
+            (c.name, r)
+            for c in full_res
+            if (r := find(results, c.name, "post_process", "inference-models")) and r.vs_ours_interval
+        ],
+        "inference-models not run",
+    )
+    peer_target(
+        ">= 10x faster per detection than inference-core legacy accurate (whose masks are at the network's "
+        "resolution, ours at the image's)",
+        [
+            (c.name, r)
+            for c in full_res
+            if (r := find(results, c.name, "post_process", "legacy", "accurate")) and r.vs_ours_interval
+        ],
+        "legacy not run",
+    )
     block = find(results, "640-1280x720-30", "block", "ours")
     forward = find(results, "640-1280x720-30", "forward", "onnxruntime")
     if block and forward:
-        ratio = block.median_ms / forward.median_ms
+        interval = ratio_interval(block.times_ms, forward.times_ms)
         injected = find(results, "640-1280x720-30", "forward_injected", "onnxruntime")
         add(
             "block via ExecutionEngine <= 1.2x raw forward (640 input, 1280x720, ~30 detections)",
-            ratio <= 1.2,
-            f"{block.median_ms:.1f} ms / {forward.median_ms:.1f} ms = {ratio:.2f}x ({block.detections} detections)"
+            verdict(interval, 1.2, "at_most"),
+            f"{block.median_ms:.1f} ms / {forward.median_ms:.1f} ms = {interval.text()} ({block.detections} "
+            "detections)"
             + (
                 f"; against the forward of the graph with the injected rows that the block runs: "
-                f"{block.median_ms / injected.median_ms:.2f}x"
+                f"{ratio_interval(block.times_ms, injected.times_ms).text()}"
                 if injected
                 else ""
             ),
@@ -935,7 +980,7 @@ def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[
         rss = f", RSS peak added {big.peak_rss_bytes / 1e6:.0f} MB" if big.peak_rss_bytes is not None else ""
         add(
             "4000x3000 ~150 detections: peak memory added by post-processing <= 1.2x dense mask bytes",
-            ratio <= 1.2,
+            "met" if ratio <= 1.2 else "not met",  # deterministic (numpy allocations): no interval
             f"tracemalloc peak {big.peak_tracemalloc_bytes / 1e6:.0f} MB / masks {big.mask_bytes / 1e6:.0f} MB = "
             f"{ratio:.2f}x{rss} ({big.detections} detections)",
         )
@@ -948,7 +993,7 @@ def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[
     if compact and compact.peak_tracemalloc_bytes is not None:
         add(
             "4000x3000 ~150 detections: peak memory added by post-processing <= 50 MB with compact masks",
-            compact.peak_tracemalloc_bytes <= 50e6,
+            "met" if compact.peak_tracemalloc_bytes <= 50e6 else "not met",
             f"tracemalloc peak {compact.peak_tracemalloc_bytes / 1e6:.1f} MB"
             + (f", RSS peak added {compact.peak_rss_bytes / 1e6:.1f} MB" if compact.peak_rss_bytes is not None else "")
             + f", {compact.median_ms:.0f} ms ({compact.detections} detections)",
@@ -972,13 +1017,13 @@ def evaluate_targets(results: list[Measurement], cases: Sequence[Case]) -> list[
                 "ours" if stage != "forward" else "onnxruntime",
             )
             if batched and single:
-                ratio = single.median_ms / batched.median_ms
+                interval = ratio_interval(single.times_ms, batched.times_ms)
                 add(
                     f"batch of {batch_case.batch} (dynamic-batch model): throughput >= 1.3x {batch_case.batch} single "
                     f"calls [{stage}]",
-                    ratio >= 1.3,
+                    verdict(interval, 1.3, "at_least"),
                     f"{batch_case.batch} single calls {single.median_ms:.1f} ms / one batch {batched.median_ms:.1f} ms "
-                    f"= {ratio:.2f}x",
+                    f"= {interval.text()}",
                 )
     return targets
 
@@ -1022,8 +1067,7 @@ def table(results: list[Measurement]) -> str:
 
 
 def targets_text(targets: list[dict]) -> str:
-    marks = {True: "MET", False: "NOT MET", None: "NOT MEASURED"}
-    return "\n".join(f"- [{marks[t['met']]}] {t['target']}: {t['measured']}" for t in targets)
+    return "\n".join(f"- [{t['verdict'].upper()}] {t['target']}: {t['measured']}" for t in targets)
 
 
 def machine_info() -> dict:
@@ -1099,6 +1143,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--yolov5-python", default=sys.executable, help="a Python with yolov5, torch and onnx, for --build-standins"
     )
+    parser.add_argument(
+        "--standin-arch",
+        choices=("n", "s"),
+        default="n",
+        help="--build-standins: n = YOLOv5n-seg at 320 and 640 (static and batch-dynamic), s = YOLOv5s-seg at 640 "
+        "(the --int8 rows' 640 network)",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="only the int8 rows: forward and block, int8 vs fp32 at 320 and 640, and test-split accuracy of fp32, "
+        "fp16 and int8 (benchmarks/int8.py)",
+    )
+    parser.add_argument("--int8-repeats", type=int, default=30, help="--int8: timed rounds (default 30, no budget)")
+    parser.add_argument(
+        "--int8-data",
+        type=Path,
+        default=None,
+        help="--int8: dataset root (train images for calibration, test split); default: generated once under "
+        "--standin-dir",
+    )
+    parser.add_argument("--no-eval", action="store_true", help="--int8: skip the accuracy evaluation")
+    parser.add_argument(
+        "--require-clean", action="store_true", help="refuse to run on a checkout with uncommitted changes"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.repeats is None:
@@ -1114,7 +1183,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cases = QUICK_CASES if args.quick else default_cases(TRAINED_320.is_file())
     if args.build_standins:
-        build_standins(args.yolov5_python, args.standin_dir, (320, 640))
+        sizes = (320, 640) if args.standin_arch == "n" else (640,)
+        build_standins(args.yolov5_python, args.standin_dir, sizes, args.standin_arch)
+    if args.int8:
+        from benchmarks import int8
+
+        return int8.run(args, list(sys.argv[1:] if argv is None else argv))
+    if args.require_clean:
+        try:
+            require_clean(git_state())
+        except DirtyTreeError as error:
+            print(error, file=sys.stderr)
+            return 2
     if args.list_cases:
         print("\n".join(c.name for c in cases))
         return 0
@@ -1156,8 +1236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx.progress.close()
         add_ratios(ctx.results)
         targets = evaluate_targets(ctx.results, cases)
+        record = provenance([path for files in ctx.models.values() for path in (files.static, files.dynamic)])
     report = {
         "machine": machine_info(),
+        "provenance": record,
         "command": "python -m benchmarks.benchmark " + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": {
             "repeats": args.repeats,
