@@ -281,7 +281,13 @@ warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
 torch.manual_seed(0)
 cfg = Path(yolov5.__file__).parent / "models" / "segment" / f"yolov5{arch}-seg.yaml"
-model = SegmentationModel(str(cfg), ch=3, nc=nc).fuse().eval()
+model = SegmentationModel(str(cfg), ch=3, nc=nc)
+# He-normal weights keep activations near unit scale through the network; PyTorch's default init shrinks them to
+# ~1e-9 by the last layers, which no trained network does and which leaves int8 calibration nothing to measure.
+for m in model.modules():
+    if isinstance(m, torch.nn.Conv2d):
+        torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+model = model.fuse().eval()
 names = {i: f"class{i}" for i in range(nc)}
 for m in model.modules():
     if isinstance(m, Detect):

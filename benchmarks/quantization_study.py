@@ -66,7 +66,6 @@ VARIANTS = (
     Variant("float decode+proto", ("decode", "proto")),
     Variant("float decode+detect+proto", ("decode", "detect", "proto")),
     Variant("float decode+detect, percentile", ("decode", "detect"), calibration_method="percentile"),
-    Variant("float decode+detect, entropy", ("decode", "detect"), calibration_method="entropy"),
     Variant("float decode+detect, reduce_range", ("decode", "detect"), reduce_range=True),
     Variant("float decode+detect, per-tensor", ("decode", "detect"), per_channel=False),
     Variant("float decode+detect, int8 activations", ("decode", "detect"), symmetric_activations=True),
@@ -92,6 +91,28 @@ def quantize(variant: Variant, source: Path, calibration: Path, out: Path, image
         "float_nodes": {part: len(names) for part, names in result.float_nodes.items()},
         "quantized_operators": result.quantized_operators,
         "quantize_seconds": round(result.seconds, 1),
+    }
+
+
+def describe_existing(variant: Variant, source: Path, out: Path) -> dict:
+    """``quantize``'s row for a model quantized by an earlier run (``--reuse``)."""
+    import onnx
+
+    from workflows_yolov5_seg.model_package import load_model_package
+    from workflows_yolov5_seg.quantize import METADATA_KEY, graph_parts, quantized_operator_counts
+
+    model = onnx.load(str(out))
+    metadata = json.loads({prop.key: prop.value for prop in model.metadata_props}[METADATA_KEY])
+    signature = load_model_package(source).signature
+    assert signature is not None
+    parts = graph_parts(onnx.load(str(source)), signature.instances_name, signature.protos_name)
+    return {
+        "path": str(out),
+        "bytes": out.stat().st_size,
+        "calibration_images": metadata["calibration_images"],
+        "float_nodes": {part: len(parts[part]) for part in variant.keep_float},
+        "quantized_operators": quantized_operator_counts(model),
+        "reused": True,
     }
 
 
@@ -148,6 +169,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-eval", action="store_true", help="time only")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the quantized models here")
+    parser.add_argument("--reuse", action="store_true", help="reuse models an earlier run left in --workdir")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -184,12 +206,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = work / f"v{index}-320.onnx"
             print(f"[{variant.name}] quantizing at 320 ...", file=sys.stderr, flush=True)
             row = {"name": variant.name, "precision": "int8", "options": variant.__dict__.copy()}
-            row |= quantize(variant, args.model, calibration, out, args.calibration_images)
+            if args.reuse and out.is_file():
+                row |= describe_existing(variant, args.model, out)
+            else:
+                row |= quantize(variant, args.model, calibration, out, args.calibration_images)
             paths_320[variant.name] = out
             if args.model_640 and variant.parts_only:
                 out_640 = work / f"v{index}-640.onnx"
                 print(f"[{variant.name}] quantizing at 640 ...", file=sys.stderr, flush=True)
-                row["640"] = quantize(variant, args.model_640, calibration, out_640, args.calibration_images_640)
+                if args.reuse and out_640.is_file():
+                    row["640"] = describe_existing(variant, args.model_640, out_640)
+                else:
+                    row["640"] = quantize(variant, args.model_640, calibration, out_640, args.calibration_images_640)
                 paths_640[variant.name] = out_640
             rows.append(row)
         if not args.no_eval:

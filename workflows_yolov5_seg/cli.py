@@ -60,13 +60,14 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
     parser.add_argument("--image", type=Path, default=None, help="an image instead of the bundled scene")
     parser.add_argument("--model", default=None, help="a model instead of the bundled one")
+    parser.add_argument("--int8", action="store_true", help="the bundled model's int8 variant (faster on CPUs)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from workflows_yolov5_seg.demo import run_demo as run
     from workflows_yolov5_seg.demo import summary
 
-    result = run(args.out, args.image, args.model)
+    result = run(args.out, args.image, args.model, int8=args.int8)
     print(f"Found {summary(result)}. Wrote {args.out / 'annotated.jpg'} and {args.out / 'result.json'}.")
     return 0
 
@@ -307,7 +308,8 @@ COMMANDS: tuple[Command, ...] = (
         "write a calibrated int8 (QDQ) copy of a model for faster CPU inference",
         "Quantizes a float32 YOLOv5-seg ONNX (bare or a model folder) to int8 with ONNX Runtime's static "
         "quantization (QDQ format, per-channel weights), calibrating activations on a folder of images "
-        "pre-processed exactly as at inference; the decoding of output0 stays in float by default "
+        "pre-processed exactly as at inference; the Detect head (its convolutions and the decoding of output0) stays "
+        "in float by default "
         "(workflows_yolov5_seg.quantize; pip install 'workflows-yolov5-seg[quantize]'). The result loads from "
         "every model source like the original. Measurements: docs/quantization.md.",
         quantize_arguments,

@@ -18,17 +18,20 @@ from workflows_yolov5_seg.errors import MissingDependencyError
 
 ASSETS = resources.files("workflows_yolov5_seg") / "assets"
 DEMO_MODEL = "shapes-yolov5n-seg-320.onnx"
+# The same model quantized to int8 (workflows-yolov5-seg quantize; docs/quantization.md): faster on CPUs.
+DEMO_MODEL_INT8 = "shapes-yolov5n-seg-320-int8.onnx"
 DEMO_IMAGE = "demo-scene.jpg"
 DEMO_WORKFLOW = "demo_workflow.json"
 
 
-def run_demo(output_dir: Path, image_path: Path | None = None, model: str | None = None) -> dict:
+def run_demo(output_dir: Path, image_path: Path | None = None, model: str | None = None, int8: bool = False) -> dict:
     """Runs the demo workflow and writes its outputs.
 
     Args:
         output_dir: where ``annotated.jpg`` and ``result.json`` are written.
         image_path: an image to use instead of the bundled scene.
         model: a model to use instead of the bundled one.
+        int8: use the bundled model's int8 variant (when ``model`` is not given).
 
     Returns:
         The serialised workflow result of the image.
@@ -38,7 +41,8 @@ def run_demo(output_dir: Path, image_path: Path | None = None, model: str | None
         from roboflow_workflows.execution_engine.core import ExecutionEngine
     except ImportError as error:
         raise MissingDependencyError("inference-core", "inference", "The demo workflow") from error
-    with resources.as_file(ASSETS / DEMO_MODEL) as bundled_model, resources.as_file(ASSETS / DEMO_IMAGE) as scene:
+    bundled = DEMO_MODEL_INT8 if int8 else DEMO_MODEL
+    with resources.as_file(ASSETS / bundled) as bundled_model, resources.as_file(ASSETS / DEMO_IMAGE) as scene:
         image = cv2.imread(str(image_path or scene))
         if image is None:
             raise FileNotFoundError(f"Could not read the image '{image_path or scene}'.")
