@@ -218,9 +218,10 @@ ORT_MEMORY_ARENA = Setting(
 )
 ORT_SPINNING = Setting(
     "WORKFLOWS_YOLOV5_SEG_ORT_SPINNING",
-    True,
-    "Let ONNX Runtime's intra-op threads spin (busy-wait) between operators: lower latency, but they burn CPU "
-    "that other processes on the same cores could use; set `false` where several workers share few cores.",
+    False,
+    "Let ONNX Runtime's threads spin (busy-wait) between operators, as ONNX Runtime does by default. Off here: on "
+    "a 2-core machine shared with other work, spinning threads made the forward pass 1.4-2.3x slower "
+    "(docs/quantization.md); `true` may save a few percent on cores that nothing else uses.",
     parse_bool,
     BACKENDS,
 )

@@ -170,8 +170,9 @@ def default_session_options(  # noqa: ANN201
 ):
     """Session options for the hot path; each argument left ``None`` comes from its setting.
 
-    The defaults (full graph optimisation, sequential execution, ONNX Runtime's thread count, memory arena on,
-    spinning threads) were chosen from measurements on a 2-core CPU (``docs/quantization.md``, "Session settings").
+    The defaults (full graph optimisation, sequential execution, ONNX Runtime's thread count, memory arena on, no
+    spinning) were chosen from measurements on a shared 2-core CPU (``docs/quantization.md``, "Session settings";
+    ``benchmarks/session_settings.py``).
 
     Args:
         onnxruntime: the imported module.
