@@ -284,6 +284,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             "command": "python -m benchmarks.benchmark " + " ".join(argv),
             "provenance": provenance(model_files) | {"git": state["git"]},
             "settings": {
+                "load_average_start": state["load_average"],  # the timed rounds run first; "provenance" is at the end
                 "rounds": args.int8_repeats,
                 "warmup": args.warmup,
                 "confidence": benchmark.CONFIDENCE,
