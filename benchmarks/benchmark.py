@@ -1041,9 +1041,14 @@ def fmt(value: float | None, spec: str = ".1f", suffix: str = "") -> str:
     return "" if value is None else f"{value:{spec}}{suffix}"
 
 
+def interval_text(interval: dict | None, spec: str) -> str:
+    """`` [low, high]`` of a ratio's 90 % interval (empty without one)."""
+    return "" if not interval else f" [{interval['low']:{spec}}, {interval['high']:{spec}}]"
+
+
 def table(results: list[Measurement]) -> str:
     header = (
-        "| case | stage | impl | mode | dets | median ms | p90 ms | ms/det | x forward | peer / ours | "
+        "| case | stage | impl | mode | dets | median ms | p90 ms | ms/det | x forward [90 %] | peer / ours [90 %] | "
         "tracemalloc peak MB | RSS peak MB | mask MB |"
     )
     lines = [header, "|" + "---|" * 13]
@@ -1060,8 +1065,10 @@ def table(results: list[Measurement]) -> str:
                     fmt(r.median_ms, ".2f"),
                     fmt(r.p90_ms, ".2f"),
                     fmt(r.per_detection_ms, ".3f"),
-                    fmt(r.vs_forward, ".2f", "x"),
-                    fmt(r.vs_ours, ".1f", "x") + (" (per det)" if r.vs_ours_basis and "per" in r.vs_ours_basis else ""),
+                    fmt(r.vs_forward, ".2f", "x") + interval_text(r.vs_forward_interval, ".2f"),
+                    fmt(r.vs_ours, ".1f", "x")
+                    + interval_text(r.vs_ours_interval, ".1f")
+                    + (" (per det)" if r.vs_ours_basis and "per" in r.vs_ours_basis else ""),
                     fmt(None if r.peak_tracemalloc_bytes is None else r.peak_tracemalloc_bytes / 1e6, ".1f"),
                     fmt(None if r.peak_rss_bytes is None else r.peak_rss_bytes / 1e6, ".1f"),
                     fmt(None if r.mask_bytes is None else r.mask_bytes / 1e6, ".1f"),

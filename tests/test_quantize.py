@@ -209,6 +209,23 @@ def test_int8_model_loads_through_every_source_and_finds_the_demo_shapes(
     assert detections.mask.shape[1:] == demo_scene().shape[:2] and detections.mask.any(axis=(1, 2)).all()
 
 
+def test_a_roboflow_id_is_quantized_from_its_cached_package(
+    calibration: Path, package_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeRoboflowAPI(api_key=API_KEY, models={"shapes/3": FakeModel(files=package_files_from(package_folder))})
+    with serve(fake):
+        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
+        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
+        monkeypatch.setenv(settings.API_KEY.name, API_KEY)
+        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
+        with pytest.raises(InvalidParameterError, match="Give an output folder"):
+            quantize_model("shapes/3", calibration, options=FAST)
+        result = quantize_model("shapes/3", calibration, tmp_path / "rf-int8", QuantizationOptions(max_images=2))
+    assert result.weights_path == tmp_path / "rf-int8" / "weights.onnx"
+    model = YOLOv5SegModel.from_pretrained(str(result.output), backend="onnx", device="cpu")
+    assert model.class_names == CLASS_NAMES and len(model(demo_scene())[0]) >= 5
+
+
 def test_a_missing_onnx_names_the_extra(monkeypatch: pytest.MonkeyPatch, calibration: Path, tmp_path: Path) -> None:
     real_import = builtins.__import__
 
