@@ -171,7 +171,8 @@ def default_session_options(  # noqa: ANN201
     """Session options for the hot path; each argument left ``None`` comes from its setting.
 
     The defaults (full graph optimisation, sequential execution, ONNX Runtime's thread count, memory arena on, no
-    spinning) were chosen from measurements on a shared 2-core CPU (``docs/quantization.md``, "Session settings";
+    spinning: 7-19 % slower than spinning on idle cores, up to 2.3x faster on contended ones) were chosen from
+    measurements on a shared 2-core CPU (``docs/quantization.md``, "Session settings";
     ``benchmarks/session_settings.py``).
 
     Args:
