@@ -226,6 +226,18 @@ def test_a_roboflow_id_is_quantized_from_its_cached_package(
     assert model.class_names == CLASS_NAMES and len(model(demo_scene())[0]) >= 5
 
 
+def test_class_names_from_a_file_beside_the_onnx_go_into_the_int8_metadata(calibration: Path, tmp_path: Path) -> None:
+    """A bare .onnx named by a class_names.txt beside it: the int8 file carries those names wherever it goes."""
+    source = tmp_path / "named" / "model.onnx"
+    source.parent.mkdir()
+    shutil.copy(TRAINED, source)
+    names = ("disc", "box", "wedge", "spark", "hoop")
+    (source.parent / "class_names.txt").write_text("\n".join(names))
+    out = tmp_path / "elsewhere" / "int8.onnx"
+    result = quantize_model(str(source), calibration, out, QuantizationOptions(max_images=2))
+    assert load_model_package(result.output).class_names == names
+
+
 def test_a_missing_onnx_names_the_extra(monkeypatch: pytest.MonkeyPatch, calibration: Path, tmp_path: Path) -> None:
     real_import = builtins.__import__
 

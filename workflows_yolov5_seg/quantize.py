@@ -110,17 +110,6 @@ class QuantizationOptions:
         if isinstance(self.max_images, bool) or not isinstance(self.max_images, int) or self.max_images < 1:
             raise InvalidParameterError(f"max_images must be an integer >= 1, got {self.max_images!r}.")
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "keep_float": list(self.keep_float),
-            "calibration_method": self.calibration_method,
-            "max_images": self.max_images,
-            "per_channel": self.per_channel,
-            "reduce_range": self.reduce_range,
-            "symmetric_activations": self.symmetric_activations,
-            "exclude_nodes": list(self.exclude_nodes),
-        }
-
 
 @dataclass(frozen=True)
 class QuantizationResult:
@@ -526,12 +515,12 @@ def _set_metadata(model: Any, key: str, value: str) -> None:  # noqa: ANN401
 
 
 def _copy_metadata(onnx: Any, original: Any, quantized: Any, package: ModelPackage) -> None:  # noqa: ANN401
-    """Keeps the original's ``metadata_props`` (Ultralytics' ``names``, ``stride``, ...) and adds ``names`` from the
-    package's class names when the original had none (names read from a ``class_names.txt`` beside it)."""
+    """Keeps the original's ``metadata_props`` (Ultralytics' ``names``, ``stride``, ...), with ``names`` set to the
+    class names the original loads with (a ``class_names.txt`` beside it wins over its metadata), written as
+    Ultralytics writes them, so that a bare int8 ``.onnx`` names its classes wherever it is moved."""
     for prop in original.metadata_props:
         _set_metadata(quantized, prop.key, prop.value)
-    if not any(prop.key == "names" for prop in original.metadata_props):
-        _set_metadata(quantized, "names", str(dict(enumerate(package.class_names))))
+    _set_metadata(quantized, "names", str(dict(enumerate(package.class_names))))
     quantized.producer_name = original.producer_name or quantized.producer_name
     quantized.doc_string = original.doc_string
 
