@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
 
 from workflows_yolov5_seg.backends import create_backend
 from workflows_yolov5_seg.errors import InvalidImageError, InvalidParameterError
@@ -34,6 +33,8 @@ from workflows_yolov5_seg.preprocessing import (
     preprocess_images,
     resize_geometry,
 )
+
+from support.onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
 
 NETWORK_HW = (320, 320)
 PROTOS_HW = (80, 80)

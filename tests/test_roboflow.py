@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_roboflow_api import FakeModel, FakeRoboflowAPI, serve
 
 from workflows_yolov5_seg import roboflow, settings
 from workflows_yolov5_seg.errors import (
@@ -24,6 +25,8 @@ from workflows_yolov5_seg.errors import (
     RoboflowUnauthorizedError,
 )
 from workflows_yolov5_seg.roboflow import MANIFEST_FILE, download_model_package
+
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, serve
 
 fcntl = pytest.importorskip("fcntl", reason="POSIX file locks")
 
@@ -299,6 +302,56 @@ def test_offline_mode_refuses_to_download(api, monkeypatch) -> None:
     assert api.requests == []
 
 
+# --- the download cache: private and atomic --------------------------------------------------------------------------
+
+
+def test_download_cache_is_owner_only(api, tmp_path: Path) -> None:
+    folder = roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    cache = tmp_path / "cache"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    for path in [cache, *cache.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path} has mode {oct(mode)}"
+    assert {p.name for p in folder.iterdir()} >= {"weights.onnx", "class_names.txt", roboflow.MANIFEST_FILE}
+
+
+def test_download_cache_appears_in_one_rename(api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While files are downloading, the package folder does not exist; it appears complete, in one rename."""
+    target = roboflow.package_dir(MODEL_ID)
+    seen = []
+    download = roboflow._Client.download
+
+    def watching(self, url, destination, md5, label):  # noqa: ANN001, ANN202
+        seen.append((label, target.exists(), stat.S_IMODE(destination.parent.stat().st_mode)))
+        return download(self, url, destination, md5, label)
+
+    renames = []
+    replace = os.replace
+
+    def recording(source, destination):  # noqa: ANN001, ANN202
+        renames.append((Path(source), Path(destination)))
+        return replace(source, destination)
+
+    monkeypatch.setattr(roboflow._Client, "download", watching)
+    monkeypatch.setattr(roboflow.os, "replace", recording)
+    roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    assert seen and all(not exists for _, exists, _ in seen), seen
+    assert all(mode == 0o700 for _, _, mode in seen), "the staging folder must be owner-only while files arrive"
+    assert renames == [(renames[0][0], target)] and ".partial-" in renames[0][0].name
+
+
+def test_an_interrupted_download_leaves_no_package(api, tmp_path: Path) -> None:
+    api.truncate["weights.onnx"] = 10  # every try is cut short
+    with pytest.raises(roboflow.DownloadIntegrityError):
+        roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    leftovers = [p for p in (tmp_path / "cache").rglob("*") if not p.name.endswith(".lock") and p.is_file()]
+    assert leftovers == []
+    assert not roboflow.package_dir(MODEL_ID).exists()
+
+
+# --- where things are ------------------------------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -309,11 +362,11 @@ def test_offline_mode_refuses_to_download(api, monkeypatch) -> None:
     ],
 )
 def test_cache_location(monkeypatch, env, expected) -> None:
+    """Downloads live under the cache root (its precedence: tests/test_settings.py)."""
     for name in ("WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "MODEL_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert settings.cache_root() == Path(expected)
     assert roboflow.package_dir("proj/12") == Path(expected) / "roboflow" / "proj" / "12"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import stat
 import threading
 import time
@@ -212,14 +211,3 @@ def test_precision_resolution(caplog: pytest.LogCaptureFixture) -> None:
         resolve_precision("fp16", (8, 6), fp16_supported=False)
     with pytest.raises(InvalidParameterError):
         resolve_precision("int8", (8, 6))
-
-
-def test_private_dir_mode(tmp_path: Path) -> None:
-    created = engine_cache.ensure_private_dir(tmp_path / "a")
-    assert mode(created) == 0o700
-    nested = engine_cache.ensure_private_dir(tmp_path / "b" / "c" / "d")
-    assert [mode(tmp_path / p) for p in ("b", "b/c", "b/c/d")] == [0o700] * 3
-    assert nested.is_dir()
-    os.chmod(created, 0o755)  # an existing folder is left as the user set it
-    engine_cache.ensure_private_dir(created)
-    assert mode(created) == 0o755

@@ -9,23 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_tensorrt import FakeCuda, FakeTrt
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
-from ort_fakes import CPU_BUILD, GPU_BUILD, ProviderScenario
 
 import workflows_yolov5_seg.backends as backends
 from workflows_yolov5_seg.backends import create_backend, describe
-from workflows_yolov5_seg.backends import tensorrt as trt_backend
 from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError
 from workflows_yolov5_seg.model import YOLOv5SegModel
 from workflows_yolov5_seg.model_package import load_model_package
 
+from support.fake_tensorrt import FakeTrt, install_fakes
+from support.models import make_rectangle_model
+from support.ort_fakes import CPU_BUILD, GPU_BUILD, ProviderScenario
+
 
 @pytest.fixture()
 def package(tmp_path: Path):
-    protos, coefficients = box_protos((80, 80))
-    rows = np.stack([make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients)])
-    path = make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos, names={0: "a", 1: "b", 2: "c"})
+    path = make_rectangle_model(tmp_path / "m.onnx", names={0: "a", 1: "b", 2: "c"})
     return load_model_package(path)
 
 
@@ -37,10 +35,8 @@ def no_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture()
 def fake_tensorrt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeTrt:
     """TensorRT importable and a CUDA device visible; the TensorRT backend runs on the stand-ins."""
-    trt, cuda = FakeTrt(), FakeCuda()
+    trt, _ = install_fakes(monkeypatch)
     monkeypatch.setattr(backends, "tensorrt_usable", lambda device_id=0: (True, ""))
-    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: trt)
-    monkeypatch.setattr(trt_backend, "CudaRuntime", lambda: cuda)
     monkeypatch.setenv("WORKFLOWS_YOLOV5_SEG_CACHE_DIR", str(tmp_path / "cache"))
     return trt
 

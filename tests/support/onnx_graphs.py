@@ -96,6 +96,27 @@ def make_detection_only_onnx(path: Path, num_classes: int = 3, input_hw: tuple[i
     return path
 
 
+def make_classification_onnx(path: Path, num_classes: int = 3) -> Path:
+    """A classifier's signature: one input ``[B, 3, 320, 320]``, one output ``[B, nc]``."""
+    image = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 320, 320])
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Reshape", ["mean", "shape2"], ["mean2"]),
+        helper.make_node("Add", ["mean2", "logits"], ["output0"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "shape2"),
+        numpy_helper.from_array(np.zeros((1, num_classes), np.float32), "logits"),
+    ]
+    output = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", num_classes])
+    graph = helper.make_graph(nodes, "classifier", [image], [output], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def make_row(
     xyxy: tuple[float, float, float, float],
     objectness: float,

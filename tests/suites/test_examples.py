@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from server_fixture import (
-    BLOCK_TYPE,
-    EXAMPLES,
-    REPOSITORY,
+
+from support.paths import DEMO_IMAGE, EXAMPLES, TRAINED_MODEL
+from support.server_fixture import (
     ServerProcess,
     assert_same_predictions,
     decode_image,
@@ -19,16 +18,13 @@ from server_fixture import (
     read_image,
     run_in_process,
 )
-
-pytest_plugins = ["server_fixture"]  # inference_server, ring_model, test_images
+from support.workflows import BLOCK_TYPE, init_engine
 
 pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
 
 VISUALIZATION = "segmentation_and_mask_visualization.json"
 FILTER_CROP_COUNT = "segmentation_filter_crop_count.json"
 EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.glob("*.json"))
-TRAINED_MODEL = REPOSITORY / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
-DEMO_IMAGE = REPOSITORY / "workflows_yolov5_seg" / "assets" / "demo-scene.jpg"
 
 
 def selectors(value: Any) -> list[str]:
@@ -81,12 +77,7 @@ def test_example_is_wired_to_inputs(name: str) -> None:
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_example_compiles_in_the_engine(name: str) -> None:
-    from roboflow_workflows.execution_engine.core import ExecutionEngine
-
-    ExecutionEngine.init(
-        workflow_definition=load_example(name),
-        init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
-    )
+    init_engine(load_example(name))
 
 
 def test_visualization_example_in_process(ring_model: Path, test_images: dict[str, Path]) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from packaging.version import Version
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from support.paths import REPOSITORY
 
 # Runs in both environments; prints one JSON object. cv2 comes with supervision's OpenCV dependency.
 PROBE = """
@@ -34,6 +34,7 @@ import supervision
 import workflows_yolov5_seg
 from workflows_yolov5_seg.detections import encode_coco_rle
 from workflows_yolov5_seg.model import YOLOv5SegModel
+
 
 assets = Path(workflows_yolov5_seg.__file__).parent / "assets"
 model = YOLOv5SegModel.from_pretrained(assets / "shapes-yolov5n-seg-320.onnx", backend="onnx", device="cpu")

@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 
 import pytest
-from server_fixture import make_ring_model
 
 from benchmarks import loadtest
+
+from support.models import make_ring_model
 
 
 @pytest.fixture(scope="module")

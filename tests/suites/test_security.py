@@ -1,56 +1,51 @@
-"""Trust (issue 8): pickles are never loaded, the model-roots allow-list holds, API keys never leak, caches are
-private and written atomically, package engines run no host code unless opted in.
-
-Covered elsewhere and not repeated here:
+"""Trust (issue 8): pickles are never loaded, the model-roots allow-list holds, API keys never leak through a
+workflow. The other trust checks are tested with their modules:
 
 - the API key in download logs, errors, stdout/stderr and cache files: ``tests/test_roboflow.py``
   (``test_the_api_key_never_leaks``, ``test_malformed_keys_are_refused_without_echoing_them``);
+- the download cache owner-only, appearing in one rename, nothing left by an interrupted download:
+  ``tests/test_roboflow.py`` (``test_download_cache_is_owner_only``, ``test_download_cache_appears_in_one_rename``,
+  ``test_an_interrupted_download_leaves_no_package``);
 - the key in a workflow's serialised outputs and refused-key step errors: ``tests/test_model_source.py``;
 - engine cache files owner-only and atomic: ``tests/backends/test_engine_cache.py``
-  (``test_store_and_load_round_trip_owner_only``, ``test_interrupted_write_leaves_nothing``, ``test_private_dir_mode``);
-- package engines with host code refused unless ``allow_engine_host_code=True``:
-  ``tests/backends/test_backend_tensorrt.py`` (``test_package_engine_host_code_needs_opt_in``,
-  ``test_package_engine_is_used_without_building``).
+  (``test_store_and_load_round_trip_owner_only``, ``test_interrupted_write_leaves_nothing``); owner-only cache
+  folders: ``tests/test_private_files.py``;
+- package engines with host code refused unless opted in, and the opt-in off by default:
+  ``tests/backends/test_tensorrt.py`` (``test_package_engine_host_code_needs_opt_in``,
+  ``test_package_engines_run_no_host_code_by_default``, ``test_package_engine_is_used_without_building``).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
 import pickle
 import shutil
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_NAMES, LETTERBOX_320_CONFIG
-from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
-from workflows_yolov5_seg import model_cache, roboflow, settings
+from workflows_yolov5_seg import model_cache, settings
 from workflows_yolov5_seg.errors import InvalidModelFileError, ModelNotFoundError, UntrustedModelError
 from workflows_yolov5_seg.model import YOLOv5SegModel
 from workflows_yolov5_seg.model_cache import ModelCache
 from workflows_yolov5_seg.model_package import PICKLE_SUFFIXES
 from workflows_yolov5_seg.model_source import resolve_model
 
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
+from support.models import LETTERBOX_320_CONFIG, make_rectangle_model
+from support.workflows import init_engine, workflow
+
 API_KEY = "rf_security_SECRET_9f8e7d"
 MODEL_ID = "secure-seg/2"
 
 
-def write_model(path: Path) -> Path:
-    protos, coefficients = box_protos((80, 80))
-    rows = np.stack([make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients)])
-    return make_constant_seg_onnx(path, rows, protos, names=CLASS_NAMES)
-
-
 def write_package(folder: Path) -> Path:
     folder.mkdir(parents=True)
-    write_model(folder / "weights.onnx")
+    make_rectangle_model(folder / "weights.onnx")
     (folder / "class_names.txt").write_text("circle\nrectangle\ntriangle\n")
     (folder / "inference_config.json").write_text(json.dumps(LETTERBOX_320_CONFIG))
     return folder
@@ -125,11 +120,11 @@ def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         folder.mkdir()
     paths = {
         "allowed": allowed,
-        "inside_file": write_model(allowed / "inside.onnx"),
+        "inside_file": make_rectangle_model(allowed / "inside.onnx"),
         "inside_package": write_package(allowed / "package"),
-        "outside_file": write_model(outside / "outside.onnx"),
+        "outside_file": make_rectangle_model(outside / "outside.onnx"),
         "outside_package": write_package(outside / "package"),
-        "evil_file": write_model(evil / "model.onnx"),
+        "evil_file": make_rectangle_model(evil / "model.onnx"),
         "outside": outside,
     }
     monkeypatch.setenv(settings.MODEL_ROOTS.name, str(allowed))
@@ -181,13 +176,11 @@ def test_several_roots(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_refused_path_in_a_workflow_is_a_step_error(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    core = pytest.importorskip("roboflow_workflows.execution_engine.core")
+    pytest.importorskip("roboflow_workflows.execution_engine.core")
     from roboflow_workflows.errors import StepExecutionError
 
     monkeypatch.setattr(model_cache, "MODELS", ModelCache())
-    engine = core.ExecutionEngine.init(
-        workflow_definition=workflow(), init_parameters={"workflows_core.model_manager": None}
-    )
+    engine = init_engine(key_workflow())
     with pytest.raises(StepExecutionError, match=settings.MODEL_ROOTS.name):
         engine.run(runtime_parameters={"image": np.zeros((32, 32, 3), np.uint8), "model": str(roots["outside_file"])})
     result = engine.run(
@@ -212,7 +205,7 @@ def _package_with_linked(roots: dict[str, Path], name: str) -> Path:
 def _file_with_linked_names(roots: dict[str, Path]) -> Path:
     folder = roots["allowed"] / "file-with-names"
     folder.mkdir()
-    model = write_model(folder / "model.onnx")
+    model = make_rectangle_model(folder / "model.onnx")
     (roots["outside"] / "secret.txt").write_text("root:x:0:0\n")
     (folder / "class_names.txt").symlink_to(roots["outside"] / "secret.txt")
     return model
@@ -221,31 +214,18 @@ def _file_with_linked_names(roots: dict[str, Path]) -> Path:
 # --- API keys ---------------------------------------------------------------------------------------------------------
 
 
-def workflow() -> dict:
-    return {
-        "version": "1.0",
-        "inputs": [
-            {"type": "WorkflowImage", "name": "image"},
-            {"type": "WorkflowParameter", "name": "model"},
-            {"type": "WorkflowParameter", "name": "api_key", "default_value": None},
-        ],
-        "steps": [
-            {
-                "type": "workflows_yolov5_seg/yolov5_instance_segmentation@v1",
-                "name": "seg",
-                "images": "$inputs.image",
-                "model": "$inputs.model",
-                "api_key": "$inputs.api_key",
-                "mask_format": "rle",
-            }
-        ],
-        "outputs": [
-            {"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"},
-            {"type": "JsonField", "name": "model_id", "selector": "$steps.seg.model_id"},
-            {"type": "JsonField", "name": "inference_id", "selector": "$steps.seg.inference_id"},
-            {"type": "JsonField", "name": "everything", "selector": "$steps.seg.*"},
-        ],
-    }
+def key_workflow() -> dict:
+    """The key from ``$inputs.api_key``; every output of the step, RLE masks included."""
+    return workflow(
+        parameters={"api_key": None},
+        step={"mask_format": "rle"},
+        outputs={
+            "predictions": "$steps.seg.predictions",
+            "model_id": "$steps.seg.model_id",
+            "inference_id": "$steps.seg.inference_id",
+            "everything": "$steps.seg.*",
+        },
+    )
 
 
 @pytest.fixture
@@ -266,14 +246,12 @@ def test_the_key_is_in_no_workflow_output_log_or_cache_name(
     api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, key_from: str
 ) -> None:
     """Both the raw outputs (``sv.Detections`` with all their data) and the serialised ones, at every log level."""
-    core = pytest.importorskip("roboflow_workflows.execution_engine.core")
+    pytest.importorskip("roboflow_workflows.execution_engine.core")
 
     monkeypatch.setattr(model_cache, "MODELS", ModelCache())
     if key_from == "environment":
         monkeypatch.setenv(settings.API_KEY.name, API_KEY)
-    engine = core.ExecutionEngine.init(
-        workflow_definition=workflow(), init_parameters={"workflows_core.model_manager": None}
-    )
+    engine = init_engine(key_workflow())
     parameters = {
         "image": np.zeros((100, 120, 3), np.uint8),
         "model": MODEL_ID,
@@ -292,65 +270,3 @@ def test_the_key_is_in_no_workflow_output_log_or_cache_name(
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes()
     assert api.metadata_requests() == 1
-
-
-# --- the download cache: private and atomic --------------------------------------------------------------------------
-
-
-def test_download_cache_is_owner_only(api, tmp_path: Path) -> None:
-    folder = roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
-    cache = tmp_path / "cache"
-    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
-    for path in [cache, *cache.rglob("*")]:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        assert mode == (0o700 if path.is_dir() else 0o600), f"{path} has mode {oct(mode)}"
-    assert {p.name for p in folder.iterdir()} >= {"weights.onnx", "class_names.txt", roboflow.MANIFEST_FILE}
-
-
-def test_download_cache_appears_in_one_rename(api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """While files are downloading, the package folder does not exist; it appears complete, in one rename."""
-    target = roboflow.package_dir(MODEL_ID)
-    seen = []
-    download = roboflow._Client.download
-
-    def watching(self, url, destination, md5, label):  # noqa: ANN001, ANN202
-        seen.append((label, target.exists(), stat.S_IMODE(destination.parent.stat().st_mode)))
-        return download(self, url, destination, md5, label)
-
-    renames = []
-    replace = os.replace
-
-    def recording(source, destination):  # noqa: ANN001, ANN202
-        renames.append((Path(source), Path(destination)))
-        return replace(source, destination)
-
-    monkeypatch.setattr(roboflow._Client, "download", watching)
-    monkeypatch.setattr(roboflow.os, "replace", recording)
-    roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
-    assert seen and all(not exists for _, exists, _ in seen), seen
-    assert all(mode == 0o700 for _, _, mode in seen), "the staging folder must be owner-only while files arrive"
-    assert renames == [(renames[0][0], target)] and ".partial-" in renames[0][0].name
-
-
-def test_an_interrupted_download_leaves_no_package(api, tmp_path: Path) -> None:
-    api.truncate["weights.onnx"] = 10  # every try is cut short
-    with pytest.raises(roboflow.DownloadIntegrityError):
-        roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
-    leftovers = [p for p in (tmp_path / "cache").rglob("*") if not p.name.endswith(".lock") and p.is_file()]
-    assert leftovers == []
-    assert not roboflow.package_dir(MODEL_ID).exists()
-
-
-# --- TensorRT engines from packages ----------------------------------------------------------------------------------
-
-
-def test_package_engines_run_no_host_code_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The opt-in defaults to off everywhere a package engine can be loaded (behaviour: see the module docstring):
-    the argument defaults to the setting, and the setting to false."""
-    from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend
-
-    assert inspect.signature(load_tensorrt_backend).parameters["allow_engine_host_code"].default is None
-    monkeypatch.delenv(settings.ALLOW_ENGINE_HOST_CODE.name, raising=False)
-    assert settings.ALLOW_ENGINE_HOST_CODE.get() is False
-    monkeypatch.setenv(settings.ALLOW_ENGINE_HOST_CODE.name, "1")
-    assert settings.ALLOW_ENGINE_HOST_CODE.get() is True

@@ -1,26 +1,25 @@
 """TensorRT backend logic on stand-ins for tensorrt and CUDA (see fake_tensorrt.py): building, caching,
 invalidation, profiles, dtypes, package engines, thread safety, the build command. No GPU needed.
 
-The same code paths on the real libraries are in test_backend_gpu.py (``@pytest.mark.gpu``).
+The same code paths on the real libraries are the tests marked ``gpu`` at the end (skipped, with the reason, without a
+GPU and tensorrt).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import stat
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_tensorrt import FakeCuda, FakeTrt
 from onnx import TensorProto
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
-from workflows_yolov5_seg import cli, settings
+from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.backends import tensorrt as trt_backend
 from workflows_yolov5_seg.backends.engine_cache import BatchProfile, EngineCache
 from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
@@ -32,6 +31,7 @@ from workflows_yolov5_seg.backends.tensorrt import (
     get_or_build_engine,
     load_tensorrt_backend,
     parse_cuda_device,
+    probe_cuda_device,
 )
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
@@ -41,23 +41,15 @@ from workflows_yolov5_seg.errors import (
 from workflows_yolov5_seg.model import YOLOv5SegModel
 from workflows_yolov5_seg.model_package import load_model_package
 
-NAMES = {0: "circle", 1: "rectangle", 2: "triangle"}
+from support.fake_tensorrt import FakeCuda, FakeTrt
+from support.models import CLASS_NAMES, make_two_box_model, two_box_rows
+from support.onnx_graphs import make_constant_seg_onnx
 
-
-def _rows() -> tuple[np.ndarray, np.ndarray]:
-    protos, coefficients = box_protos((80, 80))
-    rows = np.stack(
-        [
-            make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients),
-            make_row((200, 180, 300, 260), 0.8, [0.9, 0.1, 0.1], coefficients),
-        ]
-    )
-    return rows, protos
+SECOND_OBJECTNESS = 0.8  # the circle's, so the two detections' scores differ
 
 
 def make_model(path: Path, batch: int | None = None, input_type: int = TensorProto.FLOAT) -> Path:
-    rows, protos = _rows()
-    return make_constant_seg_onnx(path, rows, protos, names=NAMES, batch=batch, input_type=input_type)
+    return make_two_box_model(path, SECOND_OBJECTNESS, batch=batch, input_type=input_type)
 
 
 @pytest.fixture()
@@ -138,8 +130,8 @@ def test_changed_onnx_or_options_rebuild(onnx_model: Path, cache_dir: Path) -> N
     load(onnx_model, cache_dir, trt).close()
     load(onnx_model, cache_dir, trt, precision="fp32").close()
     load(onnx_model, cache_dir, trt, batch="1,2,4").close()
-    rows, protos = _rows()
-    make_constant_seg_onnx(onnx_model, rows * 0.5, protos, names=NAMES)
+    rows, protos = two_box_rows(SECOND_OBJECTNESS)
+    make_constant_seg_onnx(onnx_model, rows * 0.5, protos, names=CLASS_NAMES)
     load(onnx_model, cache_dir, trt).close()
     assert len(trt.builds) == 4 and len(engine_files(cache_dir)) == 4
     load(onnx_model, cache_dir, trt, rebuild_engine=True).close()
@@ -360,6 +352,16 @@ def test_package_engine_host_code_needs_opt_in(
     assert trt.runtimes[-1].engine_host_code_allowed is True
 
 
+def test_package_engines_run_no_host_code_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opt-in defaults to off everywhere a package engine can be loaded (behaviour: the tests above): the
+    argument defaults to the setting, and the setting to false."""
+    assert inspect.signature(load_tensorrt_backend).parameters["allow_engine_host_code"].default is None
+    monkeypatch.delenv(settings.ALLOW_ENGINE_HOST_CODE.name, raising=False)
+    assert settings.ALLOW_ENGINE_HOST_CODE.get() is False
+    monkeypatch.setenv(settings.ALLOW_ENGINE_HOST_CODE.name, "1")
+    assert settings.ALLOW_ENGINE_HOST_CODE.get() is True
+
+
 def test_foreign_package_engine_falls_back_to_building_from_onnx(
     onnx_model: Path, tmp_path: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -435,9 +437,9 @@ def test_parse_cuda_device_rejects(device: str) -> None:
 
 
 def test_detection_model_is_refused_before_tensorrt_parses_it(tmp_path: Path, cache_dir: Path) -> None:
-    from onnx_graphs import make_detection_only_onnx
-
     from workflows_yolov5_seg.errors import NotYOLOv5SegModelError
+
+    from support.onnx_graphs import make_detection_only_onnx
 
     trt = FakeTrt()
     with pytest.raises(NotYOLOv5SegModelError, match="detection model"):
@@ -505,57 +507,6 @@ def test_missing_tensorrt_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -
     assert not ok and "tensorrt" in reason
 
 
-# ------------------------------------------------------------------------------------------------ build command
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeTrt, FakeCuda]:
-    """``tensorrt`` and the CUDA runtime replaced by the fakes, for code that imports them itself (the CLI)."""
-    trt, cuda = FakeTrt(), FakeCuda()
-    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: trt)
-    monkeypatch.setattr(trt_backend, "CudaRuntime", lambda: cuda)
-    return trt, cuda
-
-
-def test_build_engine_command(
-    onnx_model: Path, cache_dir: Path, fake_gpu: tuple[FakeTrt, FakeCuda], capsys: pytest.CaptureFixture[str]
-) -> None:
-    trt, cuda = fake_gpu
-    argv = ["build-engine", "--model", str(onnx_model), "--precision", "fp16", "--batch", "1,4,8"]
-    argv += ["--cache-dir", str(cache_dir)]
-    assert cli.main(argv) == 0
-    first = capsys.readouterr().out
-    [engine] = engine_files(cache_dir)
-    assert str(engine) in first and "built in" in first and "fp16, batch 1,4,8" in first
-    assert cli.main(argv) == 0
-    assert "already cached" in capsys.readouterr().out and len(trt.builds) == 1
-    # The backend then loads the pre-built engine without building.
-    backend = load(onnx_model, cache_dir, trt, cuda, precision="fp16", batch="1,4,8")
-    assert len(trt.builds) == 1
-    backend.close()
-    assert cli.main([*argv, "--force"]) == 0 and len(trt.builds) == 2
-
-
-def test_build_engine_command_errors(
-    tmp_path: Path, fake_gpu: tuple[FakeTrt, FakeCuda], capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert cli.main(["build-engine", "--model", str(tmp_path / "missing.onnx")]) == 1
-    assert "workflows-yolov5-seg build-engine: Model" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["build-engine", "--model", "x", "--precision", "int8"])
-    assert exit_info.value.code == 2
-
-
-def test_build_engine_help_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "workflows_yolov5_seg.cli", "build-engine", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0 and "--precision" in result.stdout and "--batch" in result.stdout
-
-
 # ------------------------------------------------------------------------------------------------ metadata, shapes
 
 
@@ -596,3 +547,96 @@ def test_static_profile_from_a_dynamic_onnx(onnx_model: Path, cache_dir: Path) -
     assert len(model([np.zeros((50, 60, 3), np.uint8)] * 5)) == 5
     assert [shape[0] for _, shape in trt.engines[-1].contexts[0].executions] == [4, 4]
     model.close()
+
+
+# ------------------------------------------------------------------------------------------------ real TensorRT (gpu)
+
+TRT_INSTALL = "pip install --extra-index-url https://pypi.nvidia.com tensorrt-cu12"
+
+
+@pytest.fixture(scope="module")
+def cuda_device() -> None:
+    gpu, reason = probe_cuda_device(0)
+    if gpu is None:
+        pytest.skip(f"no CUDA device visible through cuda-python: {reason}")
+
+
+@pytest.fixture(scope="module")
+def real_tensorrt(cuda_device: None):  # noqa: ANN201
+    return pytest.importorskip("tensorrt", reason=f"tensorrt is not installed ({TRT_INSTALL})")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_builds_caches_and_runs(
+    real_tensorrt, tmp_path: Path, precision: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = make_model(tmp_path / "m.onnx")
+    package = load_model_package(model)
+    cache = tmp_path / "cache"
+    with caplog.at_level(logging.INFO):
+        backend = load_tensorrt_backend(package, precision=precision, batch="1,2,4", cache_dir=cache)
+    assert "Built the TensorRT engine" in caplog.text
+    assert backend.info.name == "trt" and backend.info.precision == precision and backend.info.max_batch_size == 4
+    [engine] = (cache / "trt").glob("*.engine")
+    assert engine.stat().st_mode & 0o777 == 0o600
+    batch = np.random.default_rng(0).random((3, 3, 320, 320), dtype=np.float32)
+    for got, expected in zip(
+        backend.infer(batch), OnnxRuntimeBackend(load_model_package(model)).infer(batch), strict=True
+    ):
+        assert got.dtype == np.float32
+        # fp16 keeps ~3 significant digits: box coordinates of ~300 px are within ~0.2 px.
+        tolerance = {"rtol": 2e-3, "atol": 1e-2} if precision == "fp16" else {"rtol": 1e-6, "atol": 1e-5}
+        np.testing.assert_allclose(got, expected, **tolerance)
+    backend.close()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        load_tensorrt_backend(package, precision=precision, batch="1,2,4", cache_dir=cache).close()
+    assert "Using the cached TensorRT engine" in caplog.text and "Built the TensorRT engine" not in caplog.text
+
+
+@pytest.mark.gpu
+def test_tensorrt_rebuilds_a_corrupted_cache(real_tensorrt, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    package = load_model_package(make_model(tmp_path / "m.onnx"))
+    cache = tmp_path / "cache"
+    load_tensorrt_backend(package, precision="fp32", cache_dir=cache).close()
+    [engine] = (cache / "trt").glob("*.engine")
+    engine.write_bytes(engine.read_bytes()[:1000])  # truncated, as after a crash of a non-atomic writer
+    backend = load_tensorrt_backend(package, precision="fp32", cache_dir=cache)
+    assert "deleting and rebuilding" in caplog.text
+    backend.infer(np.zeros((1, 3, 320, 320), np.float32))
+    backend.close()
+
+
+@pytest.mark.gpu
+def test_tensorrt_fp16_input_engine(real_tensorrt, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "h.onnx", input_type=TensorProto.FLOAT16)
+    backend = load_tensorrt_backend(load_model_package(model), cache_dir=tmp_path / "cache")
+    assert backend.info.input_dtype == np.float16
+    instances, protos = backend.infer(np.zeros((1, 3, 320, 320), np.float32))
+    assert instances.dtype == np.float32 and protos.dtype == np.float32
+    backend.close()
+
+
+@pytest.mark.gpu
+def test_tensorrt_concurrent_forwards(real_tensorrt, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "m.onnx")
+    backend = load_tensorrt_backend(load_model_package(model), precision="fp32", cache_dir=tmp_path / "cache")
+    expected = OnnxRuntimeBackend(load_model_package(model)).infer(np.zeros((1, 3, 320, 320), np.float32))[0]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for size in (1, 4, 2, 8):
+                got = backend.infer(np.zeros((size, 3, 320, 320), np.float32))[0]
+                np.testing.assert_allclose(got, np.repeat(expected, size, axis=0), atol=1e-5)
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    backend.close()
+    assert errors == []

@@ -1,10 +1,11 @@
-"""GPU tests: the real TensorRT, cuda-python and onnxruntime-gpu. Every test here is marked ``gpu`` and is skipped,
-with the reason, where the GPU, a library or the trained model is missing: never reported as passed.
+"""Parity of the backends on a GPU: ONNX Runtime CPU vs ONNX Runtime CUDA vs TensorRT fp16 on the bundled trained
+model (the tests marked ``gpu``, skipped with the reason where the GPU, a library or the model is missing: never
+reported as passed), and the detection comparison they use, checked on the CPU so that a GPU run can trust it.
 
-Run them on a GPU machine with::
+Run the GPU tests (these and the backends' own, in tests/backends/) on a GPU machine with::
 
     pip install -e '.[onnx-gpu,test]' && pip install --extra-index-url https://pypi.nvidia.com tensorrt-cu12 cuda-python
-    pytest -m gpu -rs tests/backends/test_backend_gpu.py
+    pytest -m gpu -rs tests
 
 The parity test writes its figures (engine build time, raw vs end-to-end latency, agreement) to stdout and to
 ``$WORKFLOWS_YOLOV5_SEG_GPU_REPORT`` when that is set.
@@ -13,7 +14,6 @@ The parity test writes its figures (engine build time, raw vs end-to-end latency
 from __future__ import annotations
 
 import json
-import logging
 import os
 import statistics
 import time
@@ -21,41 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import TensorProto
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+import supervision as sv
 
 from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
 from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend, probe_cuda_device
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 from workflows_yolov5_seg.model_package import load_model_package
 
-pytestmark = pytest.mark.gpu
+from support.paths import TRAINED_MODEL
 
-TRAINED_MODEL = Path(__file__).resolve().parents[2] / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
 TRT_INSTALL = "pip install --extra-index-url https://pypi.nvidia.com tensorrt-cu12"
-
-
-@pytest.fixture(scope="module")
-def cuda_device() -> None:
-    gpu, reason = probe_cuda_device(0)
-    if gpu is None:
-        pytest.skip(f"no CUDA device visible through cuda-python: {reason}")
-
-
-@pytest.fixture(scope="module")
-def tensorrt(cuda_device: None):  # noqa: ANN201
-    return pytest.importorskip("tensorrt", reason=f"tensorrt is not installed ({TRT_INSTALL})")
-
-
-@pytest.fixture(scope="module")
-def ort_cuda() -> None:
-    import onnxruntime
-
-    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        pytest.skip(
-            "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu, alone); providers: "
-            f"{onnxruntime.get_available_providers()}"
-        )
 
 
 @pytest.fixture(scope="module")
@@ -63,109 +38,6 @@ def trained_model() -> Path:
     if not TRAINED_MODEL.is_file():
         pytest.skip(f"the trained model {TRAINED_MODEL.name} is not in workflows_yolov5_seg/assets yet")
     return TRAINED_MODEL
-
-
-def constant_model(path: Path, input_type: int = TensorProto.FLOAT) -> Path:
-    protos, coefficients = box_protos((80, 80))
-    rows = np.stack(
-        [
-            make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients),
-            make_row((200, 180, 300, 260), 0.8, [0.9, 0.1, 0.1], coefficients),
-        ]
-    )
-    return make_constant_seg_onnx(path, rows, protos, names={0: "a", 1: "b", 2: "c"}, input_type=input_type)
-
-
-# ------------------------------------------------------------------------------------------------ ONNX Runtime CUDA
-
-
-def test_onnxruntime_cuda_really_runs_on_the_gpu(ort_cuda: None, tmp_path: Path) -> None:
-    model = constant_model(tmp_path / "m.onnx")
-    gpu = OnnxRuntimeBackend(load_model_package(model), device="cuda")  # raises if ONNX Runtime fell back to the CPU
-    assert gpu.info.device == "cuda:0" and gpu.info.providers[0] == "CUDAExecutionProvider"
-    batch = np.random.default_rng(0).random((2, 3, 320, 320), dtype=np.float32)
-    for got, expected in zip(gpu.infer(batch), OnnxRuntimeBackend(load_model_package(model)).infer(batch), strict=True):
-        np.testing.assert_allclose(got, expected, atol=1e-5)
-
-
-# ------------------------------------------------------------------------------------------------ TensorRT
-
-
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_tensorrt_builds_caches_and_runs(
-    tensorrt, tmp_path: Path, precision: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    model = constant_model(tmp_path / "m.onnx")
-    package = load_model_package(model)
-    cache = tmp_path / "cache"
-    with caplog.at_level(logging.INFO):
-        backend = load_tensorrt_backend(package, precision=precision, batch="1,2,4", cache_dir=cache)
-    assert "Built the TensorRT engine" in caplog.text
-    assert backend.info.name == "trt" and backend.info.precision == precision and backend.info.max_batch_size == 4
-    [engine] = (cache / "trt").glob("*.engine")
-    assert engine.stat().st_mode & 0o777 == 0o600
-    batch = np.random.default_rng(0).random((3, 3, 320, 320), dtype=np.float32)
-    for got, expected in zip(
-        backend.infer(batch), OnnxRuntimeBackend(load_model_package(model)).infer(batch), strict=True
-    ):
-        assert got.dtype == np.float32
-        # fp16 keeps ~3 significant digits: box coordinates of ~300 px are within ~0.2 px.
-        tolerance = {"rtol": 2e-3, "atol": 1e-2} if precision == "fp16" else {"rtol": 1e-6, "atol": 1e-5}
-        np.testing.assert_allclose(got, expected, **tolerance)
-    backend.close()
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        load_tensorrt_backend(package, precision=precision, batch="1,2,4", cache_dir=cache).close()
-    assert "Using the cached TensorRT engine" in caplog.text and "Built the TensorRT engine" not in caplog.text
-
-
-def test_tensorrt_rebuilds_a_corrupted_cache(tensorrt, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    package = load_model_package(constant_model(tmp_path / "m.onnx"))
-    cache = tmp_path / "cache"
-    load_tensorrt_backend(package, precision="fp32", cache_dir=cache).close()
-    [engine] = (cache / "trt").glob("*.engine")
-    engine.write_bytes(engine.read_bytes()[:1000])  # truncated, as after a crash of a non-atomic writer
-    backend = load_tensorrt_backend(package, precision="fp32", cache_dir=cache)
-    assert "deleting and rebuilding" in caplog.text
-    backend.infer(np.zeros((1, 3, 320, 320), np.float32))
-    backend.close()
-
-
-def test_tensorrt_fp16_input_engine(tensorrt, tmp_path: Path) -> None:
-    model = constant_model(tmp_path / "h.onnx", input_type=TensorProto.FLOAT16)
-    backend = load_tensorrt_backend(load_model_package(model), cache_dir=tmp_path / "cache")
-    assert backend.info.input_dtype == np.float16
-    instances, protos = backend.infer(np.zeros((1, 3, 320, 320), np.float32))
-    assert instances.dtype == np.float32 and protos.dtype == np.float32
-    backend.close()
-
-
-def test_tensorrt_concurrent_forwards(tensorrt, tmp_path: Path) -> None:
-    import threading
-
-    model = constant_model(tmp_path / "m.onnx")
-    backend = load_tensorrt_backend(load_model_package(model), precision="fp32", cache_dir=tmp_path / "cache")
-    expected = OnnxRuntimeBackend(load_model_package(model)).infer(np.zeros((1, 3, 320, 320), np.float32))[0]
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            for size in (1, 4, 2, 8):
-                got = backend.infer(np.zeros((size, 3, 320, 320), np.float32))[0]
-                np.testing.assert_allclose(got, np.repeat(expected, size, axis=0), atol=1e-5)
-        except BaseException as error:  # noqa: BLE001
-            errors.append(error)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    backend.close()
-    assert errors == []
-
-
-# ------------------------------------------------------------------------------------------------ parity
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -214,6 +86,45 @@ def compare_detections(reference, candidate, confidence: float) -> dict:
     }
 
 
+# ------------------------------------------------------------------------------------------- the comparison, on the CPU
+
+
+def detections(boxes: list[list[float]], classes: list[int], scores: list[float], shift: int = 0) -> sv.Detections:
+    masks = np.zeros((len(boxes), 100, 100), bool)
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes, strict=True):
+        mask[int(y1) : int(y2), int(x1) + shift : int(x2) + shift] = True
+    return sv.Detections(
+        xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+        mask=masks,
+        class_id=np.array(classes),
+        confidence=np.array(scores, np.float32),
+    )
+
+
+def test_comparison_of_identical_detections() -> None:
+    a = detections([[10, 10, 50, 50], [60, 60, 90, 90]], [0, 1], [0.9, 0.8])
+    result = compare_detections(a, a, 0.4)
+    assert result == {"worst_box_px": 0.0, "worst_mask_iou": 1.0, "missing": 0, "extra": 0, "borderline": 0}
+
+
+def test_comparison_is_order_independent_and_measures_differences() -> None:
+    a = detections([[10, 10, 50, 50], [60, 60, 90, 90]], [0, 1], [0.9, 0.8])
+    b = detections([[60.5, 60, 90, 90], [10, 10, 50, 51]], [1, 0], [0.8, 0.9], shift=1)
+    result = compare_detections(a, b, 0.4)
+    assert result["worst_box_px"] == 1.0 and 0.9 < result["worst_mask_iou"] < 1.0
+    assert result["missing"] == result["extra"] == 0
+
+
+def test_comparison_counts_missing_extra_and_borderline() -> None:
+    a = detections([[10, 10, 50, 50], [60, 60, 90, 90], [0, 0, 5, 5]], [0, 1, 2], [0.9, 0.8, 0.405])
+    b = detections([[10, 10, 50, 50], [20, 70, 30, 80]], [0, 2], [0.9, 0.7])
+    result = compare_detections(a, b, 0.4)
+    assert (result["missing"], result["extra"], result["borderline"]) == (1, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------------ parity (gpu)
+
+
 def _median_ms(function, repeats: int = 30) -> float:
     for _ in range(3):
         function()
@@ -225,6 +136,7 @@ def _median_ms(function, repeats: int = 30) -> float:
     return statistics.median(times)
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("candidate", ["onnx-cuda", "trt-fp16"])
 def test_parity_with_onnxruntime_cpu(candidate: str, trained_model: Path, tmp_path: Path) -> None:
     """ORT-CPU vs ORT-CUDA vs TensorRT fp16 on the trained model: same detections, boxes within 1 px,

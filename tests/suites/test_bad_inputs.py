@@ -6,7 +6,7 @@ pattern of ``words``, case-insensitive) or, with ``error=None``, must work and p
 case, the shared model (loaded once for the module) and the shared Workflows engine serve a good request and give
 the reference answer. The figures of docs/reliability.md come from this table.
 
-Run alone: ``python -m pytest tests/test_reliability.py``.
+Run alone: ``python -m pytest tests/suites/test_bad_inputs.py``.
 """
 
 from __future__ import annotations
@@ -15,61 +15,26 @@ import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from conftest import CLASS_NAMES, LETTERBOX_320_CONFIG
-from onnx import TensorProto, helper, numpy_helper
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
 
 from workflows_yolov5_seg import errors, roboflow, settings
-from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+from workflows_yolov5_seg.model import YOLOv5SegModel
 
-BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
+from support.fake_tensorrt import FakeCuda, FakeTrt
+from support.models import CLASS_NAMES, LETTERBOX_320_CONFIG, two_box_rows
+from support.onnx_graphs import make_classification_onnx, make_constant_seg_onnx, make_detection_only_onnx
+from support.workflows import init_engine, workflow
+
 GOOD_IMAGE = np.zeros((160, 320, 3), np.uint8)
 REFERENCE_XYXY = [[40, 0, 120, 60], [200, 100, 300, 160]]  # two_box_model on GOOD_IMAGE (see test_model.py)
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-# --- models -------------------------------------------------------------------------------------------------------
-
-
-def rows_and_protos() -> tuple[np.ndarray, np.ndarray]:
-    protos, coefficients = box_protos((80, 80))
-    rows = np.stack(
-        [
-            make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients),
-            make_row((200, 180, 300, 260), 0.9, [0.9, 0.1, 0.1], coefficients),
-        ]
-    )
-    return rows, protos
-
-
-def make_classification_onnx(path: Path, num_classes: int = 3) -> Path:
-    """A classifier's signature: one input ``[B, 3, 320, 320]``, one output ``[B, nc]``."""
-    image = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 320, 320])
-    nodes = [
-        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=1),
-        helper.make_node("Reshape", ["mean", "shape2"], ["mean2"]),
-        helper.make_node("Add", ["mean2", "logits"], ["output0"]),
-    ]
-    initializers = [
-        numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "shape2"),
-        numpy_helper.from_array(np.zeros((1, num_classes), np.float32), "logits"),
-    ]
-    output = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", num_classes])
-    graph = helper.make_graph(nodes, "classifier", [image], [output], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 # --- the shared process state ---------------------------------------------------------------------------------------
@@ -87,7 +52,7 @@ class Env:
     engine: Any = None
 
     def seg_model(self, name: str = "m.onnx", **changes: Any) -> Path:
-        rows, protos = rows_and_protos()
+        rows, protos = two_box_rows()
         rows = changes.pop("rows", rows)
         protos = changes.pop("protos", protos)
         return make_constant_seg_onnx(self.tmp / name, rows, protos, **{"names": CLASS_NAMES, **changes})
@@ -97,7 +62,7 @@ class Env:
 
         folder = self.tmp / "package"
         folder.mkdir()
-        rows, protos = rows_and_protos()
+        rows, protos = two_box_rows()
         make_constant_seg_onnx(folder / "weights.onnx", rows, protos)
         (folder / "class_names.txt").write_text("circle\nrectangle\ntriangle\n")
         text = config if isinstance(config, str) else json.dumps(config)
@@ -130,7 +95,7 @@ def shared_model(two_box_model: Path) -> YOLOv5SegModel:
 def workflow_engine(two_box_model: Path):  # noqa: ANN201 - the engine
     """One compiled workflow (every parameter from ``$inputs``) whose block cache keeps one loaded model."""
     pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
-    return compile_workflow(workflow_definition(**{name: "$" for name in INPUT_PARAMETERS}))
+    return init_engine(workflow(parameters=INPUT_PARAMETERS))
 
 
 INPUT_PARAMETERS = {
@@ -142,33 +107,6 @@ INPUT_PARAMETERS = {
     "backend": "auto",
     "class_filter": None,
 }
-
-
-def workflow_definition(**step_fields: Any) -> dict:
-    """``"$"`` as a value makes the field a ``$inputs`` parameter of the same name."""
-    inputs = [{"type": "WorkflowImage", "name": "image"}, {"type": "WorkflowParameter", "name": "model"}]
-    step = {"type": BLOCK_TYPE, "name": "seg", "images": "$inputs.image", "model": "$inputs.model"}
-    for name, value in step_fields.items():
-        if value == "$":
-            inputs.append({"type": "WorkflowParameter", "name": name, "default_value": INPUT_PARAMETERS[name]})
-            step[name] = f"$inputs.{name}"
-        else:
-            step[name] = value
-    return {
-        "version": "1.0",
-        "inputs": inputs,
-        "steps": [step],
-        "outputs": [{"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"}],
-    }
-
-
-def compile_workflow(definition: dict):  # noqa: ANN201 - the engine
-    from roboflow_workflows.execution_engine.core import ExecutionEngine
-
-    return ExecutionEngine.init(
-        workflow_definition=definition,
-        init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
-    )
 
 
 def error_text(error: BaseException) -> str:
@@ -202,7 +140,7 @@ def run_workflow(definition: dict | None = None, model: Callable[[Env], str] | N
     """Compiles ``definition`` (default: the shared, all-``$inputs`` one) and runs it on GOOD_IMAGE."""
 
     def action(env: Env) -> Any:
-        engine = compile_workflow(definition) if definition is not None else env.engine
+        engine = init_engine(definition) if definition is not None else env.engine
         parameters = {"image": GOOD_IMAGE, "model": model(env) if model else str(env.good_model_path), **inputs}
         return engine.run(runtime_parameters=parameters)[0]["predictions"]
 
@@ -277,13 +215,13 @@ def names_file(count: int) -> Callable[[Env], Path]:
 
 
 def nan_in_instances(env: Env) -> Path:
-    rows, _ = rows_and_protos()
+    rows, _ = two_box_rows()
     rows[0, 4] = np.nan
     return env.seg_model(rows=rows)
 
 
 def inf_in_protos(env: Env) -> Path:
-    _, protos = rows_and_protos()
+    _, protos = two_box_rows()
     protos[3, 10, 10] = np.inf
     return env.seg_model(protos=protos)
 
@@ -326,8 +264,6 @@ def roboflow_read_only_cache(env: Env) -> Any:
 
 def roboflow_corrupted_cache_is_refetched(env: Env) -> Any:
     """A cached weights file altered in place (same size): the checksum catches it and it is downloaded again."""
-    from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
-
     roboflow_env(env)
     package = env.package(LETTERBOX_320_CONFIG)
     fake = FakeRoboflowAPI(api_key="rf_k3y", models={"shapes-seg/3": FakeModel(files=package_files_from(package))})
@@ -345,21 +281,12 @@ def roboflow_corrupted_cache_is_refetched(env: Env) -> Any:
     return again
 
 
-def _tensorrt_fakes() -> tuple[Any, Any]:
-    backends_tests = str(Path(__file__).resolve().parent / "backends")
-    if backends_tests not in sys.path:
-        sys.path.insert(0, backends_tests)
-    from fake_tensorrt import FakeCuda, FakeTrt
-
-    return FakeTrt(), FakeCuda()
-
-
 def trt_corrupted_cached_engine(env: Env) -> Any:
     """A cached TensorRT engine that no longer deserializes is deleted and rebuilt (stand-ins for TensorRT/CUDA)."""
     from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend
     from workflows_yolov5_seg.model_package import load_model_package
 
-    trt, cuda = _tensorrt_fakes()
+    trt, cuda = FakeTrt(), FakeCuda()
     package = load_model_package(env.good_model_path)
     cache = env.tmp / "engines"
     load_tensorrt_backend(package, cache_dir=cache, trt=trt, cuda=cuda).close()
@@ -377,7 +304,7 @@ def trt_read_only_engine_cache(env: Env) -> Any:
     from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend
     from workflows_yolov5_seg.model_package import load_model_package
 
-    trt, cuda = _tensorrt_fakes()
+    trt, cuda = FakeTrt(), FakeCuda()
     cache = env.tmp / "engines"
     make_unwritable(env, cache)
     return load_tensorrt_backend(load_model_package(env.good_model_path), cache_dir=cache, trt=trt, cuda=cuda)
@@ -734,7 +661,7 @@ WORKFLOW = [
     *[
         Case(
             f"literal-{field}-{value}",
-            run_workflow(workflow_definition(**{field: value})),
+            run_workflow(workflow(step={field: value})),
             "WorkflowDefinitionError",
             (field, expected),
             needs_engine=True,
@@ -845,9 +772,3 @@ def test_bad_input(
     if engine is not None:
         served = engine.run(runtime_parameters={"image": GOOD_IMAGE, "model": str(two_box_model)})[0]["predictions"]
         np.testing.assert_allclose(served.xyxy, REFERENCE_XYXY)
-
-
-def test_inference_parameters_accept_the_bounds() -> None:
-    """The edges of every range are valid (the matrix checks just outside them)."""
-    InferenceParameters(confidence=0, iou_threshold=1, tradeoff_factor=1, max_detections=1)
-    InferenceParameters(confidence=1, iou_threshold=0, tradeoff_factor=0, mask_decode_mode="tradeoff")

@@ -1,6 +1,7 @@
 """ONNX Runtime backend: providers per device, silent-CPU-fallback detection, the TensorRT provider's cache.
 
-GPU provider lists are simulated (ort_fakes.py) because this CI has no GPU; test_backend_gpu.py runs the real ones.
+GPU provider lists are simulated (support/ort_fakes.py) because this CI has no GPU; the test marked ``gpu`` at the end
+runs the real CUDA provider (skipped, with the reason, without onnxruntime-gpu and a GPU).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
-from ort_fakes import CPU_BUILD, GPU_BUILD, ProviderScenario
 
 from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.backends.onnx import (
@@ -23,12 +22,13 @@ from workflows_yolov5_seg.backends.onnx import (
 from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError
 from workflows_yolov5_seg.model_package import load_model_package
 
+from support.models import make_rectangle_model, make_two_box_model
+from support.ort_fakes import CPU_BUILD, GPU_BUILD, ProviderScenario
+
 
 @pytest.fixture()
 def model(tmp_path: Path) -> Path:
-    protos, coefficients = box_protos((80, 80))
-    rows = np.stack([make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients)])
-    return make_constant_seg_onnx(tmp_path / "m.onnx", rows, protos, names={0: "a", 1: "b", 2: "c"})
+    return make_rectangle_model(tmp_path / "m.onnx", names={0: "a", 1: "b", 2: "c"})
 
 
 # ------------------------------------------------------------------------------------------------ pure functions
@@ -166,9 +166,7 @@ def test_cpu_device_never_preloads_cuda(model: Path, monkeypatch: pytest.MonkeyP
 def test_infer_casts_to_the_model_dtype(tmp_path: Path) -> None:
     from onnx import TensorProto
 
-    protos, coefficients = box_protos((80, 80))
-    rows = np.stack([make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients)])
-    path = make_constant_seg_onnx(tmp_path / "h.onnx", rows, protos, input_type=TensorProto.FLOAT16)
+    path = make_rectangle_model(tmp_path / "h.onnx", names=None, input_type=TensorProto.FLOAT16)
     backend = OnnxRuntimeBackend(load_model_package(path))
     assert backend.info.input_dtype == np.float16
     instances, protos_out = backend.infer(np.zeros((1, 3, 320, 320), np.float32))
@@ -179,3 +177,27 @@ def test_infer_casts_to_the_model_dtype(tmp_path: Path) -> None:
 def test_rejects_bad_options(model: Path, options: dict) -> None:
     with pytest.raises(InvalidParameterError):
         OnnxRuntimeBackend(load_model_package(model), **options)
+
+
+# ------------------------------------------------------------------------------------------------ real CUDA (gpu)
+
+
+@pytest.fixture(scope="module")
+def ort_cuda() -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip(
+            "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu, alone); providers: "
+            f"{onnxruntime.get_available_providers()}"
+        )
+
+
+@pytest.mark.gpu
+def test_onnxruntime_cuda_really_runs_on_the_gpu(ort_cuda: None, tmp_path: Path) -> None:
+    model = make_two_box_model(tmp_path / "m.onnx", second_objectness=0.8, names={0: "a", 1: "b", 2: "c"})
+    gpu = OnnxRuntimeBackend(load_model_package(model), device="cuda")  # raises if ONNX Runtime fell back to the CPU
+    assert gpu.info.device == "cuda:0" and gpu.info.providers[0] == "CUDAExecutionProvider"
+    batch = np.random.default_rng(0).random((2, 3, 320, 320), dtype=np.float32)
+    for got, expected in zip(gpu.infer(batch), OnnxRuntimeBackend(load_model_package(model)).infer(batch), strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-5)

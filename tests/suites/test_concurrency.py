@@ -10,29 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_NAMES
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 
 from workflows_yolov5_seg import model_cache
 from workflows_yolov5_seg.model_cache import ModelCache
 
-ExecutionEngine = pytest.importorskip(
-    "roboflow_workflows.execution_engine.core", reason="needs the Workflows engine: pip install '.[inference]'"
-).ExecutionEngine
+from support.models import CLASS_NAMES
+from support.onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from support.workflows import init_engine, workflow
 
-WORKFLOW = {
-    "version": "1.0",
-    "inputs": [{"type": "WorkflowImage", "name": "image"}, {"type": "WorkflowParameter", "name": "model"}],
-    "steps": [
-        {
-            "type": "workflows_yolov5_seg/yolov5_instance_segmentation@v1",
-            "name": "seg",
-            "images": "$inputs.image",
-            "model": "$inputs.model",
-        }
-    ],
-    "outputs": [{"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"}],
-}
+pytest.importorskip(
+    "roboflow_workflows.execution_engine.core", reason="needs the Workflows engine: pip install '.[inference]'"
+)
+
 IMAGES = [np.full((h, w, 3), v, np.uint8) for h, w, v in [(160, 320, 0), (427, 640, 50), (240, 240, 200), (90, 60, 9)]]
 
 
@@ -46,10 +35,7 @@ def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def engine(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - the engine
     monkeypatch.setattr(model_cache, "MODELS", ModelCache())
-    return ExecutionEngine.init(
-        workflow_definition=WORKFLOW,
-        init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
-    )
+    return init_engine(workflow())
 
 
 def summary(detections) -> tuple:  # noqa: ANN001 - sv.Detections

@@ -12,7 +12,8 @@ import pytest
 
 from workflows_yolov5_seg import demo
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from support.paths import REPOSITORY
+
 # Lab code that lives beside the package (benchmarks/, tools/, training/) and must never ship.
 LAB_MODULES = ("benchmark", "peers", "loadtest", "synthetic_shapes", "parity_ultralytics", "train", "export_onnx")
 LAB_PACKAGES = ("benchmarks", "tools", "training", "tests", "models")

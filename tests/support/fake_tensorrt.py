@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime
+import pytest
 
+from workflows_yolov5_seg.backends import tensorrt as trt_backend
 from workflows_yolov5_seg.backends.tensorrt import GpuInfo
 
 MAGIC = b"FAKETRT1"
@@ -472,3 +474,12 @@ class FakeCuda:
 
     def stream_destroy(self, stream: int) -> None:
         self.streams.remove(stream)
+
+
+def install_fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeTrt, FakeCuda]:
+    """Makes the TensorRT backend import these stand-ins instead of ``tensorrt`` and the CUDA runtime, for code that
+    imports them itself (``create_backend``, the ``build-engine`` command); returns them."""
+    trt, cuda = FakeTrt(), FakeCuda()
+    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: trt)
+    monkeypatch.setattr(trt_backend, "CudaRuntime", lambda: cuda)
+    return trt, cuda

@@ -13,7 +13,7 @@ The measured figures, the bound and the goldens live in ``tests/data/accuracy_go
 bundled model. After a deliberate change of the model or the pipeline, regenerate them (it checks that the broken
 decode still falls below the new bound) with::
 
-    python tests/test_accuracy.py --regenerate
+    python tests/suites/test_accuracy.py --regenerate
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+# Its own paths (not support.paths): the module also runs as a script, without tests/ on sys.path.
+REPOSITORY = Path(__file__).resolve().parents[2]
 TRAINED_MODEL = REPOSITORY / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
-GOLDEN_FILE = Path(__file__).resolve().parent / "data" / "accuracy_golden.json"
+GOLDEN_FILE = REPOSITORY / "tests" / "data" / "accuracy_golden.json"
 
 SMALL_SET_SEED = 31
 SMALL_SET_IMAGES = 20
@@ -76,7 +77,7 @@ def _golden() -> dict:
     if not GOLDEN_FILE.is_file():
         pytest.fail(
             f"{GOLDEN_FILE} is missing: measure the bundled model's bound and goldens with "
-            "`python tests/test_accuracy.py --regenerate` and commit the file."
+            "`python tests/suites/test_accuracy.py --regenerate` and commit the file."
         )
     return json.loads(GOLDEN_FILE.read_text())
 
@@ -87,8 +88,9 @@ def _model_note() -> str:
     if actual == golden["model_sha256"]:
         return ""
     return (
-        f" NOTE: the goldens were computed for a model with SHA-256 {golden['model_sha256'][:12]}, the bundled one is "
-        f"{actual[:12]}; if the model was replaced deliberately, run `python tests/test_accuracy.py --regenerate`."
+        f" NOTE: the goldens were computed for a model with SHA-256 {golden['model_sha256'][:12]}, the bundled one "
+        f"is {actual[:12]}; if the model was replaced deliberately, run "
+        "`python tests/suites/test_accuracy.py --regenerate`."
     )
 
 
@@ -156,7 +158,7 @@ def test_golden_scene(model, index: int) -> None:  # noqa: ANN001
     image = _golden_scene(index)
     assert hashlib.sha256(image.tobytes()).hexdigest() == golden["image_sha256"], (
         "synthetic_shapes.generate_scene no longer reproduces this golden scene; if that change was deliberate, "
-        "regenerate the goldens with `python tests/test_accuracy.py --regenerate`."
+        "regenerate the goldens with `python tests/suites/test_accuracy.py --regenerate`."
     )
     actual = _describe(model, image)["detections"]
     note = _model_note()
@@ -264,4 +266,5 @@ def regenerate() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] != ["--regenerate"]:
         raise SystemExit(__doc__)
+    sys.path.insert(0, str(REPOSITORY))  # tools/ (the scene generator), as pytest's pythonpath gives the tests
     regenerate()

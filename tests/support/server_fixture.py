@@ -1,11 +1,11 @@
-"""The real Inference HTTP server as a test fixture, plus the models and helpers the serving tests share.
+"""The real Inference HTTP server as a test fixture, plus the images, fixtures and helpers the serving tests share.
 
 ``inference_server`` starts ``python -m workflows_yolov5_seg.cli serve`` (what the console script runs) with this
 interpreter on 127.0.0.1 and a free port, once per test session, waits until ``/readiness`` answers, and stops the
 process by its PID (terminate, then kill) at the end. The server's output goes to a temporary log file whose tail is
 printed when the server does not start, and at the end of the session when a test failed while it ran.
 
-Import the fixtures into a test module with ``from server_fixture import inference_server  # noqa: F401``.
+The root ``tests/conftest.py`` registers this module's fixtures (``pytest_plugins``) for every test module.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
 
+# The load test compares served answers the same way; its list of the engine's per-run ids is the one definition of
+# what may differ between two runs of a workflow (the load test is in this checkout, tested in tests/lab/).
 from benchmarks.loadtest import without_volatile
 
-SERVER_START_TIMEOUT_S = float(os.environ.get("WORKFLOWS_YOLOV5_SEG_TEST_SERVER_TIMEOUT", "300"))
-REPOSITORY = Path(__file__).resolve().parent.parent
-EXAMPLES = REPOSITORY / "examples"
-BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
+from support.models import make_ring_model
+from support.paths import EXAMPLES
+from support.workflows import init_engine
 
-# Keys whose values are random per run (uuids) and so differ between two runs of the same workflow.
+SERVER_START_TIMEOUT_S = float(os.environ.get("WORKFLOWS_YOLOV5_SEG_TEST_SERVER_TIMEOUT", "300"))
 
 
 def free_port() -> int:
@@ -140,35 +140,7 @@ def inference_server(
             reporter.write_line(server.log_tail(200))
 
 
-# --- models -----------------------------------------------------------------------------------------------------
-
-RING_CLASSES = {0: "ring", 1: "blob", 2: "empty"}
-
-
-def ring_protos(hw: tuple[int, int] = (80, 80)) -> np.ndarray:
-    """Prototypes: channel 0 is a ring (positive between radii 10 and 25 cells of the centre), channel 1 a solid
-    disc of radius 8 cells around (15, 15), both negative elsewhere."""
-    protos = np.zeros((NUM_COEFFICIENTS, *hw), dtype=np.float32)
-    yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]]
-    radius = np.hypot(yy - (hw[0] - 1) / 2, xx - (hw[1] - 1) / 2)
-    protos[0] = np.where((radius > 10) & (radius < 25), 8.0, -8.0)
-    protos[1] = np.where(np.hypot(yy - 15, xx - 15) < 8, 8.0, -8.0)
-    protos[2] = -8.0
-    return protos
-
-
-def make_ring_model(path: Path) -> Path:
-    """A 320x320 dynamic-batch model with three detections: a 'ring' (a mask with a hole), a 'blob' (a disc), and an
-    'empty' detection whose mask has no pixel (the polygon serialiser drops it; RLE keeps it)."""
-    coefficients = np.eye(NUM_COEFFICIENTS, dtype=np.float32)
-    rows = np.stack(
-        [
-            make_row((40, 40, 280, 280), 0.9, [0.95, 0.05, 0.05], coefficients[0]),
-            make_row((20, 20, 104, 104), 0.8, [0.05, 0.9, 0.05], coefficients[1]),
-            make_row((240, 10, 300, 50), 0.7, [0.05, 0.05, 0.9], coefficients[2]),
-        ]
-    )
-    return make_constant_seg_onnx(path, rows, ring_protos(), names=RING_CLASSES)
+# --- models and images ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -204,13 +176,7 @@ def run_in_process(
     definition: dict, runtime_parameters: dict[str, Any], serialize_results: bool = True
 ) -> list[dict[str, Any]]:
     """Runs a workflow through the in-process ExecutionEngine, as the server would (results serialised)."""
-    from roboflow_workflows.execution_engine.core import ExecutionEngine
-
-    engine = ExecutionEngine.init(
-        workflow_definition=definition,
-        init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
-        max_concurrent_steps=2,
-    )
+    engine = init_engine(definition, max_concurrent_steps=2)
     result = engine.run(runtime_parameters=runtime_parameters, serialize_results=serialize_results)
     return json.loads(json.dumps(result, default=str)) if serialize_results else result
 
