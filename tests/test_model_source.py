@@ -26,7 +26,7 @@ from workflows_yolov5_seg.model_source import (
     resolve_model,
 )
 
-from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
 from support.models import LETTERBOX_320_CONFIG
 from support.onnx_graphs import box_protos, make_constant_seg_onnx, make_row
 from support.workflows import init_engine, workflow
@@ -77,11 +77,7 @@ def api(sources: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     """The package served by a local fake of Roboflow's API as ``scene-seg/7``."""
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=package_files_from(sources["package"]))})
     with serve(fake):
-        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
-        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
-        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
-        monkeypatch.delenv(settings.API_KEY.name, raising=False)
-        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
+        roboflow_environment(monkeypatch, fake.base_url, tmp_path / "cache")
         yield fake
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from workflows_yolov5_seg import private_files
@@ -37,17 +37,6 @@ def test_a_restrictive_umask_does_not_lock_the_owner_out(tmp_path: Path) -> None
 
 def test_concurrent_creation_of_the_same_folders(tmp_path: Path) -> None:
     target = tmp_path / "x" / "y" / "z"
-    errors: list[BaseException] = []
-
-    def create() -> None:
-        try:
-            private_files.ensure_private_dir(target)
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=create) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == [] and mode(target) == 0o700
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(lambda _: private_files.ensure_private_dir(target), range(8))) == [target] * 8
+    assert mode(target) == mode(target.parent) == 0o700

@@ -26,7 +26,8 @@ from workflows_yolov5_seg.errors import (
 )
 from workflows_yolov5_seg.roboflow import MANIFEST_FILE, download_model_package
 
-from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, serve
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, roboflow_environment, serve
+from support.paths import CACHE_ROOT_CASES
 
 fcntl = pytest.importorskip("fcntl", reason="POSIX file locks")
 
@@ -44,12 +45,8 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflo
     """The fake API with one model, wired in through the environment; a fresh cache folder."""
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=dict(FILES))})
     with serve(fake):
-        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
-        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
-        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
+        roboflow_environment(monkeypatch, fake.base_url, tmp_path / "cache")
         monkeypatch.setenv(settings.API_TIMEOUT.name, "5")
-        monkeypatch.delenv(settings.API_KEY.name, raising=False)
-        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
         yield fake
 
 
@@ -352,15 +349,7 @@ def test_an_interrupted_download_leaves_no_package(api, tmp_path: Path) -> None:
 # --- where things are ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({"WORKFLOWS_YOLOV5_SEG_CACHE_DIR": "/x/cache", "MODEL_CACHE_DIR": "/m"}, "/x/cache"),
-        ({"MODEL_CACHE_DIR": "/m", "XDG_CACHE_HOME": "/xdg"}, "/m/workflows-yolov5-seg"),
-        ({"XDG_CACHE_HOME": "/xdg"}, "/xdg/workflows-yolov5-seg"),
-        ({"HOME": "/home/u"}, "/home/u/.cache/workflows-yolov5-seg"),
-    ],
-)
+@pytest.mark.parametrize(("env", "expected"), CACHE_ROOT_CASES)
 def test_cache_location(monkeypatch, env, expected) -> None:
     """Downloads live under the cache root (its precedence: tests/test_settings.py)."""
     for name in ("WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "MODEL_CACHE_DIR", "XDG_CACHE_HOME"):

@@ -12,6 +12,8 @@ import pytest
 from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import InvalidSettingError
 
+from support.paths import CACHE_ROOT_CASES
+
 
 @pytest.fixture
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
@@ -108,15 +110,7 @@ def test_parsers() -> None:
     assert paths == (Path("/a/c"), (Path.home() / "d").resolve())
 
 
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({"WORKFLOWS_YOLOV5_SEG_CACHE_DIR": "/x/cache", "MODEL_CACHE_DIR": "/m"}, "/x/cache"),
-        ({"MODEL_CACHE_DIR": "/m", "XDG_CACHE_HOME": "/xdg"}, "/m/workflows-yolov5-seg"),
-        ({"XDG_CACHE_HOME": "/xdg"}, "/xdg/workflows-yolov5-seg"),
-        ({"HOME": "/home/u"}, "/home/u/.cache/workflows-yolov5-seg"),
-    ],
-)
+@pytest.mark.parametrize(("env", "expected"), CACHE_ROOT_CASES)
 def test_cache_root_precedence(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str) -> None:
     for name in ("WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "MODEL_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)

@@ -26,7 +26,7 @@ import pytest
 from workflows_yolov5_seg import errors, roboflow, settings
 from workflows_yolov5_seg.model import YOLOv5SegModel
 
-from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
 from support.fake_tensorrt import FakeCuda, FakeTrt
 from support.models import CLASS_NAMES, LETTERBOX_320_CONFIG, two_box_rows
 from support.onnx_graphs import make_classification_onnx, make_constant_seg_onnx, make_detection_only_onnx
@@ -227,11 +227,8 @@ def inf_in_protos(env: Env) -> Path:
 
 
 def roboflow_env(env: Env) -> None:
-    env.monkeypatch.setenv(settings.CACHE_DIR.name, str(env.tmp / "cache"))
-    env.monkeypatch.setenv(settings.API_URL.name, "http://127.0.0.1:9")  # nothing listens: no request may be needed
-    env.monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
-    env.monkeypatch.delenv(settings.API_KEY.name, raising=False)
-    env.monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
+    # Nothing listens at the API URL: no request may be needed.
+    roboflow_environment(env.monkeypatch, "http://127.0.0.1:9", env.tmp / "cache")
 
 
 def roboflow_without_key(env: Env) -> Any:

@@ -35,7 +35,7 @@ from workflows_yolov5_seg.model_cache import ModelCache
 from workflows_yolov5_seg.model_package import PICKLE_SUFFIXES
 from workflows_yolov5_seg.model_source import resolve_model
 
-from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
 from support.models import LETTERBOX_320_CONFIG, make_rectangle_model
 from support.workflows import init_engine, workflow
 
@@ -233,11 +233,7 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflo
     package = write_package(tmp_path / "served-package")
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=package_files_from(package))})
     with serve(fake):
-        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
-        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
-        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
-        monkeypatch.delenv(settings.API_KEY.name, raising=False)
-        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
+        roboflow_environment(monkeypatch, fake.base_url, tmp_path / "cache")
         yield fake
 
 

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from workflows_yolov5_seg import settings
+
 WEIGHTS_PATH = "/models/v1/external/weights"
 
 
@@ -189,3 +193,13 @@ def serve(api: FakeRoboflowAPI) -> Iterator[FakeRoboflowAPI]:
 def package_files_from(folder: Path) -> dict[str, bytes]:
     """The files of a local package folder, as the fake API serves them."""
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+def roboflow_environment(monkeypatch: pytest.MonkeyPatch, api_url: str, cache_dir: Path) -> None:
+    """The package's Roboflow settings for a test: the API at ``api_url``, ``cache_dir`` as the cache root, no wait
+    between retries, and no API key or offline mode from the caller's environment."""
+    monkeypatch.setenv(settings.API_URL.name, api_url)
+    monkeypatch.setenv(settings.CACHE_DIR.name, str(cache_dir))
+    monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
+    monkeypatch.delenv(settings.API_KEY.name, raising=False)
+    monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
