@@ -47,6 +47,11 @@ class UntrustedModelError(ModelLoadError, PermissionError):
     """The model file type or location is not allowed (pickles, paths outside the allow-list)."""
 
 
+class ModelPathNotAllowedError(UntrustedModelError):
+    """A local model path that this process may not open: outside the model roots, or any local path on a server
+    without model roots. The answer is the same whether the path exists or not."""
+
+
 class CacheNotWritableError(ModelLoadError, PermissionError):
     """A cache folder (downloads, TensorRT engines) cannot be created or written."""
 

@@ -14,28 +14,61 @@ An existing local path always wins over a model id of the same spelling.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from workflows_yolov5_seg import settings
-from workflows_yolov5_seg.errors import ModelNotFoundError, UntrustedModelError
+from workflows_yolov5_seg.errors import InvalidModelFileError, ModelNotFoundError, ModelPathNotAllowedError
 from workflows_yolov5_seg.model_package import ModelPackage, load_model_package
 from workflows_yolov5_seg.package_layout import CLASS_NAMES_FILE, INFERENCE_CONFIG_FILE, LEGACY_ENVIRONMENT_FILE
 from workflows_yolov5_seg.roboflow import MODEL_ID_PATTERN, download_model_package
 
 
 def check_allowed(path: Path) -> None:
-    """Rejects a path that resolves (through ``..`` and symbolic links) outside the allowed model roots."""
+    """Rejects a path that resolves (through ``..`` and symbolic links) outside the allowed model roots.
+
+    Served (:func:`workflows_yolov5_seg.settings.is_served`), a refusal says nothing about the path: not whether it
+    exists, nor where it leads.
+
+    Raises:
+        ModelPathNotAllowedError: outside the roots, or any local path on a server without roots.
+    """
     roots = settings.MODEL_ROOTS.get()
+    served = settings.is_served()
     if roots is None:
+        if served:
+            raise ModelPathNotAllowedError(
+                f"Local model paths are not allowed on this server ('{path}'); no model roots are configured. Load a "
+                "Roboflow model id ('project/version'), or allow a folder: start the server with "
+                f"'workflows-yolov5-seg serve --model-root DIR' or set {settings.MODEL_ROOTS.name}=DIR "
+                f"('{os.pathsep}'-separated) and put the model under it."
+            )
         return
-    real = path.expanduser().resolve()
-    if not any(real == root or root in real.parents for root in roots):
-        via = f" (it resolves to '{real}')" if real != path.expanduser().absolute() else ""
-        raise UntrustedModelError(
-            f"Model path '{path}'{via} is outside the allowed model roots ({settings.MODEL_ROOTS.name}); move the "
-            "model under one of them or extend the variable."
-        )
+    refused = ModelPathNotAllowedError(
+        f"Model path '{path}' is outside the allowed model roots ({settings.MODEL_ROOTS.name}); move the model under "
+        "one of them or extend the variable."
+    )
+    real_roots = [root.resolve() for root in roots]
+    lexical = Path(os.path.normpath(path.expanduser().absolute()))
+    # Served, a path must lie in a root before anything of it is resolved: the answer then never depends on what
+    # exists (or where links lead) outside the roots.
+    if served and not (_inside(lexical, roots) or _inside(lexical, real_roots)):
+        raise refused
+    try:
+        real = path.expanduser().resolve()
+    except (OSError, RuntimeError) as error:  # Python < 3.13 raises RuntimeError for a symbolic link loop
+        raise InvalidModelFileError(
+            f"'{path}' cannot be resolved ({error}); a symbolic link loop? Point it at a real model file or folder."
+        ) from None
+    if not _inside(real, real_roots):
+        if not served and real != lexical:
+            raise ModelPathNotAllowedError(f"{refused} (It resolves to '{real}'.)")
+        raise refused
+
+
+def _inside(path: Path, roots: list[Path] | tuple[Path, ...]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
 
 
 def check_allowed_package(path: Path) -> None:
@@ -46,7 +79,7 @@ def check_allowed_package(path: Path) -> None:
     anything is read through it (a linked ``class_names.txt`` would otherwise put a foreign file's lines into the
     outputs).
     """
-    if settings.MODEL_ROOTS.get() is None:
+    if settings.MODEL_ROOTS.get() is None and not settings.is_served():
         return
     check_allowed(path)
     path = path.expanduser()
@@ -60,8 +93,9 @@ def check_allowed_package(path: Path) -> None:
 
 
 def is_roboflow_model_id(model: str) -> bool:
-    """``project/version`` that is not an existing local path."""
-    return bool(MODEL_ID_PATTERN.match(model)) and not Path(model).exists()
+    """``project/version``: a Roboflow model id, unless it is an existing local path in library use (served, the
+    answer must not depend on which server files exist)."""
+    return bool(MODEL_ID_PATTERN.match(model)) and (settings.is_served() or not Path(model).exists())
 
 
 ModelSourceKind = Literal["onnx", "package", "legacy", "folder", "roboflow"]
