@@ -329,6 +329,7 @@ def test_download_cache_appears_in_one_rename(api, tmp_path: Path, monkeypatch: 
     roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
     assert seen and all(not exists for _, exists, _ in seen), seen
     assert all(mode == 0o700 for _, _, mode in seen), "the staging folder must be owner-only while files arrive"
+    renames = [(s, d) for s, d in renames if d != target.with_name(f"{target.name}.keys.json")]  # confirmed keys
     assert renames == [(renames[0][0], target)] and ".partial-" in renames[0][0].name
 
 
@@ -354,3 +355,64 @@ def test_package_engines_run_no_host_code_by_default(monkeypatch: pytest.MonkeyP
     assert settings.ALLOW_ENGINE_HOST_CODE.get() is False
     monkeypatch.setenv(settings.ALLOW_ENGINE_HOST_CODE.name, "1")
     assert settings.ALLOW_ENGINE_HOST_CODE.get() is True
+
+
+# --- API keys in the authorisation of cached Roboflow models (issue 15) ----------------------------------------------
+# Behaviour: tests/test_authorization.py (the file's format, salts and modes included) and, over HTTP (responses,
+# server log, server cache), tests/test_authorization_http.py. Here: the key hygiene of every new path.
+
+OTHER_KEY = "rf_security_OTHER_SECRET_4c3b2a"
+
+
+def _chain_texts(error: BaseException | None) -> str:
+    texts = []
+    while error is not None:
+        texts += [str(error), repr(error), *map(str, error.args)]
+        error = error.__cause__ or error.__context__
+    return "\n".join(texts)
+
+
+def test_no_key_in_authorisation_errors_logs_or_files(
+    api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd
+) -> None:
+    """Refusals (live, remembered, offline, with the API failing and echoing the key), confirmations and the
+    confirmed-keys file never hold either key; the file is owner-only."""
+    from workflows_yolov5_seg import authorization
+    from workflows_yolov5_seg.errors import RoboflowAPIError, RoboflowKeyNotConfirmedError
+
+    monkeypatch.setattr(authorization, "ANSWERS", authorization.RememberedAnswers())
+    api.echo_key_in_errors = True
+    api.grant(OTHER_KEY)
+    failures = []
+    with caplog.at_level(logging.DEBUG):
+        roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+        for _ in range(2):  # refused by the API, then from memory
+            with pytest.raises(RoboflowAPIError) as caught:
+                roboflow.download_model_package(MODEL_ID, api_key=OTHER_KEY)
+            failures.append(caught.value)
+        monkeypatch.setattr(authorization, "ANSWERS", authorization.RememberedAnswers())  # as a new process
+        monkeypatch.setenv(settings.KEY_CONFIRMATION_TTL.name, "0")
+        monkeypatch.setenv(settings.KEY_REFUSAL_TTL.name, "0")
+        monkeypatch.setenv(settings.API_MAX_TRIES.name, "1")
+        api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [500] * 10  # failing, its error bodies echo the key
+        roboflow.download_model_package(MODEL_ID, api_key=API_KEY)  # served on its record, with a warning
+        with pytest.raises(RoboflowKeyNotConfirmedError) as caught:
+            roboflow.download_model_package(MODEL_ID, api_key=OTHER_KEY)
+        failures.append(caught.value)
+        monkeypatch.setenv(settings.OFFLINE_MODE.name, "1")
+        with pytest.raises(RoboflowKeyNotConfirmedError) as caught:
+            roboflow.download_model_package(MODEL_ID, api_key=OTHER_KEY)
+        failures.append(caught.value)
+
+    captured = capfd.readouterr()
+    assert "***" in _chain_texts(failures[2])  # the echoed key was redacted, not just absent
+    assert "could not confirm an API key" in caplog.text
+    for key in (API_KEY, OTHER_KEY):
+        for text in [caplog.text, captured.out, captured.err, *map(_chain_texts, failures)]:
+            assert key not in text
+        for path in (tmp_path / "cache").rglob("*"):
+            assert key not in path.name
+            if path.is_file():
+                assert key.encode() not in path.read_bytes()
+    keys_file = roboflow.package_dir(MODEL_ID).with_name("2.keys.json")
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
