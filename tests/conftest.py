@@ -9,6 +9,10 @@ import pytest
 
 from support.models import make_two_box_model
 
+# The test process is a library user: local model paths open without model roots even after a test imports
+# Inference's HTTP app. Served behaviour is tested with the setting set to "served" and with real server processes
+# (``serve`` marks itself served, whatever it inherits).
+os.environ["WORKFLOWS_YOLOV5_SEG_SERVING"] = "library"
 # The plugin must be registered before the Workflows engine is imported anywhere in the test session.
 os.environ["WORKFLOWS_PLUGINS"] = ",".join(
     p for p in dict.fromkeys([*os.environ.get("WORKFLOWS_PLUGINS", "").split(","), "workflows_yolov5_seg"]) if p

@@ -50,6 +50,13 @@ def test_cli_has_serve_and_generate() -> None:
     assert parser.parse_args(["generate", "--check"]).check is True
 
 
+def test_serve_takes_model_roots() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["serve"]).model_roots == []
+    args = parser.parse_args(["serve", "--model-root", "models", "--model-root", "/srv/more"])
+    assert args.model_roots == [Path("models"), Path("/srv/more")]
+
+
 def test_serve_refuses_fewer_than_one_worker(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["serve", "--workers", "0"]) == 2
     assert "--workers must be >= 1" in capsys.readouterr().err

@@ -156,7 +156,7 @@ def test_roboflow_id_downloads_once_then_loads_from_the_cache(sources, api, monk
     assert first.preprocessing.size_rounding == "truncate"
     requests = len(api.requests)
     monkeypatch.setenv(settings.API_URL.name, "http://127.0.0.1:9")  # offline now
-    second = resolve_model(MODEL_ID)  # no key needed for a cached model
+    second = resolve_model(MODEL_ID, api_key=API_KEY)  # its confirmation is remembered: no request
     assert second == first
     assert len(api.requests) == requests
 

@@ -3,7 +3,7 @@
 Each resize mode and static crop is checked twice:
 
 1. ``preprocess_image`` reports the hand-computed crop, resized size and pads;
-2. a constant ONNX graph (``tests/onnx_graphs.py``) returns one network-space box and a prototype field that is
+2. a constant ONNX graph (``tests/support/onnx_graphs.py``) returns one network-space box and a prototype field that is
    positive on a network-space rectangle; the pipeline's box and mask on the original image must equal the
    hand-computed ones. Each case also proves it is sensitive: shifting any crop offset, pad or resized size of the
    hand geometry by one pixel changes the expected box or mask.

@@ -90,9 +90,9 @@ def test_download_writes_a_verified_package_and_sends_the_key_only_to_the_api(ap
     assert len(file_requests) == len(FILES)
     assert all("Authorization" not in headers for _, _, headers in file_requests)
     assert all(API_KEY not in json.dumps(query) for _, query, _ in api.requests)
-    assert leftovers(tmp_path) == sorted(
-        ["shapes-seg", "shapes-seg/3", *(f"shapes-seg/3/{h}" for h in [*FILES, "model_config.json", MANIFEST_FILE])]
-    )
+    package_files = (f"shapes-seg/3/{h}" for h in [*FILES, "model_config.json", MANIFEST_FILE])
+    # shapes-seg/3.keys.json: the downloading key, confirmed, as a salted hash (tests/test_authorization.py)
+    assert leftovers(tmp_path) == sorted(["shapes-seg", "shapes-seg/3", "shapes-seg/3.keys.json", *package_files])
 
 
 def test_key_comes_from_the_environment(api, monkeypatch) -> None:
@@ -100,13 +100,14 @@ def test_key_comes_from_the_environment(api, monkeypatch) -> None:
     assert (download_model_package(MODEL_ID) / "weights.onnx").is_file()
 
 
-def test_cached_model_loads_offline_without_a_key(api, tmp_path, monkeypatch) -> None:
+def test_cached_model_loads_offline_with_the_key_that_downloaded_it(api, tmp_path, monkeypatch) -> None:
+    """Other keys and no key are refused offline: tests/test_authorization.py."""
     download_model_package(MODEL_ID, api_key=API_KEY)
     count = len(api.requests)
     monkeypatch.setenv(settings.API_URL.name, "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv(settings.OFFLINE_MODE.name, "true")
 
-    folder = download_model_package(MODEL_ID)
+    folder = download_model_package(MODEL_ID, api_key=API_KEY)
 
     assert (folder / "weights.onnx").read_bytes() == FILES["weights.onnx"]
     assert len(api.requests) == count
@@ -163,6 +164,8 @@ def test_waits_for_the_file_lock_of_another_process(api, tmp_path) -> None:
         import shutil
 
         shutil.copytree(finished, target)
+        keys_file = f"{target.name}.keys.json"  # the key it confirmed, as the other process records it
+        shutil.copy(finished.with_name(keys_file), target.with_name(keys_file))
         fcntl.flock(other.fileno(), fcntl.LOCK_UN)
     thread.join(timeout=10)
     assert result == [target]
@@ -334,6 +337,7 @@ def test_download_cache_appears_in_one_rename(api, tmp_path: Path, monkeypatch: 
     roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
     assert seen and all(not exists for _, exists, _ in seen), seen
     assert all(mode == 0o700 for _, _, mode in seen), "the staging folder must be owner-only while files arrive"
+    renames = [(s, d) for s, d in renames if d != target.with_name(f"{target.name}.keys.json")]  # confirmed keys
     assert renames == [(renames[0][0], target)] and ".partial-" in renames[0][0].name
 
 
@@ -388,10 +392,11 @@ def _texts_of(error: BaseException) -> str:
     return "\n".join(texts)
 
 
-def test_the_api_key_never_leaks(api, tmp_path, caplog, capfd) -> None:
+def test_the_api_key_never_leaks(api, tmp_path, caplog, capfd, monkeypatch) -> None:
     """Logs (all levels), stdout/stderr, exception texts and chains, outputs and cache files never hold the key."""
     api.echo_key_in_errors = True
     api.truncate["weights.onnx"] = 1
+    monkeypatch.setenv(settings.KEY_REFUSAL_TTL.name, "0")  # the 403 below is not remembered
     failures = []
     with caplog.at_level(logging.DEBUG):
         api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [500]

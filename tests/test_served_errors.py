@@ -1,6 +1,6 @@
-"""A caller's mistakes leave the block as the exception types Inference's HTTP server answers with 4xx (a missing model
-404, a bad image or parameter 400), still our error classes with our messages; other errors pass unchanged (5xx).
-Over real HTTP: tests/suites/test_serving.py."""
+"""Our caller-mistake errors become the status codes Inference's server answers, decided by Inference's own step-error
+handler (no server needed; ``tests/suites/test_authorization_http.py`` and ``tests/suites/test_serving.py`` check the
+real one): still our error classes, with our messages and attributes; server faults pass unchanged (a 500)."""
 
 from __future__ import annotations
 
@@ -8,72 +8,95 @@ import pytest
 
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
+    CacheNotWritableError,
+    ClassNamesMismatchError,
     InvalidImageError,
     InvalidModelFileError,
+    InvalidModelPackageError,
     InvalidParameterError,
+    InvalidSettingError,
     ModelNotFoundError,
+    ModelPathNotAllowedError,
+    NotYOLOv5SegModelError,
+    RoboflowAPIError,
+    RoboflowAPIKeyMissingError,
+    RoboflowConnectionError,
+    RoboflowKeyNotConfirmedError,
     RoboflowModelNotFoundError,
+    RoboflowUnauthorizedError,
+    UntrustedModelError,
 )
+from workflows_yolov5_seg.served_errors import as_served, caller_errors_as_served_types, host_type, served_type
 
-host_exceptions = pytest.importorskip("inference.core.exceptions", reason="needs the inference extra")
-host_models_errors = pytest.importorskip("inference_models.errors", reason="needs the inference extra")
+handlers = pytest.importorskip("inference.core.interfaces.workflows_step_error_handlers", reason="needs Inference")
 
-from workflows_yolov5_seg import served_errors  # noqa: E402 - its host types come with the inference extra
+
+def served_status(error: Exception) -> tuple[int | None, Exception]:
+    """The HTTP status Inference's default step-error handler gives ``error`` once adapted (``None``: a 500)."""
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - whatever comes out is what the server sees
+        with caller_errors_as_served_types():
+            raise error
+    served = raised.value
+    try:
+        handlers.resolve_step_error_handler()("seg", served)
+    except Exception as handled:  # noqa: BLE001 - the handler raises the step error that carries the status
+        return getattr(handled, "status_code", None), served
+    return None, served
 
 
 @pytest.mark.parametrize(
-    ("error", "ours", "status", "served_type"),
+    ("error", "status"),
     [
-        (ModelNotFoundError("'m.onnx' does not exist."), ModelNotFoundError, 404, "Model"),
-        (RoboflowModelNotFoundError("Model p/1 not found.", 404), ModelNotFoundError, 404, "Model"),
-        (InvalidImageError("The image is empty."), InvalidImageError, 400, "Image"),
-        (InvalidParameterError("confidence must be ..."), InvalidParameterError, 400, "Parameter"),
+        (ModelNotFoundError("no such model"), 404),
+        (RoboflowModelNotFoundError("unknown id", 404), 404),
+        (InvalidImageError("bad image"), 400),
+        (InvalidParameterError("bad parameter"), 400),
+        (InvalidModelFileError("could not be loaded as an ONNX model"), 400),
+        (NotYOLOv5SegModelError("not a YOLOv5-seg model"), 400),
+        (ClassNamesMismatchError("predicts 3 classes but 2 class names"), 400),
+        (InvalidModelPackageError("key 'network_input' is missing"), 400),
+        (UntrustedModelError("a pickle is never loaded"), 400),
+        (ModelPathNotAllowedError("local model paths are not allowed here"), 400),
+        (RoboflowAPIKeyMissingError("needs an API key"), 401),
+        (RoboflowUnauthorizedError("refused the API key", 401), 401),
+        (RoboflowUnauthorizedError("contains characters an API key cannot have"), 401),
+        (RoboflowUnauthorizedError("refused access to the model", 403), 403),
+        (RoboflowKeyNotConfirmedError("has not been confirmed"), 403),
+        (RoboflowUnauthorizedError("needs credits", 402), 402),
+        (RoboflowUnauthorizedError("usage is paused", 423), 423),
+        (RoboflowAPIError("Roboflow answered 500", 500), None),  # a server-side failure stays a 500
+        (RoboflowConnectionError("unreachable"), None),
+        (BackendUnavailableError("no GPU"), None),
+        (CacheNotWritableError("cannot write the cache"), None),
+        (InvalidSettingError("WORKFLOWS_YOLOV5_SEG_MAX_LOADED_MODELS='x' is not a valid value"), None),
     ],
-    ids=["model-not-found", "roboflow-model-not-found", "invalid-image", "invalid-parameter"],
 )
-def test_caller_mistakes_get_the_hosts_4xx_type(error: Exception, ours: type, status: int, served_type: str) -> None:
-    # The types Inference's server maps to these statuses.
-    host = {404: host_models_errors.ModelNotFoundError, 400: host_exceptions.InvalidModelIDError}[status]
-    served_class = {
-        "Model": served_errors.ServedModelNotFoundError,
-        "Image": served_errors.ServedInvalidImageError,
-        "Parameter": served_errors.ServedInvalidParameterError,
-    }[served_type]
-    with pytest.raises(served_class) as caught:
-        with served_errors.caller_errors_as_served_types():
-            raise error
-    served = caught.value
-    assert isinstance(served, host) and isinstance(served, ours) and served.__cause__ is error
-    assert str(served) == str(error) and served._help_url is None
+def test_status_per_error(error: Exception, status: int | None) -> None:
+    got, served = served_status(error)
+    assert got == status
+    assert isinstance(served, type(error))  # library callers still catch ours
+    assert str(served) == str(error)
+    if isinstance(error, RoboflowAPIError):
+        assert served.status == error.status
+    if status is None:  # a server fault keeps its very object
+        assert served is error and host_type(error) is None and as_served(error) is None
+    else:
+        assert served.__cause__ is error and type(served) is served_type(type(error), host_type(error))
 
 
-@pytest.mark.parametrize(
-    "error",
-    [BackendUnavailableError("no GPU"), InvalidModelFileError("not ONNX"), ValueError("a bug"), KeyError("k")],
-    ids=["backend-unavailable", "invalid-model-file", "value-error", "key-error"],
-)
-def test_other_errors_pass_unchanged(error: Exception) -> None:
-    with pytest.raises(type(error)) as caught:
-        with served_errors.caller_errors_as_served_types():
-            raise error
-    assert caught.value is error
+def test_served_types_are_made_once_per_pair() -> None:
+    first, second = as_served(InvalidImageError("a")), as_served(InvalidImageError("b"))
+    assert type(first) is type(second) and type(first).__name__ == "ServedInvalidImageError"
+    assert first._help_url is None and str(second) == "b"
 
 
-def test_an_error_already_served_passes_unchanged() -> None:
-    served = served_errors.ServedInvalidImageError("The image is empty.")
-    with pytest.raises(served_errors.ServedInvalidImageError) as caught:
-        with served_errors.caller_errors_as_served_types():
-            raise served
-    assert caught.value is served and caught.value.__cause__ is None
-
-
-def test_every_mapping_is_to_a_subclass_of_ours() -> None:
-    assert [ours for ours, _ in served_errors.SERVED_ERRORS] == [
-        ModelNotFoundError,
-        InvalidImageError,
-        InvalidParameterError,
-    ]
-    for ours, served in served_errors.SERVED_ERRORS:
-        assert issubclass(served, ours)
-    with served_errors.caller_errors_as_served_types():
+def test_an_error_already_served_or_not_ours_passes_unchanged() -> None:
+    served = as_served(InvalidImageError("The image is empty."))
+    assert served is not None and as_served(served) is None
+    for error in (served, ValueError("a bug")):
+        with pytest.raises(type(error)) as caught:
+            with caller_errors_as_served_types():
+                raise error
+        assert caught.value is error and caught.value.__cause__ is None
+    with caller_errors_as_served_types():
         pass  # no error: nothing happens

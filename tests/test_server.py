@@ -71,3 +71,23 @@ def test_a_missing_server_dependency_names_the_package_and_the_extra(
     with pytest.raises(MissingDependencyError, match=rf"needs the Python package '{re.escape(package)}'") as caught:
         server_module.require_inference_server()
     assert caught.value.extra == "inference"
+
+
+def test_serve_marks_the_process_served_and_adds_the_model_roots(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With several workers (they import the app factory themselves), so no app is built here."""
+    uvicorn = pytest.importorskip("uvicorn", reason="needs the inference extra")
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    for setting in (settings.SERVING, settings.MODEL_ROOTS, settings.SERVER_DIR, settings.WORKFLOWS_PLUGINS):
+        monkeypatch.setenv(setting.name, "")  # serve writes them; restored after the test
+    monkeypatch.setenv(settings.MODEL_ROOTS.name, "/configured")
+    server_module.serve(workers=2, workdir=tmp_path / "server", model_roots=[tmp_path / "models"], port=9)
+    assert os.environ[settings.SERVING.name] == "served"
+    assert os.environ[settings.MODEL_ROOTS.name] == os.pathsep.join(["/configured", str(tmp_path / "models")])
+    assert os.environ[settings.SERVER_DIR.name] == str((tmp_path / "server").resolve())
+    assert "workflows_yolov5_seg" in os.environ[settings.WORKFLOWS_PLUGINS.name].split(",")
+    [(args, kwargs)] = calls
+    assert args == ("workflows_yolov5_seg.server:create_app",)
+    assert kwargs["factory"] is True and kwargs["workers"] == 2 and kwargs["port"] == 9

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,8 @@ def test_every_default_written_out_parses_back(
         (settings.OFFLINE_MODE, "on", True),
         (settings.DISABLE_PROGRESS, "off", False),
         (settings.API_URL, "http://127.0.0.1:1", "http://127.0.0.1:1"),
+        (settings.SERVING, " Served ", "served"),
+        (settings.MAX_MODEL_FILE_BYTES, "1024", 1024),
     ],
 )
 def test_values_parse(monkeypatch: pytest.MonkeyPatch, setting: settings.Setting, text: str, expected: object) -> None:
@@ -83,6 +87,8 @@ def test_values_parse(monkeypatch: pytest.MonkeyPatch, setting: settings.Setting
         (settings.API_MAX_TRIES, "1.5", "not a valid value"),
         (settings.ALLOW_ENGINE_HOST_CODE, "maybe", "expected one of 1, true, yes, on, 0, false, no, off"),
         (settings.OFFLINE_MODE, "2", "expected one of"),
+        (settings.SERVING, "public", "expected one of auto, served, library"),
+        (settings.MAX_MODEL_FILE_BYTES, "0", "expected an integer >= 1"),
     ],
 )
 def test_a_bad_value_names_the_variable_the_value_and_the_default(
@@ -107,7 +113,7 @@ def test_parsers() -> None:
     assert settings.parse_path("~/models") == Path.home() / "models"
     assert settings.parse_non_negative_float("0") == 0.0 and math.isinf(settings.parse_non_negative_float("inf"))
     paths = settings.parse_path_list(os.pathsep.join(["/a/b/../c", " ", "~/d", ""]))
-    assert paths == (Path("/a/c"), (Path.home() / "d").resolve())
+    assert paths == (Path("/a/c"), Path(os.path.normpath(Path.home() / "d")))
 
 
 @pytest.mark.parametrize(("env", "expected"), CACHE_ROOT_CASES)
@@ -134,3 +140,22 @@ def test_plugin_is_appended_to_existing_plugins(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("WORKFLOWS_PLUGINS", "neighbour_plugin")
     settings.register_plugin()
     assert os.environ["WORKFLOWS_PLUGINS"] == "neighbour_plugin,workflows_yolov5_seg"
+
+
+@pytest.mark.parametrize(
+    ("mode", "http_app_loaded", "served"),
+    [
+        ("library", True, False),
+        ("served", False, True),
+        ("auto", False, False),
+        ("auto", True, True),
+    ],
+)
+def test_is_served(monkeypatch: pytest.MonkeyPatch, mode: str, http_app_loaded: bool, served: bool) -> None:
+    monkeypatch.setenv(settings.SERVING.name, mode)
+    if http_app_loaded:
+        http_app = sys.modules.get(settings.INFERENCE_HTTP_MODULE) or types.ModuleType(settings.INFERENCE_HTTP_MODULE)
+        monkeypatch.setitem(sys.modules, settings.INFERENCE_HTTP_MODULE, http_app)
+    else:
+        monkeypatch.delitem(sys.modules, settings.INFERENCE_HTTP_MODULE, raising=False)
+    assert settings.is_served() is served

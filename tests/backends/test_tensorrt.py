@@ -1,5 +1,6 @@
-"""TensorRT backend logic on stand-ins for tensorrt and CUDA (see fake_tensorrt.py): building, caching,
-invalidation, profiles, dtypes, package engines, thread safety, the build command. No GPU needed.
+"""TensorRT backend logic on stand-ins for tensorrt and CUDA (see support/fake_tensorrt.py): building, caching,
+invalidation, profiles, dtypes, package engines, thread safety. No GPU needed. (The build-engine command:
+tests/test_cli.py.)
 
 The same code paths on the real libraries are the tests marked ``gpu`` at the end (skipped, with the reason, without a
 GPU and tensorrt).

@@ -728,7 +728,57 @@ WORKFLOW = [
     ),
 ]
 
-MATRIX = [*LOAD, *IMAGES, *PYTHON_PARAMETERS, *WORKFLOW]
+# --- API keys for a Roboflow model cached for another key (issue 15) --------------------------------------------------
+
+
+def cached_for_key_a(then: Callable[[Env], Any]) -> Callable[[Env], Any]:
+    """Key A downloads and loads ``shapes-seg/3`` from the fake API (key B is valid, without access); then ``then``."""
+
+    def action(env: Env) -> Any:
+        from workflows_yolov5_seg import authorization
+
+        roboflow_env(env)
+        env.monkeypatch.setattr(authorization, "ANSWERS", authorization.RememberedAnswers())
+        package = env.package(LETTERBOX_320_CONFIG)
+        fake = FakeRoboflowAPI(
+            api_key="rf_k3y_A", models={"shapes-seg/3": FakeModel(files=package_files_from(package))}
+        )
+        fake.grant("rf_k3y_B")
+        with serve(fake):
+            env.monkeypatch.setenv(settings.API_URL.name, fake.base_url)
+            YOLOv5SegModel.from_pretrained("shapes-seg/3", api_key="rf_k3y_A")(GOOD_IMAGE)
+            return then(env)
+
+    return action
+
+
+def offline(env: Env) -> Any:
+    env.monkeypatch.setenv(settings.OFFLINE_MODE.name, "1")
+    return YOLOv5SegModel.from_pretrained("shapes-seg/3", api_key="rf_k3y_B")
+
+
+ROBOFLOW_KEYS = [
+    Case(
+        "roboflow-cached-model-unauthorised-key",
+        cached_for_key_a(lambda env: YOLOv5SegModel.from_pretrained("shapes-seg/3", api_key="rf_k3y_B")),
+        errors.RoboflowUnauthorizedError,
+        ("shapes-seg/3", "refused access to the model", "403", "api_key", "ROBOFLOW_API_KEY"),
+    ),
+    Case(
+        "roboflow-cached-model-without-key",
+        cached_for_key_a(lambda env: YOLOv5SegModel.from_pretrained("shapes-seg/3")),
+        errors.RoboflowAPIKeyMissingError,
+        ("shapes-seg/3", "needs an API key", "'api_key'", "ROBOFLOW_API_KEY"),
+    ),
+    Case(
+        "roboflow-offline-unconfirmed-key",
+        cached_for_key_a(offline),
+        errors.RoboflowKeyNotConfirmedError,
+        ("shapes-seg/3", "not been confirmed", "OFFLINE_MODE is on", "with network access", "OFFLINE_CONFIRMATION_TTL"),
+    ),
+]
+
+MATRIX = [*LOAD, *IMAGES, *PYTHON_PARAMETERS, *WORKFLOW, *ROBOFLOW_KEYS]
 
 
 def test_the_matrix_is_large_and_ids_are_unique() -> None:

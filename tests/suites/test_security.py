@@ -7,9 +7,9 @@ workflow. The other trust checks are tested with their modules:
   ``tests/test_roboflow.py`` (``test_download_cache_is_owner_only``, ``test_download_cache_appears_in_one_rename``,
   ``test_an_interrupted_download_leaves_no_package``);
 - the key in a workflow's serialised outputs and refused-key step errors: ``tests/test_model_source.py``;
-- engine cache files owner-only and atomic: ``tests/backends/test_engine_cache.py``
-  (``test_store_and_load_round_trip_owner_only``, ``test_interrupted_write_leaves_nothing``); owner-only cache
-  folders: ``tests/test_private_files.py``;
+- engine cache files owner-only: ``tests/backends/test_engine_cache.py``
+  (``test_store_and_load_round_trip_owner_only``); atomic writes and owner-only cache folders:
+  ``tests/test_private_files.py`` (``test_interrupted_write_leaves_nothing``, ``test_private_dir_mode``);
 - package engines with host code refused unless opted in, and the opt-in off by default:
   ``tests/backends/test_tensorrt.py`` (``test_package_engine_host_code_needs_opt_in``,
   ``test_package_engines_run_no_host_code_by_default``, ``test_package_engine_is_used_without_building``).
@@ -22,13 +22,14 @@ import logging
 import os
 import pickle
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from workflows_yolov5_seg import model_cache, settings
+from workflows_yolov5_seg import model_cache, roboflow, settings
 from workflows_yolov5_seg.errors import InvalidModelFileError, ModelNotFoundError, UntrustedModelError
 from workflows_yolov5_seg.model import YOLOv5SegModel
 from workflows_yolov5_seg.model_cache import ModelCache
@@ -266,3 +267,64 @@ def test_the_key_is_in_no_workflow_output_log_or_cache_name(
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes()
     assert api.metadata_requests() == 1
+
+
+# --- API keys in the authorisation of cached Roboflow models (issue 15) ----------------------------------------------
+# Behaviour: tests/test_authorization.py (the file's format, salts and modes included) and, over HTTP (responses,
+# server log, server cache), tests/suites/test_authorization_http.py. Here: the key hygiene of every new path.
+
+OTHER_KEY = "rf_security_OTHER_SECRET_4c3b2a"
+
+
+def _chain_texts(error: BaseException | None) -> str:
+    texts = []
+    while error is not None:
+        texts += [str(error), repr(error), *map(str, error.args)]
+        error = error.__cause__ or error.__context__
+    return "\n".join(texts)
+
+
+def test_no_key_in_authorisation_errors_logs_or_files(
+    api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd
+) -> None:
+    """Refusals (live, remembered, offline, with the API failing and echoing the key), confirmations and the
+    confirmed-keys file never hold either key; the file is owner-only."""
+    from workflows_yolov5_seg import authorization
+    from workflows_yolov5_seg.errors import RoboflowAPIError, RoboflowKeyNotConfirmedError
+
+    monkeypatch.setattr(authorization, "ANSWERS", authorization.RememberedAnswers())
+    api.echo_key_in_errors = True
+    api.grant(OTHER_KEY)
+    failures = []
+    with caplog.at_level(logging.DEBUG):
+        roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+        for _ in range(2):  # refused by the API, then from memory
+            with pytest.raises(RoboflowAPIError) as caught:
+                roboflow.download_model_package(MODEL_ID, api_key=OTHER_KEY)
+            failures.append(caught.value)
+        monkeypatch.setattr(authorization, "ANSWERS", authorization.RememberedAnswers())  # as a new process
+        monkeypatch.setenv(settings.KEY_CONFIRMATION_TTL.name, "0")
+        monkeypatch.setenv(settings.KEY_REFUSAL_TTL.name, "0")
+        monkeypatch.setenv(settings.API_MAX_TRIES.name, "1")
+        api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [500] * 10  # failing, its error bodies echo the key
+        roboflow.download_model_package(MODEL_ID, api_key=API_KEY)  # served on its record, with a warning
+        with pytest.raises(RoboflowKeyNotConfirmedError) as caught:
+            roboflow.download_model_package(MODEL_ID, api_key=OTHER_KEY)
+        failures.append(caught.value)
+        monkeypatch.setenv(settings.OFFLINE_MODE.name, "1")
+        with pytest.raises(RoboflowKeyNotConfirmedError) as caught:
+            roboflow.download_model_package(MODEL_ID, api_key=OTHER_KEY)
+        failures.append(caught.value)
+
+    captured = capfd.readouterr()
+    assert "***" in _chain_texts(failures[2])  # the echoed key was redacted, not just absent
+    assert "could not confirm an API key" in caplog.text
+    for key in (API_KEY, OTHER_KEY):
+        for text in [caplog.text, captured.out, captured.err, *map(_chain_texts, failures)]:
+            assert key not in text
+        for path in (tmp_path / "cache").rglob("*"):
+            assert key not in path.name
+            if path.is_file():
+                assert key.encode() not in path.read_bytes()
+    keys_file = roboflow.package_dir(MODEL_ID).with_name("2.keys.json")
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600

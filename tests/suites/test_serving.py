@@ -225,14 +225,15 @@ def test_missing_model_is_a_404_naming_the_path(
 
 
 @pytest.mark.server
-def test_other_model_errors_are_500s_naming_the_cause(
+def test_a_file_that_is_not_a_model_is_a_400_naming_the_cause(
     inference_server: ServerProcess, test_images: dict[str, Path], tmp_path: Path
 ) -> None:
     not_onnx = tmp_path / "not-a-model.onnx"
     not_onnx.write_text("this is not an ONNX file", encoding="utf-8")
     response = post_run(inference_server, workflow(), test_images["square"], model=str(not_onnx))
-    # Inference 1.8 reports every step error it has no mapping for as a 500, with the block's message.
-    assert response.status_code == 500, error_text(response)
+    # The caller named a file that is no model: a 400 (served_errors.py), not a server fault.
+    assert response.status_code == 400, error_text(response)
+    assert "could not be loaded as an ONNX model" in error_text(response)
     assert str(not_onnx) in error_text(response)
     inference_server.assert_serving()
 

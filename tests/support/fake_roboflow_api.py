@@ -43,7 +43,7 @@ class FakeRoboflowAPI:
     """State and script of the fake server.
 
     Attributes:
-        api_key: the only key accepted (401 otherwise).
+        api_key: the key accepted for every model but the ``forbidden`` ones (other keys: ``keys``, else 401).
         models: model id -> model.
         forbidden: model ids the key may not access (403).
         status_overrides: path prefix -> list of statuses to answer, one per request (popped), before serving.
@@ -60,12 +60,42 @@ class FakeRoboflowAPI:
     page_size: int | None = None
     requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = field(default_factory=list)
     base_url: str = ""
+    # Further keys (issue 15): key -> the model ids it may read (403 for any other); `revoke` makes it a 401.
+    keys: dict[str, set[str]] = field(default_factory=dict)
 
     def metadata_requests(self) -> int:
         return sum(1 for path, _, _ in self.requests if path == WEIGHTS_PATH)
 
     def file_requests(self) -> int:
         return sum(1 for path, _, _ in self.requests if path.startswith("/files/"))
+
+    # --- several keys (issue 15) ---------------------------------------------------------------------------------
+
+    def grant(self, key: str, *model_ids: str) -> None:
+        """Lets ``key`` read ``model_ids`` (a known key reading nothing when none are given)."""
+        self.keys.setdefault(key, set()).update(model_ids)
+
+    def revoke(self, key: str) -> None:
+        """The key no longer exists: 401 from now on."""
+        self.keys.pop(key, None)
+
+    def key_requests(self, key: str) -> int:
+        """Metadata requests made with ``key``."""
+        header = f"Bearer {key}"
+        return sum(
+            1 for path, _, headers in self.requests if path == WEIGHTS_PATH and headers.get("Authorization") == header
+        )
+
+    def refusal(self, authorization: str | None, model_id: str) -> tuple[int, str] | None:
+        """How the API refuses the key in ``authorization`` for ``model_id``, or ``None`` when it may read it."""
+        if authorization == f"Bearer {self.api_key}":
+            return (403, "Forbidden") if model_id in self.forbidden else None
+        key = (authorization or "").removeprefix("Bearer ")
+        if key not in self.keys:
+            return 401, "Unauthorized: invalid API key"
+        return None if model_id in self.keys[key] else (403, "Forbidden")
+
+    # ---------------------------------------------------------------------------------------------------------------
 
     def package(self, model_id: str, model: FakeModel) -> dict[str, Any]:
         files = []
@@ -130,12 +160,10 @@ def _handler(api: FakeRoboflowAPI) -> type[http.server.BaseHTTPRequestHandler]:
                 self._error(404, "endpoint not found")
 
         def _weights(self, query: dict[str, list[str]]) -> None:
-            if self.headers.get("Authorization") != f"Bearer {api.api_key}":
-                self._error(401, "Unauthorized: invalid API key")
-                return
             model_id = query.get("modelId", [""])[0]
-            if model_id in api.forbidden:
-                self._error(403, "Forbidden")
+            refusal = api.refusal(self.headers.get("Authorization"), model_id)
+            if refusal is not None:
+                self._error(*refusal)
                 return
             if model_id not in api.models:
                 self._error(404, f"Model {model_id} not found")

@@ -32,7 +32,7 @@ import pytest
 from benchmarks.loadtest import without_volatile
 
 from support.models import make_ring_model
-from support.paths import EXAMPLES
+from support.paths import ASSETS, EXAMPLES, REPOSITORY
 from support.workflows import init_engine
 
 SERVER_START_TIMEOUT_S = float(os.environ.get("WORKFLOWS_YOLOV5_SEG_TEST_SERVER_TIMEOUT", "300"))
@@ -77,8 +77,13 @@ class ServerProcess:
         assert self.process.poll() is None, f"server process exited with {self.process.returncode}\n{self.log_tail()}"
 
 
-def start_server(workdir: Path, log_path: Path, timeout_s: float = SERVER_START_TIMEOUT_S) -> ServerProcess:
-    """Starts the server and waits until it is ready; raises with the log tail when it does not get there."""
+def start_server(
+    workdir: Path, log_path: Path, model_roots: list[Path], timeout_s: float = SERVER_START_TIMEOUT_S
+) -> ServerProcess:
+    """Starts the server and waits until it is ready; raises with the log tail when it does not get there.
+
+    Served, local model paths must lie under ``model_roots`` (``serve --model-root``).
+    """
     import requests
 
     port = free_port()
@@ -86,6 +91,8 @@ def start_server(workdir: Path, log_path: Path, timeout_s: float = SERVER_START_
         sys.executable, "-m", "workflows_yolov5_seg.cli", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--workdir", str(workdir), "--log-level", "info",
     ]  # fmt: skip
+    for root in model_roots:
+        command += ["--model-root", str(root)]
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     log = open(log_path, "wb")  # noqa: SIM115 - closed when the process ends
@@ -128,7 +135,9 @@ def inference_server(
     workdir = tmp_path_factory.mktemp("server")
     failed_before = request.session.testsfailed
     try:
-        server = start_server(workdir, workdir / "server.log")
+        # The tests' models live in the session's temporary folders and the repository's model folders.
+        roots = [tmp_path_factory.getbasetemp(), ASSETS, REPOSITORY / "models"]
+        server = start_server(workdir, workdir / "server.log", roots)
     except RuntimeError as error:
         pytest.fail(f"the Inference server did not start: {error}", pytrace=False)
     yield server

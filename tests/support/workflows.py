@@ -32,20 +32,23 @@ def workflow(
         extra_steps: further steps (e.g. :func:`class_filter_step`).
         parameters: ``{name: default}``: a ``WorkflowParameter`` each, which the segmentation step's field of the same
             name reads (``"$inputs.<name>"``).
-        step: literal fields of the segmentation step (they win over ``parameters``, which stay declared).
+        step: literal fields of the segmentation step (they win over ``parameters``, which stay declared; a literal
+            ``model`` drops the ``model`` input).
         outputs: ``{name: selector}`` (default: the step's predictions as ``predictions``).
     """
     parameters = parameters or {}
-    inputs = [{"type": "WorkflowImage", "name": "image"}, {"type": "WorkflowParameter", "name": "model"}]
+    segmentation = segmentation_step(**{**{name: f"$inputs.{name}" for name in parameters}, **(step or {})})
+    inputs = [{"type": "WorkflowImage", "name": "image"}]
+    if segmentation["model"] == "$inputs.model":  # not with a literal model
+        inputs.append({"type": "WorkflowParameter", "name": "model"})
     inputs += [
         {"type": "WorkflowParameter", "name": name, "default_value": value} for name, value in parameters.items()
     ]
-    wired = {name: f"$inputs.{name}" for name in parameters}
     outputs = outputs or {"predictions": f"$steps.{STEP}.predictions"}
     return {
         "version": "1.0",
         "inputs": inputs,
-        "steps": [segmentation_step(**{**wired, **(step or {})}), *extra_steps],
+        "steps": [segmentation, *extra_steps],
         "outputs": [{"type": "JsonField", "name": name, "selector": selector} for name, selector in outputs.items()],
     }
 
