@@ -122,7 +122,7 @@ def without_outputs() -> bytes:
     ("data", "message"),
     [
         (b"", "no graph"),
-        (b"this is not a protobuf" * 10, ""),
+        (b"this is not a protobuf" * 10, "unsupported wire type"),
         (b"\x0b", "unsupported wire type"),  # field 1, wire type 3 (a group): not in ONNX
         (b"\x08\xff\xff", "truncated varint"),
         (b"\x3a\x10abc", "truncated field"),  # field 7 (the graph) announcing 16 bytes, holding 3

@@ -56,7 +56,7 @@ def mirror_of(module: Path) -> Path:
     return TESTS / relative.parent / f"test_{name}.py"
 
 
-def test_modules() -> list[Path]:
+def all_test_modules() -> list[Path]:
     return sorted(path for path in TESTS.rglob("test_*.py") if "__pycache__" not in path.parts)
 
 
@@ -82,7 +82,7 @@ def test_every_other_test_module_mirrors_a_package_module() -> None:
     mirrors = {mirror_of(module) for module in package_modules()}
     strays = [
         str(path.relative_to(ROOT))
-        for path in test_modules()
+        for path in all_test_modules()
         if path.relative_to(TESTS).parts[0] not in NOT_MIRRORS and path not in mirrors
     ]
     assert not strays, (
@@ -93,7 +93,7 @@ def test_every_other_test_module_mirrors_a_package_module() -> None:
 
 def test_test_folders_are_packages() -> None:
     """Test modules of different folders may share a name (tests/test_init.py, tests/backends/test_init.py)."""
-    folders = {path.parent for path in test_modules()} | {TESTS / "support"}
+    folders = {path.parent for path in all_test_modules()} | {TESTS / "support"}
     assert not [str(folder.relative_to(ROOT)) for folder in folders if not (folder / "__init__.py").is_file()]
 
 
