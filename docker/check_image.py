@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.run:
         from workflows_yolov5_seg.demo import run_demo, summary
 
+        # Building is not serving: the bundled demo model lies outside the model roots the image sets afterwards.
+        os.environ["WORKFLOWS_YOLOV5_SEG_SERVING"] = "library"
+
         with tempfile.TemporaryDirectory() as folder:
             result = run_demo(Path(folder))
         print(f"demo workflow: {summary(result)}")
