@@ -13,6 +13,9 @@ from support.models import make_two_box_model
 # Inference's HTTP app. Served behaviour is tested with the setting set to "served" and with real server processes
 # (``serve`` marks itself served, whatever it inherits).
 os.environ["WORKFLOWS_YOLOV5_SEG_SERVING"] = "library"
+# Inference checks for a newer release (a DNS lookup of api.github.com) when imported; tests reach only 127.0.0.1.
+# Set here, so the servers and other processes the tests start inherit it.
+os.environ["DISABLE_VERSION_CHECK"] = "True"
 # The plugin must be registered before the Workflows engine is imported anywhere in the test session.
 os.environ["WORKFLOWS_PLUGINS"] = ",".join(
     p for p in dict.fromkeys([*os.environ.get("WORKFLOWS_PLUGINS", "").split(","), "workflows_yolov5_seg"]) if p

@@ -21,7 +21,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from server_fixture import (
+
+from tools.synthetic_shapes import generate_scene
+
+from support.server_fixture import (
     EXAMPLES,
     ServerProcess,
     assert_same_predictions,
@@ -29,10 +32,6 @@ from server_fixture import (
     read_image,
     run_in_process,
 )
-
-from tools.synthetic_shapes import generate_scene
-
-pytest_plugins = ["server_fixture"]  # inference_server
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 SCENES = {"scene-320x320": (0, (320, 320)), "scene-480x320": (1, (480, 320)), "scene-300x427": (2, (300, 427))}

@@ -26,9 +26,8 @@ import pytest
 from benchmarks.loadtest import without_volatile
 from tools.synthetic_video import pan_video, read_video, write_video
 
-os.environ.setdefault("DISABLE_VERSION_CHECK", "True")  # Inference's release check, if Inference is imported first here
+from support.paths import REPOSITORY
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 EXAMPLES = REPOSITORY / "examples"
 VIDEO_WORKFLOW = EXAMPLES / "video_mask_visualization.json"
 VIDEO_SCRIPT = EXAMPLES / "video_pipeline.py"

@@ -15,7 +15,8 @@ import pytest
 from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.describe import INFERENCE_VERSIONS_TESTED
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from support.paths import REPOSITORY
+
 DOCKER = REPOSITORY / "docker"
 DOCKERFILES = {"cpu": DOCKER / "Dockerfile", "gpu": DOCKER / "Dockerfile.gpu"}
 
