@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -159,3 +160,21 @@ def test_is_served(monkeypatch: pytest.MonkeyPatch, mode: str, http_app_loaded: 
     else:
         monkeypatch.delitem(sys.modules, settings.INFERENCE_HTTP_MODULE, raising=False)
     assert settings.is_served() is served
+
+
+def test_inference_http_app_in_the_process_makes_it_served() -> None:
+    """What Inference's server image does (its app imports the HTTP API, then the plugin is loaded): with the
+    setting at its default, the process counts as served; a plain Python process does not."""
+    script = (
+        "import sys\n"
+        "from workflows_yolov5_seg import settings\n"
+        "before = settings.is_served()\n"
+        f"import {settings.INFERENCE_HTTP_MODULE}\n"
+        "print(before, settings.is_served())\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != settings.SERVING.name}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=environment
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["False", "True"]

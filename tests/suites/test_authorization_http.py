@@ -160,3 +160,22 @@ def test_the_server_cache_holds_no_key(served) -> None:
         assert not [key for key in KEYS if key in path.name]
         if path.is_file():
             assert not [key for key in KEYS if key.encode() in path.read_bytes()]
+
+
+def test_without_model_roots_the_server_refuses_every_local_path_alike(served, image, tmp_path: Path) -> None:
+    """This server has no model roots: Roboflow ids work (above), local paths get one answer whether they exist."""
+    server, _ = served
+    existing = make_ring_model(tmp_path / "ring.onnx")
+    answers = []
+    for path in (str(existing), str(tmp_path / "missing.onnx"), "/etc/passwd"):
+        definition = workflow(parameters={"api_key": None}, step={"model": path})
+        inputs = {"image": {"type": "base64", "value": image}}
+        response = requests.post(
+            f"{server.url}/workflows/run", json={"specification": definition, "inputs": inputs}, timeout=120
+        )
+        assert response.status_code == 400, response.text
+        assert "not allowed on this server" in response.text and "--model-root" in response.text
+        answers.append(response.json()["message"].replace(path, "PATH"))
+    assert answers[0] == answers[1] == answers[2]
+    assert "root:" not in answers[2]
+    server.assert_serving()

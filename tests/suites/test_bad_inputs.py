@@ -778,7 +778,143 @@ ROBOFLOW_KEYS = [
     ),
 ]
 
-MATRIX = [*LOAD, *IMAGES, *PYTHON_PARAMETERS, *WORKFLOW, *ROBOFLOW_KEYS]
+# --- special files and served paths (issue 13): refused before anything is read, typed --------------------------------
+
+
+def fifo(env: Env) -> Path:
+    os.mkfifo(env.tmp / "pipe.onnx")  # opening it for reading would block forever
+    return env.tmp / "pipe.onnx"
+
+
+def unix_socket(env: Env) -> Path:
+    import socket
+
+    path = env.tmp / "model.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))  # the socket file stays after the socket is closed
+    return path
+
+
+def symlink_loop(env: Env) -> Path:
+    (env.tmp / "a.onnx").symlink_to(env.tmp / "b.onnx")
+    (env.tmp / "b.onnx").symlink_to(env.tmp / "a.onnx")
+    return env.tmp / "a.onnx"
+
+
+def folder_named_weights(env: Env) -> Path:
+    folder = env.package(LETTERBOX_320_CONFIG)
+    (folder / "weights.onnx").unlink()
+    (folder / "weights.onnx").mkdir()
+    return folder
+
+
+def class_names_from_a_device(env: Env) -> Path:
+    folder = env.package(LETTERBOX_320_CONFIG)
+    (folder / "class_names.txt").unlink()
+    (folder / "class_names.txt").symlink_to("/dev/zero")  # reading it would never end
+    return folder
+
+
+def over_the_size_limit(env: Env) -> Path:
+    env.monkeypatch.setenv(settings.MAX_MODEL_FILE_BYTES.name, "1000")
+    return env.seg_model("big.onnx")
+
+
+def served(roots: Callable[[Env], list[Path]] | None, path: Callable[[Env], str]) -> Callable[[Env], Any]:
+    """Loads ``path`` as a server would (``WORKFLOWS_YOLOV5_SEG_SERVING=served``), with ``roots`` as model roots."""
+
+    def action(env: Env) -> Any:
+        env.monkeypatch.setenv(settings.SERVING.name, "served")
+        if roots is None:
+            env.monkeypatch.delenv(settings.MODEL_ROOTS.name, raising=False)
+        else:
+            env.monkeypatch.setenv(settings.MODEL_ROOTS.name, os.pathsep.join(map(str, roots(env))))
+        return YOLOv5SegModel.from_pretrained(path(env))(GOOD_IMAGE)
+
+    return action
+
+
+def tmp_root(env: Env) -> list[Path]:
+    (env.tmp / "models").mkdir(exist_ok=True)
+    return [env.tmp / "models"]
+
+
+def model_in_root(env: Env) -> str:
+    return str(env.seg_model("models/m.onnx"))
+
+
+SPECIAL_FILES = [
+    Case(
+        "device-as-model",
+        load("/dev/zero"),
+        errors.InvalidModelFileError,
+        ("/dev/zero", "is a character device", "not a model file", r"\.onnx file or a package folder"),
+    ),
+    Case("fifo-as-model", load(fifo), errors.InvalidModelFileError, ("pipe.onnx", "named pipe", "not a model file")),
+    Case("socket-as-model", load(unix_socket), errors.InvalidModelFileError, ("model.sock", "a socket", "not a model")),
+    Case(
+        "symlink-loop",
+        load(symlink_loop),
+        errors.InvalidModelFileError,
+        ("a.onnx", "symbolic link loop", "point the link at a real"),
+    ),
+    Case(
+        "folder-where-weights-belong",
+        load(folder_named_weights),
+        errors.InvalidModelFileError,
+        ("weights.onnx", "is a folder", "not a model file"),
+    ),
+    Case(
+        "class-names-from-a-device",
+        load(class_names_from_a_device),
+        errors.InvalidModelFileError,
+        ("class_names.txt", "character device"),
+    ),
+    Case(
+        "weights-over-the-size-limit",
+        load(over_the_size_limit),
+        errors.InvalidModelFileError,
+        ("big.onnx", "more than the limit of 1000", "WORKFLOWS_YOLOV5_SEG_MAX_MODEL_FILE_BYTES", "raise the limit"),
+    ),
+    Case(
+        "served-without-model-roots",
+        served(None, lambda env: str(env.seg_model())),
+        errors.ModelPathNotAllowedError,
+        ("not allowed on this server", "--model-root DIR", "WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS", "project/version"),
+    ),
+    Case(
+        "served-outside-the-model-roots",
+        served(tmp_root, lambda env: "/etc/hostname"),
+        errors.ModelPathNotAllowedError,
+        ("'/etc/hostname' is outside the allowed model roots", "move the model under one of them"),
+    ),
+    Case(
+        "served-dotdot-out-of-the-model-roots",
+        served(tmp_root, lambda env: str(env.tmp / "models" / ".." / "m.onnx")),
+        errors.ModelPathNotAllowedError,
+        ("outside the allowed model roots",),
+    ),
+    Case("served-inside-the-model-roots", served(tmp_root, model_in_root), check=image_sized(160, 320)),
+]
+
+MATRIX = [*LOAD, *IMAGES, *PYTHON_PARAMETERS, *WORKFLOW, *ROBOFLOW_KEYS, *SPECIAL_FILES]
+
+
+@pytest.mark.parametrize("existing", ["/etc/hostname", "/etc/passwd", "/root", "/proc/self/environ"])
+def test_a_served_refusal_says_nothing_about_the_path(existing: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Served, an existing file, a folder and a missing path outside the roots get the same answer but for the path,
+    and nothing of a file's content; so do they with no roots at all."""
+    monkeypatch.setenv(settings.SERVING.name, "served")
+    missing = existing + "-does-not-exist"
+    for roots in ([], [Path("/nonexistent-model-root")]):
+        monkeypatch.setenv(settings.MODEL_ROOTS.name, os.pathsep.join(map(str, roots)))
+        answers = []
+        for path in (existing, missing):
+            with pytest.raises(errors.ModelPathNotAllowedError) as caught:
+                YOLOv5SegModel.from_pretrained(path)
+            answers.append(str(caught.value).replace(path, "PATH"))
+        assert answers[0] == answers[1]
+        assert "root:" not in answers[0]  # /etc/passwd's first line
 
 
 def test_the_matrix_is_large_and_ids_are_unique() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
+from support.models import make_two_box_model
+from support.onnx_graphs import make_detection_only_onnx
 from support.paths import DEMO_IMAGE, REPOSITORY, TRAINED_MODEL
 from support.server_fixture import (
     ServerProcess,
@@ -235,6 +239,91 @@ def test_a_file_that_is_not_a_model_is_a_400_naming_the_cause(
     assert response.status_code == 400, error_text(response)
     assert "could not be loaded as an ONNX model" in error_text(response)
     assert str(not_onnx) in error_text(response)
+    inference_server.assert_serving()
+
+
+def _text_file(tmp: Path) -> str:
+    (tmp / "not-a-model.onnx").write_text("this is not an ONNX file", encoding="utf-8")
+    return str(tmp / "not-a-model.onnx")
+
+
+def _pickle(tmp: Path) -> str:
+    (tmp / "best.pt").write_bytes(b"\x80\x04K\x01.")
+    return str(tmp / "best.pt")
+
+
+def _fifo(tmp: Path) -> str:
+    os.mkfifo(tmp / "pipe.onnx")
+    return str(tmp / "pipe.onnx")
+
+
+def _symlink_loop(tmp: Path) -> str:
+    (tmp / "a.onnx").symlink_to(tmp / "b.onnx")
+    (tmp / "b.onnx").symlink_to(tmp / "a.onnx")
+    return str(tmp / "a.onnx")
+
+
+def _mismatched_class_names(tmp: Path) -> str:
+    make_two_box_model(tmp / "m.onnx")
+    (tmp / "class_names.txt").write_text("one\ntwo\n", encoding="utf-8")
+    return str(tmp / "m.onnx")
+
+
+def _empty_folder(tmp: Path) -> str:
+    (tmp / "package").mkdir()
+    return str(tmp / "package")
+
+
+# (id, the model named by the request, its status, words its message must hold). The server's model roots are the
+# test session's temporary folders (where every file below is) and the repository's model folders.
+BAD_MODELS_OVER_HTTP = [
+    ("missing-file", lambda tmp: str(tmp / "missing.onnx"), 404, ("missing.onnx", "does not exist")),
+    ("folder-without-weights", _empty_folder, 404, ("holds no ONNX weights",)),
+    ("not-onnx", _text_file, 400, ("not-a-model.onnx", "could not be loaded as an ONNX model")),
+    ("detection-model", lambda tmp: str(make_detection_only_onnx(tmp / "det.onnx")), 400, ("not a YOLOv5-seg",)),
+    ("class-names-mismatch", _mismatched_class_names, 400, ("predicts 3 classes", "2 class names")),
+    ("pytorch-pickle", _pickle, 400, ("best.pt", "pickle", "Export it to ONNX")),
+    ("fifo", _fifo, 400, ("pipe.onnx", "named pipe", "not a model file")),
+    ("symlink-loop", _symlink_loop, 400, ("a.onnx", "cannot be resolved", "symbolic link loop")),
+    ("device-outside-the-roots", lambda tmp: "/dev/zero", 400, ("outside the allowed model roots",)),
+    ("file-outside-the-roots", lambda tmp: "/etc/hostname", 400, ("outside the allowed model roots",)),
+    ("roboflow-id-without-key", lambda tmp: "some-project/3", 401, ("needs an API key", "api_key")),
+]
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("model", "status", "words"),
+    [case[1:] for case in BAD_MODELS_OVER_HTTP],
+    ids=[case[0] for case in BAD_MODELS_OVER_HTTP],
+)
+def test_each_bad_model_over_http_has_its_status_and_message(
+    model: Callable[[Path], str],
+    status: int,
+    words: tuple[str, ...],
+    inference_server: ServerProcess,
+    ring_model: Path,
+    test_images: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """Caller mistakes are 4xx with our message (served_errors.py); the server keeps serving."""
+    response = post_run(inference_server, workflow(), test_images["square"], model=model(tmp_path))
+    assert response.status_code == status, error_text(response)
+    assert all(word in error_text(response) for word in words), error_text(response)
+    assert "root:" not in error_text(response)  # no file content is echoed
+    inference_server.assert_serving()
+
+
+@pytest.mark.server
+def test_a_backend_the_server_lacks_is_a_server_fault(
+    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
+) -> None:
+    """TensorRT is not installed on this server: that is the server's limit, a 5xx naming what to install."""
+    response = post_run(
+        inference_server, workflow(step={"backend": "trt"}), test_images["square"], model=str(ring_model)
+    )
+    assert response.status_code == 500, error_text(response)
+    assert "tensorrt" in error_text(response).lower()
     inference_server.assert_serving()
 
 
