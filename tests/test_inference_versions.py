@@ -169,8 +169,8 @@ def test_oldest_supported_inference_runs_the_plugin_as_the_newest(tmp_path: Path
     # The newest (this environment) runs while the oldest installs: the two share little but the CPU.
     started = time.monotonic()
     newest_probe = start_probe(sys.executable, str(REPOSITORY), tmp_path / "newest")
+    venv = tmp_path / "venv"
     try:
-        venv = tmp_path / "venv"
         subprocess.run([sys.executable, "-m", "venv", venv], check=True, capture_output=True, timeout=300)
         python = venv / "bin" / "python"
         pip(
@@ -187,6 +187,8 @@ def test_oldest_supported_inference_runs_the_plugin_as_the_newest(tmp_path: Path
         newest_probe.kill()
         newest_probe.wait()
         raise
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)  # about 7 GB (PyTorch); pytest keeps the last three tmp folders
     total_s = time.monotonic() - started
     print(f"inference-core {oldest}: installed in {install_s:.0f} s, probes done after {total_s:.0f} s")
 
