@@ -6,14 +6,18 @@ exactly the lower bound of ``inference-core`` / ``inference-sdk`` in the ``infer
 with the describe handler, runs real workflows (the bundled model on the bundled scene, then Roboflow's mask and
 label visualisation blocks) with dense, RLE and compact masks through the Execution Engine and through the HTTP app
 that ``workflows-yolov5-seg serve`` builds. The same probe runs here, on the newest release; both must list the same
-block and give the same detections, polygons and RLE strings.
+block and give the same detections, polygons and RLE strings (a polygon may differ only where Inference's own
+serialiser changed: see ``assert_same_predictions``).
 
-The install needs the package index and takes minutes (cold pip cache). Outside CI (``CI`` unset) the test skips
-when the index cannot be reached; in CI every failure, an install's included, fails it.
+The install needs the package index and about 7 GB (PyTorch comes with inference-models); the venv is deleted
+afterwards. Outside CI (``CI`` unset) the test skips when the index cannot be reached; in CI every failure, an
+install's included, fails it. Two cheap tests keep the extra's bounds, ``INFERENCE_VERSIONS_TESTED`` and the
+release CI installs in step.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -163,6 +167,8 @@ def test_ci_runs_the_newest_supported_inference() -> None:
 
 @pytest.mark.slow
 def test_oldest_supported_inference_runs_the_plugin_as_the_newest(tmp_path: Path) -> None:
+    if not in_ci() and importlib.util.find_spec("inference") is None:
+        pytest.skip("needs the Workflows engine here (pip install -e '.[inference]'); in CI its absence fails")
     bounds = inference_extra_bounds()
     oldest = bounds["inference-core"][0]
 
