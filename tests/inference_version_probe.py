@@ -182,7 +182,19 @@ def server_runs() -> dict[str, Any]:
                 raise RuntimeError(f"HTTP {response.status_code}: {response.text[:2000]}")
             return response.json()["outputs"][0]
 
-        return {"described": BLOCK_TYPE in described, "runs": run_variants(run)}
+        # A caller's mistake is answered 4xx with the block's message (served_errors.py), not 500.
+        missing = client.post(
+            "/workflows/run",
+            json={
+                "specification": workflow(visualise=False),
+                "inputs": {"image": {"type": "base64", "value": encoded}, "model": str(ASSETS / "missing.onnx")},
+            },
+        )
+        return {
+            "described": BLOCK_TYPE in described,
+            "runs": run_variants(run),
+            "missing_model": {"status": missing.status_code, "names_the_model": "missing.onnx" in missing.text},
+        }
 
 
 def versions() -> dict[str, str | None]:

@@ -217,3 +217,5 @@ def test_oldest_supported_inference_runs_the_plugin_as_the_newest(tmp_path: Path
         assert_same_predictions(old["server"]["runs"][variant], reference, f"{variant} (HTTP, {oldest})", explain)
         assert_same_predictions(new["server"]["runs"][variant], reference, f"{variant} (HTTP, newest)")
     assert old["server"]["described"] and new["server"]["described"]
+    # Below 1.0.0 the engine does not know inference-models' ModelNotFoundError and answers a missing model 500.
+    assert old["server"]["missing_model"] == new["server"]["missing_model"] == {"status": 404, "names_the_model": True}
