@@ -21,9 +21,9 @@ from workflows_yolov5_seg.describe import (
     stale_files,
 )
 
-pytest.importorskip("inference.core.interfaces.http.handlers.workflows", reason="needs the inference extra")
+from support.paths import REPOSITORY
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+pytest.importorskip("inference.core.interfaces.http.handlers.workflows", reason="needs the inference extra")
 
 
 @pytest.fixture(scope="module")

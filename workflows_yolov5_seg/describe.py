@@ -26,7 +26,7 @@ REGENERATE_COMMAND = "workflows-yolov5-seg generate"
 MANIFEST_SCHEMA_VERSION = 1
 
 # Inference releases the plugin (server, Execution Engine, describe output) has been tested with, oldest first: the
-# newest runs the whole test suite, the oldest tests/test_inference_versions.py. They are the bounds of the
+# newest runs the whole test suite, the oldest tests/suites/test_inference_versions.py. They are the bounds of the
 # `inference` extra in pyproject.toml. Update after testing a new release, then regenerate.
 INFERENCE_VERSIONS_TESTED = ("1.0.0", "1.8.3")
 # The release blocks/*.json are generated with: they embed Inference's kind documentation, which changes between

@@ -71,7 +71,8 @@ TensorRT. It is loaded at the first run, once per process, and shared by every s
   `inference_config.json`) or the legacy Inference layout (`*.onnx`, `environment.json`). Pre-processing (resize
   mode, padding, static crop, grayscale, contrast, colour order) follows the package's config.
 - **A Roboflow model id** `project/version`, downloaded once with your API key (block `api_key`, e.g.
-  `$inputs.api_key`, else the `ROBOFLOW_API_KEY` environment variable) and cached.
+  `$inputs.api_key`, else the `ROBOFLOW_API_KEY` environment variable) and cached. Every run needs a key that
+  Roboflow confirms can read the model, even once it is cached (the answer is remembered for an hour).
 
 PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 
@@ -81,7 +82,7 @@ PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 |---|---|---|
 | `images` | (required) | the images to segment (`$inputs.image`, or crops from another step) |
 | `model` | (required) | where the weights come from (see above) |
-| `api_key` | `ROBOFLOW_API_KEY` | Roboflow API key, only to download a Roboflow model id |
+| `api_key` | `ROBOFLOW_API_KEY` | Roboflow API key, for a Roboflow model id only: to download it and to authorise every run (see "Model sources") |
 | `confidence` | 0.4 | keep detections whose objectness x class probability is above this |
 | `iou_threshold` | 0.3 | NMS drops a box whose IoU with a better box of the same class is above this |
 | `class_filter` | all | class names to keep (applied before NMS); unknown names are reported in the log |
@@ -145,8 +146,9 @@ class BlockManifest(WorkflowBlockManifest):
     )
     api_key: Optional[Union[Selector(kind=[ROBOFLOW_API_KEY_KIND, SECRET_KIND]), str]] = Field(
         default=None,
-        description="Roboflow API key, used only to download a Roboflow model id. Defaults to the ROBOFLOW_API_KEY "
-        "environment variable.",
+        description="Roboflow API key, for a Roboflow model id only: it downloads the model, and every run is "
+        "authorised with it (a model cached for another key is served only to keys Roboflow confirms can read it). "
+        "Defaults to the ROBOFLOW_API_KEY environment variable.",
         examples=["$inputs.api_key", "$steps.vault.roboflow_api_key"],
         json_schema_extra={"hidden": True},
     )
