@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from support.models import make_two_box_model
+from support.paths import TRAINED_MODEL
 
 # The test process is a library user: local model paths open without model roots even after a test imports
 # Inference's HTTP app. Served behaviour is tested with the setting set to "served" and with real server processes
@@ -30,3 +31,10 @@ pytest_plugins = ["support.server_fixture"]
 def two_box_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 320x320 dynamic-batch model that finds a 'rectangle' and a 'circle' whose masks fill their boxes."""
     return make_two_box_model(tmp_path_factory.mktemp("two_box") / "model.onnx")
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """The bundled trained YOLOv5n-seg (5 shape classes, 320x320)."""
+    assert TRAINED_MODEL.is_file(), f"the bundled trained model is missing: {TRAINED_MODEL}"
+    return TRAINED_MODEL
