@@ -51,15 +51,19 @@ BAD_REQUEST_ERRORS = (
 
 try:  # all come with the Workflows engine; without it there is no server to adapt to
     from inference.core.exceptions import InvalidModelIDError as _HostBadRequestError
-    from inference.core.exceptions import PaymentRequiredError as _HostPaymentRequiredError
     from inference.core.exceptions import RoboflowAPIForbiddenError as _HostForbiddenError
     from inference.core.exceptions import RoboflowAPINotAuthorizedError as _HostNotAuthorizedError
-    from inference.core.exceptions import RoboflowAPIUsagePausedError as _HostUsagePausedError
     from inference_models.errors import ModelNotFoundError as _HostNotFoundError
 except ImportError:  # pragma: no cover
     HOST_AVAILABLE = False
 else:
     HOST_AVAILABLE = True
+    # Inference 1.1.2 added 402 and 423 (README "Compatibility"); before, a workspace out of credits or paused is 403.
+    try:
+        from inference.core.exceptions import PaymentRequiredError as _HostPaymentRequiredError
+        from inference.core.exceptions import RoboflowAPIUsagePausedError as _HostUsagePausedError
+    except ImportError:  # pragma: no cover - Inference < 1.1.2
+        _HostPaymentRequiredError = _HostUsagePausedError = _HostForbiddenError
 
 
 def host_type(error: Exception) -> type[Exception] | None:
