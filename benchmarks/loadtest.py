@@ -118,14 +118,16 @@ def http_get(url: str, timeout: float = 5.0) -> int:
         connection.close()
 
 
-def start_server(workdir: Path, pixel_limit: int, timeout_s: float = 300.0) -> Server:
-    """Starts ``workflows-yolov5-seg serve`` on 127.0.0.1 and a free port; waits for ``/readiness``."""
+def start_server(workdir: Path, pixel_limit: int, model_root: Path, timeout_s: float = 300.0) -> Server:
+    """Starts ``workflows-yolov5-seg serve --model-root MODEL_ROOT`` on 127.0.0.1 and a free port; waits for
+    ``/readiness``."""
     port = free_port()
     log_path = workdir / "server.log"
     environment = {**os.environ, MAX_IMAGE_PIXELS_ENV: str(pixel_limit), "PYTHONUNBUFFERED": "1"}
     command = [
         sys.executable, "-m", "workflows_yolov5_seg.cli", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--workdir", str(workdir), "--log-level", "warning",
+        "--model-root", str(model_root),
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -358,7 +360,7 @@ def run_load_test(settings: Settings, log: Any = print) -> dict[str, Any]:
         if settings.url is None:
             log(f"starting the server (pixel limit {settings.pixel_limit}) ...")
             started = time.monotonic()
-            server = start_server(workdir, settings.pixel_limit)
+            server = start_server(workdir, settings.pixel_limit, Path(model).parent)
             log(f"server ready at {server.url} (pid {server.pid}) in {time.monotonic() - started:.1f} s")
             url, pid = server.url, server.pid
         else:

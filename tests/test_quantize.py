@@ -36,31 +36,17 @@ from workflows_yolov5_seg.quantize import (
     quantize_model,
 )
 
-try:
-    from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
-except ImportError:  # the test helpers' folder after the tests/ restructuring
-    from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
+from support.models import LETTERBOX_320_CONFIG
+from support.paths import ASSETS, REPOSITORY, TRAINED_MODEL
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-ASSETS = REPOSITORY / "workflows_yolov5_seg" / "assets"
-TRAINED = ASSETS / "shapes-yolov5n-seg-320.onnx"
+TRAINED = TRAINED_MODEL
 FP16 = REPOSITORY / "models" / "shapes-yolov5n-seg-320-fp16.onnx"
 DEMO_SCENE = ASSETS / "demo-scene.jpg"
 CLASS_NAMES = ("circle", "rectangle", "triangle", "star", "ring")
 CALIBRATION_IMAGES = 8
 API_KEY = "rf_quantize_SECRET_7"
 MODEL_ID = "shapes-int8/1"
-LETTERBOX_320 = {
-    "network_input": {
-        "training_input_size": {"height": 320, "width": 320},
-        "dynamic_spatial_size_supported": False,
-        "color_mode": "rgb",
-        "resize_mode": "letterbox",
-        "padding_value": 114,
-        "input_channels": 3,
-        "scaling_factor": 255,
-    }
-}
 FAST = QuantizationOptions(max_images=CALIBRATION_IMAGES)
 
 
@@ -83,7 +69,7 @@ def package_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir()
     shutil.copy(TRAINED, folder / "weights.onnx")
     (folder / "class_names.txt").write_text("\n".join(CLASS_NAMES) + "\n")
-    (folder / "inference_config.json").write_text(json.dumps(LETTERBOX_320))
+    (folder / "inference_config.json").write_text(json.dumps(LETTERBOX_320_CONFIG))
     (folder / "model_config.json").write_text(
         json.dumps({"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"})
     )
@@ -121,10 +107,7 @@ def roboflow_int8(package_int8, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     """The int8 package folder served by the local fake of Roboflow's API as ``shapes-int8/1``."""
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=package_files_from(package_int8.output))})
     with serve(fake):
-        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
-        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
-        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
-        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
+        roboflow_environment(monkeypatch, fake.base_url, tmp_path / "cache")
         yield fake
 
 
@@ -214,10 +197,8 @@ def test_a_roboflow_id_is_quantized_from_its_cached_package(
 ) -> None:
     fake = FakeRoboflowAPI(api_key=API_KEY, models={"shapes/3": FakeModel(files=package_files_from(package_folder))})
     with serve(fake):
-        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
-        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
+        roboflow_environment(monkeypatch, fake.base_url, tmp_path / "cache")
         monkeypatch.setenv(settings.API_KEY.name, API_KEY)
-        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
         with pytest.raises(InvalidParameterError, match="Give an output folder"):
             quantize_model("shapes/3", calibration, options=FAST)
         result = quantize_model("shapes/3", calibration, tmp_path / "rf-int8", QuantizationOptions(max_images=2))

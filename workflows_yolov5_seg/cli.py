@@ -44,6 +44,16 @@ def serve_arguments(parser: argparse.ArgumentParser) -> None:
         "else <cache root>/server)",
     )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument(
+        "--model-root",
+        dest="model_roots",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder local model paths may come from (repeatable; added to WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS). "
+        "Without any, the server refuses local model paths; Roboflow model ids always work.",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -52,7 +62,14 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("workflows-yolov5-seg serve: --workers must be >= 1", file=sys.stderr)
         return 2
-    serve(host=args.host, port=args.port, workers=args.workers, workdir=args.workdir, log_level=args.log_level)
+    serve(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        workdir=args.workdir,
+        log_level=args.log_level,
+        model_roots=args.model_roots,
+    )
     return 0
 
 

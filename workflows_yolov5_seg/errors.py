@@ -47,6 +47,11 @@ class UntrustedModelError(ModelLoadError, PermissionError):
     """The model file type or location is not allowed (pickles, paths outside the allow-list)."""
 
 
+class ModelPathNotAllowedError(UntrustedModelError):
+    """A local model path that this process may not open: outside the model roots, or any local path on a server
+    without model roots. The answer is the same whether the path exists or not."""
+
+
 class CacheNotWritableError(ModelLoadError, PermissionError):
     """A cache folder (downloads, TensorRT engines) cannot be created or written."""
 
@@ -93,6 +98,11 @@ class RoboflowAPIKeyMissingError(RoboflowAPIError):
 
 class RoboflowUnauthorizedError(RoboflowAPIError, PermissionError):
     """The API refused the API key (401) or its access to the model (403)."""
+
+
+class RoboflowKeyNotConfirmedError(RoboflowUnauthorizedError):
+    """A cached Roboflow model was asked for with a key that the API cannot confirm now (``OFFLINE_MODE``, or the API
+    unreachable) and that was not confirmed for it recently enough before (issue 15)."""
 
 
 class RoboflowModelNotFoundError(RoboflowAPIError, ModelNotFoundError):

@@ -18,13 +18,17 @@ Every rejected config raises :class:`InvalidModelPackageError` naming the file a
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import logging
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import (
     ClassNamesMismatchError,
     InvalidModelFileError,
@@ -97,8 +101,80 @@ class ModelPackage:
     stride: int = DEFAULT_STRIDE
 
 
+CONFIG_FILE_MAX_BYTES = 16 * 2**20  # configs and class names are a few KB; refuse to read anything large
+SPECIAL_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(info: os.stat_result) -> str:
+    """``a regular file``, ``a folder``, ``a character device``, ... for messages."""
+    return next((kind for test, kind in SPECIAL_FILE_KINDS if test(info.st_mode)), "a regular file")
+
+
+def stat_model_path(path: Path) -> os.stat_result:
+    """``stat`` of a model path (symbolic links followed), before anything is read from it.
+
+    Raises:
+        ModelNotFoundError: nothing there (or a broken symbolic link).
+        InvalidModelFileError: a symbolic link loop.
+    """
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            message = f"'{path}' is a broken symbolic link; point it at an existing .onnx file."
+            raise ModelNotFoundError(message) from None
+        raise ModelNotFoundError(
+            f"Model '{path}' does not exist; give the path of a YOLOv5-seg .onnx file or of a model package folder."
+        ) from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise InvalidModelFileError(
+                f"'{path}' is a symbolic link loop; point the link at a real .onnx file or package folder."
+            ) from None
+        raise InvalidModelFileError(f"'{path}' cannot be read ({error.strerror or error}).") from None
+
+
+def check_regular_file(path: Path, max_bytes: int, limit_name: str) -> None:
+    """Refuses, before reading it, anything but a regular file of at most ``max_bytes``.
+
+    Raises:
+        ModelNotFoundError: nothing there.
+        InvalidModelFileError: a folder, device, FIFO, socket, symbolic link loop, or a file over the limit.
+    """
+    info = stat_model_path(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidModelFileError(
+            f"'{path}' is {file_kind(info)}, not a model file; give a YOLOv5-seg .onnx file or a package folder."
+        )
+    if info.st_size > max_bytes:
+        raise InvalidModelFileError(
+            f"'{path}' has {info.st_size} bytes, more than the limit of {max_bytes} ({limit_name}); give the right "
+            "file or raise the limit."
+        )
+
+
+def _check_model_file(path: Path) -> None:
+    check_regular_file(path, settings.MAX_MODEL_FILE_BYTES.get(), settings.MAX_MODEL_FILE_BYTES.name)
+
+
+def _check_config_file(path: Path) -> None:
+    check_regular_file(path, CONFIG_FILE_MAX_BYTES, f"{CONFIG_FILE_MAX_BYTES // 2**20} MiB for configs")
+
+
+def _present(path: Path) -> bool:
+    """Something is at ``path`` (a dangling or looping symbolic link counts: reading it gives the error)."""
+    return path.is_symlink() or path.exists()
+
+
 def read_class_names(path: Path) -> tuple[str, ...]:
     """Reads ``class_names.txt``: one name per line, stripped, blank lines skipped (as inference-models)."""
+    _check_config_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -110,6 +186,7 @@ def read_class_names(path: Path) -> tuple[str, ...]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    _check_config_file(path)
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -491,41 +568,38 @@ def load_model_package(path: Path, model_id: str | None = None) -> ModelPackage:
         ModelNotFoundError: nothing at ``path`` or no weights in the folder.
         UntrustedModelError: a pickle was given.
         InvalidModelPackageError: a config file is invalid.
+        InvalidModelFileError: a file that is not a regular file (device, FIFO, socket, folder, symbolic link loop)
+            or is over its size limit, checked before anything is read; weights that are not ONNX.
     """
     model_id = model_id or str(path)
     _reject_pickle(path)
-    if path.is_symlink() and not path.exists():
-        raise ModelNotFoundError(f"'{path}' is a broken symbolic link; point it at an existing .onnx file.")
-    if not path.exists():
-        raise ModelNotFoundError(
-            f"Model '{path}' does not exist; give the path of a YOLOv5-seg .onnx file or of a model package folder."
-        )
-    if path.is_file():
-        names_file = path.with_name(CLASS_NAMES_FILE)
-        class_names = read_class_names(names_file) if names_file.is_file() else None
-        return _with_network(model_id, path, class_names, PreprocessingConfig())
-    return _load_folder(path, model_id)
+    if stat.S_ISDIR(stat_model_path(path).st_mode):
+        return _load_folder(path, model_id)
+    names_file = path.with_name(CLASS_NAMES_FILE)
+    class_names = read_class_names(names_file) if _present(names_file) else None
+    return _with_network(model_id, path, class_names, PreprocessingConfig())
 
 
 def _load_folder(folder: Path, model_id: str) -> ModelPackage:
     names_file = folder / CLASS_NAMES_FILE
-    class_names = read_class_names(names_file) if names_file.is_file() else None
-    engine = folder / TRT_ENGINE_FILE
-    engine_path = engine if engine.is_file() else None
-    trt_batch_sizes = _parse_trt_config(folder / TRT_CONFIG_FILE) if (folder / TRT_CONFIG_FILE).is_file() else None
-    if (folder / MODEL_CONFIG_FILE).is_file():
+    class_names = read_class_names(names_file) if _present(names_file) else None
+    engine_path = folder / TRT_ENGINE_FILE if _present(folder / TRT_ENGINE_FILE) else None
+    if engine_path is not None:
+        _check_model_file(engine_path)
+    trt_batch_sizes = _parse_trt_config(folder / TRT_CONFIG_FILE) if _present(folder / TRT_CONFIG_FILE) else None
+    if _present(folder / MODEL_CONFIG_FILE):
         parse_model_config(folder / MODEL_CONFIG_FILE)
-    if (folder / INFERENCE_CONFIG_FILE).is_file():
+    if _present(folder / INFERENCE_CONFIG_FILE):
         preprocessing, input_hw = parse_inference_config(folder / INFERENCE_CONFIG_FILE)
         weights = folder / PACKAGE_WEIGHTS_FILE
-    elif (folder / LEGACY_ENVIRONMENT_FILE).is_file():
+    elif _present(folder / LEGACY_ENVIRONMENT_FILE):
         preprocessing, input_hw, mapped_names = parse_legacy_environment(folder / LEGACY_ENVIRONMENT_FILE)
         class_names = class_names or mapped_names
         weights = _single_onnx(folder)
     else:
         preprocessing, input_hw = PreprocessingConfig(), None
         weights = _single_onnx(folder)
-    if weights is None or not weights.is_file():
+    if weights is None or not _present(weights):
         if engine_path is None:
             pickles = [p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
             hint = f" It holds {pickles}: export to ONNX first." if pickles else ""
@@ -575,6 +649,7 @@ def read_weights_header(weights: Path) -> OnnxHeader:
     Raises:
         InvalidModelFileError: the file is not an ONNX model (or cannot be read).
     """
+    _check_model_file(weights)
     try:
         return read_onnx_header(weights)
     except (OnnxFormatError, OSError) as error:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -147,8 +147,12 @@ def serve(
     workers: int = 1,
     workdir: Path | None = None,
     log_level: str = "info",
+    model_roots: Sequence[Path] = (),
 ) -> None:
     """Runs the server in the foreground until interrupted.
+
+    The process is marked served (``WORKFLOWS_YOLOV5_SEG_SERVING=served``): local model paths must lie under the
+    model roots, and with none configured they are refused (Roboflow model ids keep working).
 
     Args:
         host: interface to bind (``0.0.0.0`` to accept connections from other machines).
@@ -156,10 +160,19 @@ def serve(
         workers: uvicorn worker processes; each loads its own models.
         workdir: folder for the landing-page mounts (default: :func:`workflows_yolov5_seg.settings.server_dir`).
         log_level: uvicorn log level.
+        model_roots: folders local model paths may come from, added to ``WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS``.
     """
     settings.register_plugin()
     require_inference_server()
     import uvicorn
+
+    # Set in the environment, so uvicorn's worker processes inherit them.
+    os.environ[settings.SERVING.name] = "served"
+    if model_roots:
+        configured = settings.MODEL_ROOTS.raw()
+        os.environ[settings.MODEL_ROOTS.name] = os.pathsep.join(
+            [*([configured] if configured else []), *(str(Path(root).expanduser().absolute()) for root in model_roots)]
+        )
 
     workdir = prepare_workdir(workdir)
     if workers > 1:

@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,10 @@ def parse_path(text: str) -> Path:
 
 
 def parse_path_list(text: str) -> tuple[Path, ...]:
-    return tuple(Path(part).expanduser().resolve() for part in text.split(os.pathsep) if part.strip())
+    """``os.pathsep``-separated folders, absolute and normalised (``..`` removed; symbolic links kept)."""
+    return tuple(
+        Path(os.path.normpath(Path(part).expanduser().absolute())) for part in text.split(os.pathsep) if part.strip()
+    )
 
 
 @dataclass(frozen=True)
@@ -131,11 +135,12 @@ class Setting(Generic[T]):
         return str(self.default)
 
 
-FILES = "Caches and model files"
-LIMITS = "Limits"
-BACKENDS = "Backends"
-ROBOFLOW = "Roboflow model ids"
-SERVING = "Serving"
+# Sections of docs/settings.md.
+FILES_SECTION = "Caches and model files"
+LIMITS_SECTION = "Limits"
+BACKENDS_SECTION = "Backends"
+ROBOFLOW_SECTION = "Roboflow model ids"
+SERVING_SECTION = "Serving"
 
 CACHE_DIR = Setting(
     "WORKFLOWS_YOLOV5_SEG_CACHE_DIR",
@@ -143,7 +148,7 @@ CACHE_DIR = Setting(
     "Root of every cache: Roboflow downloads (`roboflow/`), TensorRT engines (`trt/`), ONNX Runtime TensorRT "
     "provider engines (`ort-trt/`), the server folder (`server/`). Created owner-only.",
     parse_path,
-    FILES,
+    FILES_SECTION,
     "`$MODEL_CACHE_DIR/workflows-yolov5-seg` when Inference's `MODEL_CACHE_DIR` is set, else "
     "`$XDG_CACHE_HOME/workflows-yolov5-seg`, else `~/.cache/workflows-yolov5-seg`",
 )
@@ -151,31 +156,48 @@ MODEL_ROOTS = Setting(
     "WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS",
     None,
     f"Folders (separated by `{os.pathsep}`) that local model paths must resolve into, `..` and symbolic links "
-    "included; other paths are refused.",
+    "included; other paths are refused. `serve --model-root DIR` adds to it.",
     parse_path_list,
-    FILES,
-    "unset: any path",
+    FILES_SECTION,
+    "unset: any path in library use; no local path when served (see `WORKFLOWS_YOLOV5_SEG_SERVING`)",
+)
+SERVING = Setting(
+    "WORKFLOWS_YOLOV5_SEG_SERVING",
+    "auto",
+    "Whether requests come from other people, which confines local model paths to the model roots (none set: local "
+    "paths refused): `served`, `library`, or `auto` = served when Inference's HTTP API is loaded in the process (its "
+    "server image, `workflows-yolov5-seg serve`).",
+    parse_choice("auto", "served", "library"),
+    FILES_SECTION,
+)
+MAX_MODEL_FILE_BYTES = Setting(
+    "WORKFLOWS_YOLOV5_SEG_MAX_MODEL_FILE_BYTES",
+    2 * 1024**3,
+    "Largest weights or engine file read; larger ones are refused before reading (configs and class names: 16 MiB).",
+    parse_positive_int,
+    FILES_SECTION,
+    "2147483648 (2 GiB)",
 )
 MAX_LOADED_MODELS = Setting(
     "WORKFLOWS_YOLOV5_SEG_MAX_LOADED_MODELS",
     8,
     "Models kept loaded per process (least recently used dropped first).",
     parse_positive_int,
-    LIMITS,
+    LIMITS_SECTION,
 )
 MAX_IMAGE_PIXELS = Setting(
     "WORKFLOWS_YOLOV5_SEG_MAX_IMAGE_PIXELS",
     100_000_000,
     "Largest input image (width x height) accepted; larger ones are refused with `InvalidImageError`.",
     parse_positive_int,
-    LIMITS,
+    LIMITS_SECTION,
 )
 MAX_MASK_BYTES = Setting(
     "WORKFLOWS_YOLOV5_SEG_MAX_MASK_BYTES",
     2 * 1024**3,
     "Most memory one call may use for dense masks; above it the call is refused (use `mask_storage: compact`).",
     parse_positive_int,
-    LIMITS,
+    LIMITS_SECTION,
     "2147483648 (2 GiB)",
 )
 ORT_THREADS = Setting(
@@ -183,7 +205,7 @@ ORT_THREADS = Setting(
     0,
     "ONNX Runtime intra-op threads per model (0: ONNX Runtime's choice, one per core).",
     parse_non_negative_int,
-    BACKENDS,
+    BACKENDS_SECTION,
 )
 ORT_GRAPH_OPTIMIZATION = Setting(
     "WORKFLOWS_YOLOV5_SEG_ORT_GRAPH_OPTIMIZATION",
@@ -191,7 +213,7 @@ ORT_GRAPH_OPTIMIZATION = Setting(
     "ONNX Runtime graph optimisation level: `disable`, `basic`, `extended` or `all` (layout optimisations; fuses "
     "the int8 QDQ kernels and SiLU). See docs/quantization.md for the measurements.",
     parse_choice("disable", "basic", "extended", "all"),
-    BACKENDS,
+    BACKENDS_SECTION,
 )
 ORT_EXECUTION_MODE = Setting(
     "WORKFLOWS_YOLOV5_SEG_ORT_EXECUTION_MODE",
@@ -199,14 +221,14 @@ ORT_EXECUTION_MODE = Setting(
     "ONNX Runtime execution mode: `sequential` (one operator at a time, each using the intra-op threads) or "
     "`parallel` (independent branches at once on the inter-op threads).",
     parse_choice("sequential", "parallel"),
-    BACKENDS,
+    BACKENDS_SECTION,
 )
 ORT_INTER_OP_THREADS = Setting(
     "WORKFLOWS_YOLOV5_SEG_ORT_INTER_OP_THREADS",
     0,
     "ONNX Runtime inter-op threads per model, used only in `parallel` execution mode (0: ONNX Runtime's choice).",
     parse_non_negative_int,
-    BACKENDS,
+    BACKENDS_SECTION,
 )
 ORT_MEMORY_ARENA = Setting(
     "WORKFLOWS_YOLOV5_SEG_ORT_MEMORY_ARENA",
@@ -214,7 +236,7 @@ ORT_MEMORY_ARENA = Setting(
     "Keep ONNX Runtime's CPU memory arena and memory-pattern planning (buffers reused between calls); `false` "
     "returns memory to the system after each call, at some speed.",
     parse_bool,
-    BACKENDS,
+    BACKENDS_SECTION,
 )
 ORT_SPINNING = Setting(
     "WORKFLOWS_YOLOV5_SEG_ORT_SPINNING",
@@ -223,7 +245,7 @@ ORT_SPINNING = Setting(
     "a 2-core machine shared with other work, spinning threads made the forward pass 1.4-2.3x slower; on idle "
     "cores `true` is 7-19 % faster (docs/quantization.md).",
     parse_bool,
-    BACKENDS,
+    BACKENDS_SECTION,
 )
 ALLOW_ENGINE_HOST_CODE = Setting(
     "WORKFLOWS_YOLOV5_SEG_ALLOW_ENGINE_HOST_CODE",
@@ -231,14 +253,14 @@ ALLOW_ENGINE_HOST_CODE = Setting(
     "Let a model package's own TensorRT `engine.plan` that carries host code (lean / version-compatible engines) "
     "load; only for packages you trust.",
     parse_bool,
-    BACKENDS,
+    BACKENDS_SECTION,
 )
 API_KEY = Setting(
     "ROBOFLOW_API_KEY",
     None,
     "Roboflow API key for `project/version` model ids when the block's `api_key` is not set.",
     str,
-    ROBOFLOW,
+    ROBOFLOW_SECTION,
     "unset",
 )
 API_URL = Setting(
@@ -246,61 +268,98 @@ API_URL = Setting(
     None,
     "Roboflow API base URL.",
     str,
-    ROBOFLOW,
+    ROBOFLOW_SECTION,
     "`ROBOFLOW_API_HOST`, else by `ROBOFLOW_REGION` (`us` / `eu`) and `ROBOFLOW_ENVIRONMENT` (`prod` / staging): "
     "`https://api.roboflow.com` by default",
 )
 ROBOFLOW_API_HOST = Setting(
-    "ROBOFLOW_API_HOST", None, "inference-models' name for the API base URL.", str, ROBOFLOW, "unset"
+    "ROBOFLOW_API_HOST", None, "inference-models' name for the API base URL.", str, ROBOFLOW_SECTION, "unset"
 )
-ROBOFLOW_REGION = Setting("ROBOFLOW_REGION", "us", "API region when no URL is set: `us` or `eu`.", str, ROBOFLOW)
+ROBOFLOW_REGION = Setting(
+    "ROBOFLOW_REGION", "us", "API region when no URL is set: `us` or `eu`.", str, ROBOFLOW_SECTION
+)
 ROBOFLOW_ENVIRONMENT = Setting(
-    "ROBOFLOW_ENVIRONMENT", "prod", "API environment when no URL is set: `prod` or staging.", str, ROBOFLOW
+    "ROBOFLOW_ENVIRONMENT", "prod", "API environment when no URL is set: `prod` or staging.", str, ROBOFLOW_SECTION
 )
 API_TIMEOUT = Setting(
     "WORKFLOWS_YOLOV5_SEG_API_TIMEOUT",
     30.0,
     "Seconds before an API or download request times out.",
     parse_non_negative_float,
-    ROBOFLOW,
+    ROBOFLOW_SECTION,
 )
 API_MAX_TRIES = Setting(
     "WORKFLOWS_YOLOV5_SEG_API_MAX_TRIES",
     3,
     "Tries per request (connection failures, 408/429/5xx).",
     parse_positive_int,
-    ROBOFLOW,
+    ROBOFLOW_SECTION,
 )
 RETRY_BACKOFF = Setting(
     "WORKFLOWS_YOLOV5_SEG_RETRY_BACKOFF",
     1.0,
     "Seconds before the first retry; doubled for each further one.",
     parse_non_negative_float,
-    ROBOFLOW,
+    ROBOFLOW_SECTION,
 )
 LOCK_TIMEOUT = Setting(
     "WORKFLOWS_YOLOV5_SEG_LOCK_TIMEOUT",
     900.0,
     "Seconds to wait for another process downloading the same model.",
     parse_non_negative_float,
-    ROBOFLOW,
+    ROBOFLOW_SECTION,
 )
 DISABLE_PROGRESS = Setting(
-    "WORKFLOWS_YOLOV5_SEG_DISABLE_PROGRESS", False, "Hide the download progress bar.", parse_bool, ROBOFLOW
+    "WORKFLOWS_YOLOV5_SEG_DISABLE_PROGRESS", False, "Hide the download progress bar.", parse_bool, ROBOFLOW_SECTION
 )
 OFFLINE_MODE = Setting(
     "OFFLINE_MODE",
     False,
-    "Never use the network (Inference's variable): only cached models load.",
+    "Never use the network (Inference's variable): only cached models load, and only for keys confirmed before "
+    "(see `WORKFLOWS_YOLOV5_SEG_OFFLINE_CONFIRMATION_TTL`).",
     parse_bool,
-    ROBOFLOW,
+    ROBOFLOW_SECTION,
+)
+AUTHORIZE_ROBOFLOW_KEYS = Setting(
+    "WORKFLOWS_YOLOV5_SEG_AUTHORIZE_ROBOFLOW_KEYS",
+    True,
+    "Serve a `project/version` model only to API keys the Roboflow API confirmed can read it (one metadata request "
+    "per key and model per `WORKFLOWS_YOLOV5_SEG_KEY_CONFIRMATION_TTL`), cached or not. `false` (single-user "
+    "processes only): a cached model is served to any caller, with or without a key.",
+    parse_bool,
+    ROBOFLOW_SECTION,
+)
+KEY_CONFIRMATION_TTL = Setting(
+    "WORKFLOWS_YOLOV5_SEG_KEY_CONFIRMATION_TTL",
+    3600.0,
+    "Seconds a key's confirmed access to a model is trusted before the API is asked again (also the longest a key "
+    "revoked at Roboflow keeps working); 0 asks at every request.",
+    parse_non_negative_float,
+    ROBOFLOW_SECTION,
+)
+KEY_REFUSAL_TTL = Setting(
+    "WORKFLOWS_YOLOV5_SEG_KEY_REFUSAL_TTL",
+    60.0,
+    "Seconds a refusal of a key for a model (401, 403, 404) is remembered and answered without asking the API "
+    "again; 0 remembers none.",
+    parse_non_negative_float,
+    ROBOFLOW_SECTION,
+)
+OFFLINE_CONFIRMATION_TTL = Setting(
+    "WORKFLOWS_YOLOV5_SEG_OFFLINE_CONFIRMATION_TTL",
+    604800.0,
+    "Seconds after its last confirmation that a key may still use a cached model while the API cannot be asked "
+    "(`OFFLINE_MODE`, or the API unreachable); 0: never offline.",
+    parse_non_negative_float,
+    ROBOFLOW_SECTION,
+    "604800 (7 days)",
 )
 SERVER_DIR = Setting(
     "WORKFLOWS_YOLOV5_SEG_SERVER_DIR",
     None,
     "Folder of the static landing-page mounts `workflows-yolov5-seg serve` creates for Inference's app.",
     parse_path,
-    SERVING,
+    SERVING_SECTION,
     "`<cache root>/server`",
 )
 WORKFLOWS_PLUGINS = Setting(
@@ -308,13 +367,15 @@ WORKFLOWS_PLUGINS = Setting(
     None,
     "Inference's plugin list (comma-separated modules); `serve` and `demo` append `workflows_yolov5_seg`.",
     str,
-    SERVING,
+    SERVING_SECTION,
     "unset",
 )
 
 SETTINGS: tuple[Setting, ...] = (
     CACHE_DIR,
     MODEL_ROOTS,
+    SERVING,
+    MAX_MODEL_FILE_BYTES,
     MAX_LOADED_MODELS,
     MAX_IMAGE_PIXELS,
     MAX_MASK_BYTES,
@@ -336,6 +397,10 @@ SETTINGS: tuple[Setting, ...] = (
     LOCK_TIMEOUT,
     DISABLE_PROGRESS,
     OFFLINE_MODE,
+    AUTHORIZE_ROBOFLOW_KEYS,
+    KEY_CONFIRMATION_TTL,
+    KEY_REFUSAL_TTL,
+    OFFLINE_CONFIRMATION_TTL,
     SERVER_DIR,
     WORKFLOWS_PLUGINS,
 )
@@ -350,6 +415,17 @@ def cache_root() -> Path:
     if inference_cache:
         return Path(inference_cache).expanduser() / CACHE_FOLDER_NAME
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / CACHE_FOLDER_NAME
+
+
+# Imported by Inference's HTTP app (its server images and ``workflows-yolov5-seg serve``), not by library use.
+INFERENCE_HTTP_MODULE = "inference.core.interfaces.http.http_api"
+
+
+def is_served() -> bool:
+    """Whether this process serves requests from others (see :data:`SERVING`): then local model paths must resolve
+    into :data:`MODEL_ROOTS`, and with no roots they are refused."""
+    mode = SERVING.get()
+    return mode == "served" or (mode == "auto" and INFERENCE_HTTP_MODULE in sys.modules)
 
 
 def server_dir() -> Path:
