@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from required import require_file
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TRAINED_MODEL = REPOSITORY / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
@@ -41,8 +42,7 @@ GOLDEN_PARAMETERS = {"confidence": 0.4, "iou_threshold": 0.3}
 
 
 def _model():  # noqa: ANN202
-    if not TRAINED_MODEL.is_file():
-        pytest.skip(f"the bundled trained model is missing: {TRAINED_MODEL}")
+    require_file(TRAINED_MODEL, "the bundled trained model")
     from workflows_yolov5_seg.model import YOLOv5SegModel
 
     return YOLOv5SegModel.from_pretrained(TRAINED_MODEL, backend="onnx", device="cpu")
@@ -187,8 +187,7 @@ FP16_MODEL = REPOSITORY / "models" / "shapes-yolov5n-seg-320-fp16.onnx"
 def fp16_model():  # noqa: ANN201
     from workflows_yolov5_seg.model import YOLOv5SegModel
 
-    if not FP16_MODEL.is_file():
-        pytest.skip(f"the fp16 variant is missing: {FP16_MODEL}")
+    require_file(FP16_MODEL, "the bundled fp16 variant")
     return YOLOv5SegModel.from_pretrained(FP16_MODEL, backend="onnx", device="cpu")
 
 

@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 from conftest import CLASS_NAMES
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from required import require_module
 
 from workflows_yolov5_seg import model_cache
 from workflows_yolov5_seg.model_cache import ModelCache
 
-ExecutionEngine = pytest.importorskip(
-    "roboflow_workflows.execution_engine.core", reason="needs the Workflows engine: pip install '.[inference]'"
-).ExecutionEngine
+ExecutionEngine = require_module("roboflow_workflows.execution_engine.core", "the Workflows engine").ExecutionEngine
 
 WORKFLOW = {
     "version": "1.0",

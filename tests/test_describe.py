@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from required import require_module
 
 from workflows_yolov5_seg import __version__, load_blocks
 from workflows_yolov5_seg.describe import (
@@ -20,7 +21,7 @@ from workflows_yolov5_seg.describe import (
     stale_files,
 )
 
-pytest.importorskip("inference.core.interfaces.http.handlers.workflows", reason="needs the inference extra")
+require_module("inference.core.interfaces.http.handlers.workflows", "Inference's HTTP handlers (the inference extra)")
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import supervision as sv
+from required import require_module
 
 from workflows_yolov5_seg.detections import encode_coco_rle
 
-mask_utils = pytest.importorskip("pycocotools.mask", reason="needs pycocotools (the test extra)")
+mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
 
 
 def random_mask(shape: tuple[int, int], density: float, seed: int = 0) -> np.ndarray:

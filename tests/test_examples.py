@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from required import require_file, require_module
 from server_fixture import (
     BLOCK_TYPE,
     EXAMPLES,
@@ -22,7 +23,7 @@ from server_fixture import (
 
 pytest_plugins = ["server_fixture"]  # inference_server, ring_model, test_images
 
-pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
+require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
 VISUALIZATION = "segmentation_and_mask_visualization.json"
 FILTER_CROP_COUNT = "segmentation_filter_crop_count.json"
@@ -108,9 +109,9 @@ def test_filter_crop_count_example_in_process(ring_model: Path, test_images: dic
     assert default_classes["count"] == 0, "the default class ('circle') is not one of the ring model's"
 
 
-@pytest.mark.skipif(not TRAINED_MODEL.is_file(), reason=f"the trained model is not bundled yet: {TRAINED_MODEL}")
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_examples_run_on_the_bundled_model_and_image(name: str) -> None:
+    require_file(TRAINED_MODEL, "the bundled trained model")
     image = read_image(DEMO_IMAGE)
     result = run_in_process(load_example(name), {"image": image, "model": str(TRAINED_MODEL)}, False)[0]
     if name == FILTER_CROP_COUNT:

@@ -13,6 +13,7 @@ import pytest
 from conftest import LETTERBOX_320_CONFIG
 from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from required import require_module
 
 from workflows_yolov5_seg import model_cache, settings
 from workflows_yolov5_seg.errors import (
@@ -215,7 +216,7 @@ WORKFLOW = {
 
 
 def run_workflow(model: str, api_key: str | None, serialize: bool = False) -> dict:
-    execution_engine = pytest.importorskip("roboflow_workflows.execution_engine.core")
+    execution_engine = require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
     engine = execution_engine.ExecutionEngine.init(
         workflow_definition=json.loads(json.dumps(WORKFLOW)),
         init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},

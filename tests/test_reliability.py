@@ -27,6 +27,7 @@ import pytest
 from conftest import CLASS_NAMES, LETTERBOX_320_CONFIG
 from onnx import TensorProto, helper, numpy_helper
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
+from required import require_module
 
 from workflows_yolov5_seg import errors, roboflow, settings
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
@@ -129,7 +130,7 @@ def shared_model(two_box_model: Path) -> YOLOv5SegModel:
 @pytest.fixture(scope="module")
 def workflow_engine(two_box_model: Path):  # noqa: ANN201 - the engine
     """One compiled workflow (every parameter from ``$inputs``) whose block cache keeps one loaded model."""
-    pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
+    require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
     return compile_workflow(workflow_definition(**{name: "$" for name in INPUT_PARAMETERS}))
 
 

@@ -30,6 +30,7 @@ import pytest
 from conftest import CLASS_NAMES, LETTERBOX_320_CONFIG
 from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from required import require_module
 
 from workflows_yolov5_seg import model_cache, roboflow, settings
 from workflows_yolov5_seg.errors import InvalidModelFileError, ModelNotFoundError, UntrustedModelError
@@ -181,7 +182,7 @@ def test_several_roots(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_refused_path_in_a_workflow_is_a_step_error(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    core = pytest.importorskip("roboflow_workflows.execution_engine.core")
+    core = require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
     from roboflow_workflows.errors import StepExecutionError
 
     monkeypatch.setattr(model_cache, "MODELS", ModelCache())
@@ -266,7 +267,7 @@ def test_the_key_is_in_no_workflow_output_log_or_cache_name(
     api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, key_from: str
 ) -> None:
     """Both the raw outputs (``sv.Detections`` with all their data) and the serialised ones, at every log level."""
-    core = pytest.importorskip("roboflow_workflows.execution_engine.core")
+    core = require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
     monkeypatch.setattr(model_cache, "MODELS", ModelCache())
     if key_from == "environment":

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from required import require_file, require_module
 from server_fixture import (
     BLOCK_TYPE,
     REPOSITORY,
@@ -31,8 +32,10 @@ from workflows_yolov5_seg import settings
 
 pytest_plugins = ["server_fixture"]  # inference_server, ring_model, test_images
 
-requests = pytest.importorskip("requests")
-pytest.importorskip("inference_sdk", reason="needs the inference extra")
+requests = require_module("requests", "requests (the inference extra)")
+require_module("inference_sdk", "the Inference SDK (the inference extra)")
+require_module("uvicorn", "uvicorn (the inference extra)")
+require_module("fastapi", "FastAPI (the inference extra)")
 
 SEGMENTATION_STEP = {
     "type": BLOCK_TYPE,
@@ -149,7 +152,8 @@ def test_describe_lists_the_block_with_schema_and_outputs(inference_server: Serv
     from workflows_yolov5_seg.describe import INFERENCE_VERSIONS_TESTED, block_file_name
 
     committed = REPOSITORY / "blocks" / block_file_name(BLOCK_TYPE)
-    if committed.is_file() and metadata.version("inference-core") in INFERENCE_VERSIONS_TESTED:
+    assert committed.is_file(), f"{committed} is missing; generate it: workflows-yolov5-seg generate"
+    if metadata.version("inference-core") in INFERENCE_VERSIONS_TESTED:
         assert block == json.loads(committed.read_text(encoding="utf-8")), (
             f"{committed} differs from the server's description; regenerate: workflows-yolov5-seg generate"
         )
@@ -198,7 +202,7 @@ def test_parameters_passed_as_inputs(
 def test_rle_over_http_decodes_to_the_exact_masks_holes_included(
     inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
 ) -> None:
-    mask_utils = pytest.importorskip("pycocotools.mask")
+    mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
     image = test_images["wide"]
     served = run_served(inference_server, workflow(), {"image": str(image)}, model=str(ring_model), mask_format="rle")
     dense = run_in_process(workflow(), {"image": read_image(image), "model": str(ring_model)}, serialize_results=False)[
@@ -321,9 +325,9 @@ DEMO_IMAGE = REPOSITORY / "workflows_yolov5_seg" / "assets" / "demo-scene.jpg"
 
 
 @pytest.mark.server
-@pytest.mark.skipif(not TRAINED_MODEL.is_file(), reason=f"the trained model is not bundled yet: {TRAINED_MODEL}")
 def test_trained_model_served_equals_in_process(inference_server: ServerProcess, tmp_path: Path) -> None:
-    mask_utils = pytest.importorskip("pycocotools.mask")
+    require_file(TRAINED_MODEL, "the bundled trained model")
+    mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
     image = read_image(DEMO_IMAGE)
     png = tmp_path / "demo-scene.png"  # lossless, so both sides decode the same pixels
     cv2.imwrite(str(png), image)

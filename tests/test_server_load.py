@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from required import require_file
 from server_fixture import make_ring_model
 
 from benchmarks import loadtest
@@ -71,8 +72,8 @@ def test_small_load(load_model: Path, tmp_path: Path) -> None:
 @pytest.mark.skipif(
     os.environ.get("WORKFLOWS_YOLOV5_SEG_FULL_LOAD_TEST") != "1", reason="set WORKFLOWS_YOLOV5_SEG_FULL_LOAD_TEST=1"
 )
-def test_full_load(load_model: Path) -> None:
-    model = loadtest.DEFAULT_MODEL if loadtest.DEFAULT_MODEL.is_file() else load_model
+def test_full_load() -> None:
+    model = require_file(loadtest.DEFAULT_MODEL, "the bundled trained model")
     report = loadtest.run_load_test(loadtest.Settings(model=str(model)), log=print)
     print(loadtest.summary(report))
     check(report, 1000)

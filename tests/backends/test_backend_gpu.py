@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from required import require_file
 
 from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
 from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend, probe_cuda_device
@@ -60,9 +61,7 @@ def ort_cuda() -> None:
 
 @pytest.fixture(scope="module")
 def trained_model() -> Path:
-    if not TRAINED_MODEL.is_file():
-        pytest.skip(f"the trained model {TRAINED_MODEL.name} is not in workflows_yolov5_seg/assets yet")
-    return TRAINED_MODEL
+    return require_file(TRAINED_MODEL, "the bundled trained model")
 
 
 def constant_model(path: Path, input_type: int = TensorProto.FLOAT) -> Path:

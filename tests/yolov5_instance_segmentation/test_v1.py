@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import supervision as sv
+from required import require_module
 from workflow_steps import (
     class_filter_step,
     detections_filter_step,
@@ -20,9 +21,7 @@ from workflows_yolov5_seg import model_cache
 from workflows_yolov5_seg.model_cache import ModelCache
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1
 
-ExecutionEngine = pytest.importorskip(
-    "roboflow_workflows.execution_engine.core", reason="needs the Workflows engine: pip install '.[inference]'"
-).ExecutionEngine
+ExecutionEngine = require_module("roboflow_workflows.execution_engine.core", "the Workflows engine").ExecutionEngine
 
 SEGMENTATION_STEP = {
     "type": "workflows_yolov5_seg/yolov5_instance_segmentation@v1",

@@ -10,14 +10,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: onnx_graphs, server_fixture
 
+from required import require_module  # noqa: E402
 from server_fixture import run_in_process  # noqa: E402
 from workflow_steps import class_filter_step  # noqa: E402
 
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1  # noqa: E402
 
 pytest_plugins = ["server_fixture"]  # the ring_model fixture
-pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
-mask_utils = pytest.importorskip("pycocotools.mask", reason="needs pycocotools (comes with the Workflows engine)")
+require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
+mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
 
 
 def workflow(mask_format: str | None = "$inputs.mask_format", outputs: dict[str, str] | None = None) -> dict:
