@@ -13,7 +13,12 @@ server with ``--url``, which must be a loopback address), then:
    every malformed request got a 4xx;
 4. reports p50 / p90 / p99 latency, throughput, answers by status and kind, and the server's resident memory (VmRSS
    from ``/proc/<pid>/status``; needs the server's PID: known when started here, else ``--server-pid``) when ready,
-   after the serial pass and after the load, and writes everything as JSON (``--out``).
+   after the serial pass, every ``--rss-every`` requests during the load (``[requests done, seconds, KiB]``) and after
+   it, with the growth from the sample at ``--warmup-requests`` (default 1000) to the end; with ``--max-rss-growth``
+   that growth is one of the checks (a soak: ``--requests 5000 --max-rss-growth 0.10``);
+5. writes everything as JSON (``--out``) with what it ran on: the git commit, the model's SHA-256, package versions,
+   and the load average before and after (throughput and latency are only comparable on a quiet machine: the report
+   says ``"quiet_machine": false`` when the 1-minute load average exceeded ``QUIET_LOAD_AVERAGE`` at the start).
 
 Exit status 0 when every check passed, 1 otherwise, 2 when the server could not be started.
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import http.client
 import itertools
 import json
@@ -55,6 +61,12 @@ VOLATILE_KEYS = frozenset({"detection_id", "inference_id", "parent_id", "root_pa
 MALFORMED_KINDS = ("bad_base64", "image_over_pixel_limit", "body_not_json", "invalid_workflow", "unknown_parameter")
 # Sizes (width, height) of the distinct images.
 IMAGE_SIZES = ((640, 480), (320, 320), (480, 640), (800, 450), (256, 192), (500, 500))
+QUIET_LOAD_AVERAGE = 1.5  # 1-minute load average above which timings are not comparable
+VERSIONED_PACKAGES = (
+    "workflows-yolov5-seg", "inference-core", "inference-sdk", "onnxruntime", "numpy", "supervision",
+    "opencv-python", "opencv-python-headless", "fastapi", "uvicorn",
+)  # fmt: skip
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 WORKFLOW: dict[str, Any] = {
     "version": "1.0",
@@ -328,6 +340,9 @@ class Settings:
     malformed_every: int = 20
     images: int = 6
     max_wall_s: float = 900.0
+    rss_every: int = 100
+    warmup_requests: int = 1000
+    max_rss_growth: float | None = None
     request_timeout_s: float = 120.0
     pixel_limit: int = DEFAULT_SERVER_PIXEL_LIMIT
     model: str = str(DEFAULT_MODEL)
@@ -354,6 +369,7 @@ def run_load_test(settings: Settings, log: Any = print) -> dict[str, Any]:
             f"model '{settings.model}' does not exist; pass --model with a YOLOv5-seg .onnx file or package folder"
         )
     model = str(Path(settings.model).resolve())
+    provenance = run_provenance(model)
     server: Server | None = None
     workdir = Path(tempfile.mkdtemp(prefix="workflows-yolov5-seg-loadtest-"))
     try:
@@ -365,10 +381,65 @@ def run_load_test(settings: Settings, log: Any = print) -> dict[str, Any]:
             url, pid = server.url, server.pid
         else:
             url, pid = settings.url.rstrip("/"), settings.server_pid
-        return _run(settings, url, pid, model, log)
+        report = _run(settings, url, pid, model, log)
     finally:
         if server is not None:
             stop_server(server)
+    load_after = _load_average()
+    provenance["load_average_after"] = load_after
+    report["provenance"] = provenance
+    report["quiet_machine"] = provenance["load_average_before"][0] <= QUIET_LOAD_AVERAGE
+    return report
+
+
+def _load_average() -> list[float]:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return [float("nan")] * 3
+
+
+def _git(*arguments: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *arguments], cwd=REPOSITORY, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_provenance(model: str) -> dict[str, Any]:
+    """What the run ran on: git commit (and whether the tree had changes), the model's SHA-256, package versions, the
+    load average before the run, and the memory allocator settings the server inherits."""
+    from importlib import metadata
+
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    path = Path(model)
+    weights = path if path.is_file() else next(iter(sorted(path.glob("*.onnx"))), None)
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_tree_modified": None if status is None else bool(status),
+        "model_file": None if weights is None else weights.name,
+        "model_sha256": None if weights is None else _sha256(weights),
+        "versions": versions,
+        "load_average_before": _load_average(),
+        "malloc_environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")},
+    }
 
 
 def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) -> dict[str, Any]:
@@ -407,7 +478,7 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
     started = time.monotonic()
     deadline = started + settings.max_wall_s
     stopped_by_cap = threading.Event()
-    rss_samples: list[list[int]] = []  # [requests done, VmRSS KiB]
+    rss_samples: list[list[float]] = []  # [requests done, seconds since the load began, VmRSS KiB]
 
     def worker() -> None:
         while True:
@@ -430,10 +501,11 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
             with outcomes_lock:
                 outcomes.append(outcome)
                 done = len(outcomes)
-            if done % 100 == 0:
+            if settings.rss_every and done % settings.rss_every == 0:
                 rss = resident_memory_kib(pid)
                 if rss:
-                    rss_samples.append([done, rss["VmRSS"]])
+                    with outcomes_lock:
+                        rss_samples.append([done, round(time.monotonic() - started, 1), rss["VmRSS"]])
                 if done % 200 == 0:
                     log(
                         f"  {done} / {len(jobs)} requests"
@@ -476,6 +548,8 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
     growth = None
     if memory.get("after_serial") and memory.get("after_load"):
         growth = memory["after_load"]["VmRSS"] / memory["after_serial"]["VmRSS"] - 1
+    rss_samples.sort()
+    after_warmup = _rss_after(rss_samples, settings.warmup_requests, memory.get("after_load"))
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
@@ -492,6 +566,9 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
             "malformed_every": settings.malformed_every,
             "images": [f"{w}x{h}" for w, h, _ in images],
             "max_wall_s": settings.max_wall_s,
+            "rss_every": settings.rss_every,
+            "warmup_requests": settings.warmup_requests,
+            "max_rss_growth": settings.max_rss_growth,
             **settings.extra,
         },
         "sent": {"good": len(good), "malformed": len(malformed), "planned": len(jobs)},
@@ -515,23 +592,50 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
         "malformed_not_4xx": sum(1 for o in malformed if o.problem),
         "server_rss_kib": memory,
         "server_rss_growth_during_load": None if growth is None else round(growth, 4),
+        # [requests done (good and malformed), seconds since the load began, VmRSS KiB], every rss_every requests
         "server_rss_kib_during_load": rss_samples,
         # after the first quarter of the load: pools, arenas and caches have grown to the concurrency by then
         "server_rss_growth_after_first_quarter": _growth_after(rss_samples, len(jobs) // 4, memory.get("after_load")),
+        "server_rss_after_warmup": after_warmup,
         "failures": [f"#{o.job.index} {o.job.kind}: {o.problem}" for o in failures[:20]],
     }
+    rss_within_limit = settings.max_rss_growth is None or (
+        after_warmup is not None and after_warmup["growth"] <= settings.max_rss_growth
+    )
+    report["rss_within_limit"] = None if settings.max_rss_growth is None else rss_within_limit
     report["ok"] = (
-        not failures and not report["stopped_by_wall_cap"] and len(outcomes) == len(jobs) and server_errors == 0
+        not failures
+        and not report["stopped_by_wall_cap"]
+        and len(outcomes) == len(jobs)
+        and server_errors == 0
+        and rss_within_limit
     )
     return report
 
 
-def _growth_after(samples: list[list[int]], done: int, last: dict[str, int] | None) -> float | None:
+def _growth_after(samples: list[list[float]], done: int, last: dict[str, int] | None) -> float | None:
     """RSS growth from the first sample taken after ``done`` requests to the end of the load."""
-    start = next((rss for count, rss in samples if count >= done), None)
+    start = next((sample[-1] for sample in samples if sample[0] >= done), None)
     if start is None or not last:
         return None
     return round(last["VmRSS"] / start - 1, 4)
+
+
+def _rss_after(samples: list[list[float]], done: int, last: dict[str, int] | None) -> dict[str, Any] | None:
+    """The RSS at the first sample after ``done`` requests, at the end, and the highest in between; ``growth`` is the
+    end's over the first (``max_growth`` the highest's)."""
+    start = next((sample for sample in samples if sample[0] >= done), None)
+    if start is None or not last:
+        return None
+    later = [sample[-1] for sample in samples if sample[0] >= start[0]] + [last["VmRSS"]]
+    return {
+        "requests": int(start[0]),
+        "kib": int(start[-1]),
+        "end_kib": last["VmRSS"],
+        "max_kib": max(later),
+        "growth": round(last["VmRSS"] / start[-1] - 1, 4),
+        "max_growth": round(max(later) / start[-1] - 1, 4),
+    }
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -554,6 +658,20 @@ def summary(report: dict[str, Any]) -> str:
         f"{mib(memory.get('after_load'))} (growth {report['server_rss_growth_during_load']}; after the first quarter "
         f"{report['server_rss_growth_after_first_quarter']})",
     ]
+    warm = report.get("server_rss_after_warmup")
+    if warm:
+        lines.append(
+            f"server RSS after {warm['requests']} requests {warm['kib'] / 1024:.0f} MiB, at the end "
+            f"{warm['end_kib'] / 1024:.0f} MiB (growth {warm['growth']:+.1%}; highest "
+            f"{warm['max_kib'] / 1024:.0f} MiB, {warm['max_growth']:+.1%})"
+            + ("" if report.get("rss_within_limit") is None else f"; within the limit: {report['rss_within_limit']}")
+        )
+    provenance = report.get("provenance")
+    if provenance:
+        lines.append(
+            f"load average before {provenance['load_average_before']}, after {provenance['load_average_after']}"
+            + ("" if report.get("quiet_machine") else " (not a quiet machine: timings are not comparable)")
+        )
     lines += [f"  {failure[:160]}" for failure in report["failures"][:6]]
     if len(report["failures"]) > 6:
         lines.append(f"  ... ({len(report['failures'])} listed in the report)")
@@ -575,6 +693,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--images", type=int, default=6, help="distinct images (default 6)")
     parser.add_argument("--max-wall-s", type=float, default=900.0, help="stop sending after this (default 900)")
+    parser.add_argument(
+        "--rss-every", type=int, default=100, help="sample the server's RSS every N requests (default 100; 0: never)"
+    )
+    parser.add_argument(
+        "--warmup-requests",
+        type=int,
+        default=1000,
+        help="RSS growth is measured from the sample after this many requests to the end (default 1000)",
+    )
+    parser.add_argument(
+        "--max-rss-growth",
+        type=float,
+        help="fail when the RSS grows more than this fraction after the warm-up (e.g. 0.10); default: not checked",
+    )
     parser.add_argument(
         "--pixel-limit",
         type=int,
@@ -598,6 +730,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         malformed_every=arguments.malformed_every,
         images=arguments.images,
         max_wall_s=arguments.max_wall_s,
+        rss_every=arguments.rss_every,
+        warmup_requests=arguments.warmup_requests,
+        max_rss_growth=arguments.max_rss_growth,
         pixel_limit=arguments.pixel_limit,
         model=arguments.model,
         url=arguments.url,
