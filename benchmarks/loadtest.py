@@ -67,6 +67,7 @@ VERSIONED_PACKAGES = (
     "opencv-python", "opencv-python-headless", "fastapi", "uvicorn",
 )  # fmt: skip
 REPOSITORY = Path(__file__).resolve().parents[1]
+ALLOCATOR_VARIABLES = ("GLIBC_TUNABLES", "WORKFLOWS_YOLOV5_SEG_MMAP_THRESHOLD")
 
 WORKFLOW: dict[str, Any] = {
     "version": "1.0",
@@ -147,15 +148,19 @@ def start_server(workdir: Path, pixel_limit: int, model_root: Path, timeout_s: f
         )
     server = Server(f"http://127.0.0.1:{port}", process.pid, process, log_path)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            if http_get(f"{server.url}/readiness", timeout=2) == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.5)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log_tail()}")
+            try:
+                if http_get(f"{server.url}/readiness", timeout=2) == 200:
+                    return server
+            except OSError:
+                pass
+            time.sleep(0.5)
+    except BaseException:  # interrupted (Ctrl-C) while waiting: do not leave the server behind
+        stop_server(server)
+        raise
     stop_server(server)
     raise RuntimeError(f"the server was not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
 
@@ -438,7 +443,10 @@ def run_provenance(model: str) -> dict[str, Any]:
         "model_sha256": None if weights is None else _sha256(weights),
         "versions": versions,
         "load_average_before": _load_average(),
-        "malloc_environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_")},
+        # what the server inherits about its memory allocator (glibc's variables; serve's mmap threshold setting)
+        "allocator_environment": {
+            k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") or k in ALLOCATOR_VARIABLES
+        },
     }
 
 

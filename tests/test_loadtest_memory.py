@@ -50,12 +50,14 @@ def test_provenance_names_the_commit_model_and_versions(tmp_path: Path, monkeypa
     model = tmp_path / "m.onnx"
     model.write_bytes(b"not really onnx")
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    monkeypatch.setenv("WORKFLOWS_YOLOV5_SEG_MMAP_THRESHOLD", "0")
     provenance = loadtest.run_provenance(str(model))
     assert provenance["model_sha256"] == hashlib.sha256(b"not really onnx").hexdigest()
     assert provenance["model_file"] == "m.onnx"
     assert provenance["versions"]["numpy"] and "supervision" in provenance["versions"]
     assert len(provenance["load_average_before"]) == 3
-    assert provenance["malloc_environment"]["MALLOC_ARENA_MAX"] == "2"
+    assert provenance["allocator_environment"]["MALLOC_ARENA_MAX"] == "2"
+    assert provenance["allocator_environment"]["WORKFLOWS_YOLOV5_SEG_MMAP_THRESHOLD"] == "0"
     if (loadtest.REPOSITORY / ".git").exists():
         assert provenance["git_commit"] and len(provenance["git_commit"]) == 40
     folder = tmp_path / "package"
