@@ -8,14 +8,15 @@ server with ``--url``, which must be a loopback address), then:
    (it stops by itself, and at ``--max-wall-s`` at the latest), interleaving one malformed request every
    ``--malformed-every`` good ones: bad base64, an image over the pixel limit, a body that is not JSON, an invalid
    workflow definition, an unknown block parameter;
-3. checks that no request got a 5xx, that every good answer is complete (image size, every prediction with box,
-   class, confidence and polygon) and equal to the serial answer for its image (ids and timings aside), and that
-   every malformed request got a 4xx;
+3. checks that every serial answer has detections (the scenes all hold objects), that no request got a 5xx, that
+   every good answer is complete (image size, every prediction with box, class, confidence and polygon) and equal to
+   the serial answer for its image (ids and timings aside), and that every malformed request got a 4xx;
 4. reports p50 / p90 / p99 latency, throughput, answers by status and kind, and the server's resident memory (VmRSS
    from ``/proc/<pid>/status``; needs the server's PID: known when started here, else ``--server-pid``) when ready,
    after the serial pass, every ``--rss-every`` requests during the load (``[requests done, seconds, KiB]``) and after
-   it, with the growth from the sample at ``--warmup-requests`` (default 1000) to the end; with ``--max-rss-growth``
-   that growth is one of the checks (a soak: ``--requests 5000 --max-rss-growth 0.10``);
+   it, with the growth after ``--warmup-requests`` (default 1000): the median RSS over the last ``--rss-window``
+   requests over the median over the first window after the warm-up; with ``--max-rss-growth`` that growth is one of
+   the checks (a soak: ``--requests 5000 --max-rss-growth 0.10``);
 5. writes everything as JSON (``--out``) with what it ran on: the git commit, the model's SHA-256, package versions,
    and the load average before and after (throughput and latency are only comparable on a quiet machine: the report
    says ``"quiet_machine": false`` when the 1-minute load average exceeded ``QUIET_LOAD_AVERAGE`` at the start).
@@ -347,6 +348,7 @@ class Settings:
     max_wall_s: float = 900.0
     rss_every: int = 100
     warmup_requests: int = 1000
+    rss_window: int = 1000
     max_rss_growth: float | None = None
     request_timeout_s: float = 120.0
     pixel_limit: int = DEFAULT_SERVER_PIXEL_LIMIT
@@ -354,6 +356,8 @@ class Settings:
     url: str | None = None
     server_pid: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # called with the number of requests done at every RSS sample (benchmarks.memory_probe asks the server then)
+    on_sample: Any = None
 
 
 def build_jobs(settings: Settings) -> list[Job]:
@@ -472,10 +476,8 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
             raise RuntimeError(f"the serial answer for image {index} is incomplete: {problem}")
         reference.append(without_volatile(answer["outputs"]))
     memory["after_serial"] = resident_memory_kib(pid)
-    log(
-        f"serial reference: {len(images)} images, "
-        f"{[len(r[0]['predictions']['predictions']) for r in reference]} detections"
-    )
+    serial_detections = [len(r[0]["predictions"]["predictions"]) for r in reference]
+    log(f"serial reference: {len(images)} images, {serial_detections} detections")
 
     # 2. the load
     jobs = build_jobs(settings)
@@ -486,10 +488,11 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
     started = time.monotonic()
     deadline = started + settings.max_wall_s
     stopped_by_cap = threading.Event()
+    interrupted = threading.Event()
     rss_samples: list[list[float]] = []  # [requests done, seconds since the load began, VmRSS KiB]
 
     def worker() -> None:
-        while True:
+        while not interrupted.is_set():
             if time.monotonic() > deadline:
                 stopped_by_cap.set()
                 return
@@ -514,6 +517,8 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
                 if rss:
                     with outcomes_lock:
                         rss_samples.append([done, round(time.monotonic() - started, 1), rss["VmRSS"]])
+                if settings.on_sample is not None:
+                    settings.on_sample(done)
                 if done % 200 == 0:
                     log(
                         f"  {done} / {len(jobs)} requests"
@@ -538,8 +543,12 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
         return None
 
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="load") as pool:
-        for future in [pool.submit(worker) for _ in range(settings.concurrency)]:
-            future.result()
+        try:
+            for future in [pool.submit(worker) for _ in range(settings.concurrency)]:
+                future.result()
+        except BaseException:  # Ctrl-C: the workers stop after their request in flight, not after the job list
+            interrupted.set()
+            raise
     wall_s = time.monotonic() - started
     memory["after_load"] = resident_memory_kib(pid)
 
@@ -557,7 +566,7 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
     if memory.get("after_serial") and memory.get("after_load"):
         growth = memory["after_load"]["VmRSS"] / memory["after_serial"]["VmRSS"] - 1
     rss_samples.sort()
-    after_warmup = _rss_after(rss_samples, settings.warmup_requests, memory.get("after_load"))
+    after_warmup = _rss_after(rss_samples, settings.warmup_requests, memory.get("after_load"), settings.rss_window)
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
@@ -576,6 +585,7 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
             "max_wall_s": settings.max_wall_s,
             "rss_every": settings.rss_every,
             "warmup_requests": settings.warmup_requests,
+            "rss_window": settings.rss_window,
             "max_rss_growth": settings.max_rss_growth,
             **settings.extra,
         },
@@ -605,14 +615,22 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
         # after the first quarter of the load: pools, arenas and caches have grown to the concurrency by then
         "server_rss_growth_after_first_quarter": _growth_after(rss_samples, len(jobs) // 4, memory.get("after_load")),
         "server_rss_after_warmup": after_warmup,
+        # every scene has objects: an image the model finds nothing in would make "equal to the serial answer" empty
+        "serial_detections": serial_detections,
         "failures": [f"#{o.job.index} {o.job.kind}: {o.problem}" for o in failures[:20]],
     }
+    empty = [index for index, count in enumerate(serial_detections) if count == 0]
+    if empty:
+        report["failures"].insert(
+            0, f"no detections in the serial answers for images {empty}: equal answers under load would prove nothing"
+        )
     rss_within_limit = settings.max_rss_growth is None or (
         after_warmup is not None and after_warmup["growth"] <= settings.max_rss_growth
     )
     report["rss_within_limit"] = None if settings.max_rss_growth is None else rss_within_limit
     report["ok"] = (
         not failures
+        and not empty
         and not report["stopped_by_wall_cap"]
         and len(outcomes) == len(jobs)
         and server_errors == 0
@@ -629,20 +647,38 @@ def _growth_after(samples: list[list[float]], done: int, last: dict[str, int] | 
     return round(last["VmRSS"] / start - 1, 4)
 
 
-def _rss_after(samples: list[list[float]], done: int, last: dict[str, int] | None) -> dict[str, Any] | None:
-    """The RSS at the first sample after ``done`` requests, at the end, and the highest in between; ``growth`` is the
-    end's over the first (``max_growth`` the highest's)."""
-    start = next((sample for sample in samples if sample[0] >= done), None)
-    if start is None or not last:
+def _rss_after(
+    samples: list[list[float]], done: int, last: dict[str, int] | None, window: int = 1000
+) -> dict[str, Any] | None:
+    """RSS growth after the warm-up (the first ``done`` requests).
+
+    Under concurrent load the RSS of one sample depends on what the requests in flight hold at that moment (memory
+    freed by a request goes back to the system), so single samples vary by more than 10 %. ``growth`` compares the
+    median of the samples in the first ``window`` requests after the warm-up with the median of those in the last
+    ``window`` requests; a leak moves both the medians and the highest sample. Also reported: the single samples at
+    both ends (``point_growth``) and the highest sample after the warm-up over the first window's median.
+    """
+    after = [sample for sample in samples if sample[0] >= done]
+    if len(after) < 2 or not last:
         return None
-    later = [sample[-1] for sample in samples if sample[0] >= start[0]] + [last["VmRSS"]]
+    first_done, last_done = after[0][0], after[-1][0]
+    first = [sample[-1] for sample in after if sample[0] < first_done + window]
+    final = [sample[-1] for sample in after if sample[0] > last_done - window]
+    first_median, final_median = statistics.median(first), statistics.median(final)
+    highest = max(sample[-1] for sample in after)
     return {
-        "requests": int(start[0]),
-        "kib": int(start[-1]),
+        "requests": int(first_done),
+        "end_requests": int(last_done),
+        "window_requests": window,
+        "windows_overlap": last_done - window < first_done + window,
+        "first_window_median_kib": int(first_median),
+        "last_window_median_kib": int(final_median),
+        "growth": round(final_median / first_median - 1, 4),
+        "kib": int(after[0][-1]),
         "end_kib": last["VmRSS"],
-        "max_kib": max(later),
-        "growth": round(last["VmRSS"] / start[-1] - 1, 4),
-        "max_growth": round(max(later) / start[-1] - 1, 4),
+        "point_growth": round(last["VmRSS"] / after[0][-1] - 1, 4),
+        "max_kib": int(highest),
+        "max_growth": round(highest / first_median - 1, 4),
     }
 
 
@@ -669,9 +705,11 @@ def summary(report: dict[str, Any]) -> str:
     warm = report.get("server_rss_after_warmup")
     if warm:
         lines.append(
-            f"server RSS after {warm['requests']} requests {warm['kib'] / 1024:.0f} MiB, at the end "
-            f"{warm['end_kib'] / 1024:.0f} MiB (growth {warm['growth']:+.1%}; highest "
-            f"{warm['max_kib'] / 1024:.0f} MiB, {warm['max_growth']:+.1%})"
+            f"server RSS after the warm-up: median {warm['first_window_median_kib'] / 1024:.0f} MiB over requests "
+            f"{warm['requests']}-{warm['requests'] + warm['window_requests']}, "
+            f"{warm['last_window_median_kib'] / 1024:.0f} MiB over the last {warm['window_requests']} (growth "
+            f"{warm['growth']:+.1%}); single samples {warm['kib'] / 1024:.0f} -> {warm['end_kib'] / 1024:.0f} MiB "
+            f"({warm['point_growth']:+.1%}); highest {warm['max_kib'] / 1024:.0f} MiB ({warm['max_growth']:+.1%})"
             + ("" if report.get("rss_within_limit") is None else f"; within the limit: {report['rss_within_limit']}")
         )
     provenance = report.get("provenance")
@@ -708,12 +746,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup-requests",
         type=int,
         default=1000,
-        help="RSS growth is measured from the sample after this many requests to the end (default 1000)",
+        help="RSS growth is measured after this many requests (default 1000)",
+    )
+    parser.add_argument(
+        "--rss-window",
+        type=int,
+        default=1000,
+        help="RSS growth compares the median RSS of the first and the last N requests after the warm-up (default 1000)",
     )
     parser.add_argument(
         "--max-rss-growth",
         type=float,
-        help="fail when the RSS grows more than this fraction after the warm-up (e.g. 0.10); default: not checked",
+        help="fail when the RSS (window medians, see --rss-window) grows more than this fraction after the warm-up "
+        "(e.g. 0.10); default: not checked",
     )
     parser.add_argument(
         "--pixel-limit",
@@ -740,6 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_wall_s=arguments.max_wall_s,
         rss_every=arguments.rss_every,
         warmup_requests=arguments.warmup_requests,
+        rss_window=arguments.rss_window,
         max_rss_growth=arguments.max_rss_growth,
         pixel_limit=arguments.pixel_limit,
         model=arguments.model,

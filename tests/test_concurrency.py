@@ -62,6 +62,7 @@ def run_once(engine, image_index: int, model: Path) -> tuple:  # noqa: ANN001
 
 def test_sixteen_threads_share_one_model(engine, two_box_model: Path) -> None:  # noqa: ANN001
     serial = [run_once(engine, i, two_box_model) for i in range(len(IMAGES))]
+    assert all(boxes for boxes, _, _ in serial), "every image has detections: equal empty answers prove nothing"
     jobs = [(n % len(IMAGES), two_box_model) for n in range(16 * 100)]
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda job: (job[0], run_once(engine, *job)), jobs))
@@ -74,6 +75,7 @@ def test_two_models_alternating(engine, two_box_model: Path, second_model: Path)
     models = [two_box_model, second_model]
     serial = {(i, m): run_once(engine, i, m) for i in range(len(IMAGES)) for m in models}
     assert serial[(0, two_box_model)] != serial[(0, second_model)]
+    assert all(boxes for boxes, _, _ in serial.values()), "every image has detections with both models"
     jobs = [(n % len(IMAGES), models[n % 2]) for n in range(16 * 50)]
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda job: (job, run_once(engine, *job)), jobs))

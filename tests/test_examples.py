@@ -115,7 +115,7 @@ def test_examples_run_on_the_bundled_model_and_image(name: str) -> None:
     image = read_image(DEMO_IMAGE)
     result = run_in_process(load_example(name), {"image": image, "model": str(TRAINED_MODEL)}, False)[0]
     if name == FILTER_CROP_COUNT:
-        assert result["count"] == len(result["crops"]) == len(result["predictions"])
+        assert result["count"] == len(result["crops"]) == len(result["predictions"]) > 0
     elif name == VISUALIZATION:
         assert len(result["predictions"]) > 0
 
@@ -140,6 +140,7 @@ def test_example_on_the_server_equals_in_process(
         assert served[0]["count"] == 2 and len(served[0]["crops"]) == 2
     elif name == VISUALIZATION:
         assert decode_image(served[0]["visualization"]).shape == read_image(image).shape
+        assert [p["class"] for p in served[0]["predictions"]["predictions"]] == ["ring", "blob"]
 
 
 @pytest.mark.server

@@ -12,20 +12,27 @@ from benchmarks import loadtest
 MIB = 1024
 
 
-def test_rss_growth_is_measured_from_the_first_sample_after_the_warmup() -> None:
-    samples = [[500, 10.0, 900 * MIB], [1000, 20.0, 1000 * MIB], [1500, 30.0, 1080 * MIB], [2000, 40.0, 1050 * MIB]]
-    after = loadtest._rss_after(samples, 1000, {"VmRSS": 1050 * MIB})
-    assert after == {
-        "requests": 1000,
-        "kib": 1000 * MIB,
-        "end_kib": 1050 * MIB,
-        "max_kib": 1080 * MIB,
-        "growth": 0.05,
-        "max_growth": 0.08,
-    }
-    assert loadtest._rss_after(samples, 1001, {"VmRSS": 1050 * MIB})["requests"] == 1500
-    assert loadtest._rss_after(samples, 5000, {"VmRSS": 1050 * MIB}) is None, "no sample after the warm-up"
+def test_rss_growth_compares_window_medians_after_the_warmup() -> None:
+    # warm-up to 1000; then samples that swing by +-15 % around 1000 MiB, and a last window around 1050 MiB
+    swings = [1000, 1150, 870, 1000, 1010]
+    samples = [[done, done / 10, 700 * MIB] for done in range(100, 1000, 100)]
+    samples += [[1000 + 100 * i, 0.0, swings[i % 5] * MIB] for i in range(10)]
+    samples += [[2000 + 100 * i, 0.0, (swings[i % 5] + 50) * MIB] for i in range(11)]
+    after = loadtest._rss_after(samples, 1000, {"VmRSS": 920 * MIB}, window=1000)
+    assert after["requests"] == 1000 and after["end_requests"] == 3000 and not after["windows_overlap"]
+    assert after["first_window_median_kib"] == 1000 * MIB
+    assert after["last_window_median_kib"] == 1050 * MIB
+    assert after["growth"] == 0.05
+    assert after["point_growth"] == -0.08, "single samples: 1000 MiB at 1000 requests, 920 at the end"
+    assert after["max_kib"] == 1200 * MIB and after["max_growth"] == 0.2
+    assert loadtest._rss_after(samples, 5000, {"VmRSS": 1}) is None, "no sample after the warm-up"
     assert loadtest._rss_after(samples, 1000, None) is None, "no final reading"
+
+
+def test_a_leak_shows_in_the_window_medians() -> None:
+    samples = [[1000 + 100 * i, 0.0, (1000 + 10 * i) * MIB] for i in range(41)]  # +1 % every 100 requests
+    after = loadtest._rss_after(samples, 1000, {"VmRSS": 1400 * MIB}, window=1000)
+    assert after["growth"] > 0.25  # medians 1045 -> 1355 MiB
 
 
 def test_growth_after_reads_the_last_column() -> None:
@@ -36,6 +43,7 @@ def test_growth_after_reads_the_last_column() -> None:
 def test_rss_limit_option_is_parsed() -> None:
     arguments = loadtest.build_parser().parse_args(
         ["--requests", "5000", "--max-rss-growth", "0.1", "--warmup-requests", "1000", "--rss-every", "50"]
+        + ["--rss-window", "500"]
     )
     assert (arguments.requests, arguments.max_rss_growth, arguments.warmup_requests, arguments.rss_every) == (
         5000,
@@ -43,6 +51,7 @@ def test_rss_limit_option_is_parsed() -> None:
         1000,
         50,
     )
+    assert arguments.rss_window == 500
     assert loadtest.build_parser().parse_args([]).max_rss_growth is None
 
 

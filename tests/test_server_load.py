@@ -50,6 +50,7 @@ def check(report: dict, expected_good: int) -> None:
     assert report["sent"]["good"] == expected_good and not report["stopped_by_wall_cap"], report
     assert report["good_ok"] == expected_good, report["failures"]
     assert report["good_mismatches"] == 0 and report["good_incomplete"] == 0
+    assert all(report["serial_detections"]), f"an image without detections: {report['serial_detections']}"
     memory = report["server_rss_kib"]
     assert memory["ready"] and memory["after_load"], "the server's memory was not read"
     for kind, statuses in report["malformed_by_kind"].items():
