@@ -14,7 +14,16 @@ from workflows_yolov5_seg import demo
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 # Lab code that lives beside the package (benchmarks/, tools/, training/) and must never ship.
-LAB_MODULES = ("benchmark", "peers", "loadtest", "synthetic_shapes", "parity_ultralytics", "train", "export_onnx")
+LAB_MODULES = (
+    "benchmark",
+    "peers",
+    "loadtest",
+    "memory_probe",
+    "synthetic_shapes",
+    "parity_ultralytics",
+    "train",
+    "export_onnx",
+)
 LAB_PACKAGES = ("benchmarks", "tools", "training", "tests", "models")
 DEMO_ASSETS = {demo.DEMO_MODEL, demo.DEMO_IMAGE, demo.DEMO_WORKFLOW, "class_names.txt"}
 
