@@ -11,9 +11,14 @@ load, and after ``malloc_trim(0)``, inside the server:
   what the program holds) and ``free_mib`` (``fordblks``: freed memory malloc keeps in its heaps);
 - ``pymalloc_blocks`` (``sys.getallocatedblocks()``: Python objects alive) and the thread count.
 
+After the load (``after_load``, then ``idle`` 5 s later) it runs a full garbage collection and describes what it
+found unreachable (``collected``: objects by type, numpy bytes, the frames and exceptions among them), then calls
+``malloc_trim(0)`` (``trimmed``).
+
 RSS that grows with ``free_mib`` while ``in_use_mib`` and ``pymalloc_blocks`` stay flat, and that ``malloc_trim``
-gives back, is memory glibc keeps, not a leak. The server's objects are not walked (``gc.get_objects()`` in a serving
-process makes OpenCV's bindings fail in other threads: they fill tuples the walk now references).
+gives back, is memory glibc keeps, not a leak; memory in use that a full collection frees was cyclic garbage waiting
+for Python's oldest generation. Only that garbage is walked, never all the server's objects (``gc.get_objects()`` in
+a serving process makes OpenCV's bindings fail in other threads: they fill tuples the walk then references).
 
 Linux with glibc only. ``WORKFLOWS_YOLOV5_SEG_MMAP_THRESHOLD=0`` in the environment gives glibc's own dynamic
 threshold (the behaviour before ``serve`` fixed it).
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,33 +74,89 @@ def memory_state(tag: str) -> dict[str, Any]:
     }
 
 
+def cyclic_garbage() -> dict[str, Any]:
+    """Runs a full garbage collection, keeping what it finds unreachable long enough to describe it.
+
+    Only the garbage is walked (objects no thread can reach), never every object of the process.
+    """
+    import gc
+
+    import numpy as np
+
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        unreachable = gc.collect()
+        garbage = list(gc.garbage)
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+    types = Counter(type(item).__name__ for item in garbage)
+    # numpy arrays are not tracked by the collector: count those the garbage refers to (locals of its frames, ...)
+    arrays = {}
+    for item in garbage:
+        for referent in gc.get_referents(item):
+            if isinstance(referent, np.ndarray):
+                owner = referent.base if isinstance(referent.base, np.ndarray) else referent
+                arrays[id(owner)] = owner
+    arrays = list(arrays.values())
+    frames = Counter(
+        f"{Path(item.f_code.co_filename).name}:{item.f_code.co_name}"
+        for item in garbage
+        if type(item).__name__ == "frame"
+    )
+    errors = Counter(type(item).__name__ for item in garbage if isinstance(item, BaseException))
+    summary = {
+        "unreachable_objects": unreachable,
+        "numpy_arrays": len(arrays),
+        "numpy_mib": round(sum(array.nbytes for array in arrays) / MIB, 1),
+        "bytes_mib": round(sum(len(item) for item in garbage if isinstance(item, (bytes, bytearray))) / MIB, 1),
+        "types": dict(types.most_common(12)),
+        "frames": dict(frames.most_common(12)),
+        "exceptions": dict(errors.most_common(8)),
+    }
+    del garbage, arrays
+    gc.collect()  # the garbage, released again, is freed now
+    return summary
+
+
 def child(port: int, model_root: Path, workdir: Path) -> None:
-    """The server, answering SIGUSR1 (append a memory state, tagged with the text of ``<report>.tag``) and SIGUSR2
-    (``malloc_trim(0)``, then a state tagged ``trimmed``) to the JSON-lines file named by ``REPORT_ENV``."""
+    """The server, answering two signals by appending a JSON line to the file named by ``REPORT_ENV``: SIGUSR1, the
+    memory state tagged with the text of ``<report>.tag``; SIGUSR2, with the tag ``collect``, a full garbage
+    collection (what it found, then the state ``collected``), with ``trim``, ``malloc_trim(0)`` then ``trimmed``."""
     from workflows_yolov5_seg import server
 
     report = Path(os.environ[REPORT_ENV])
+    tag_file = report.with_suffix(".tag")
 
-    def write(tag: str, trim: bool = False) -> None:
-        if trim:
+    def write(tag: str, action: str | None = None) -> None:
+        extra = {}
+        if action == "collect":
+            extra["garbage"] = cyclic_garbage()
+        elif action == "trim":
             ctypes.CDLL(None).malloc_trim(0)
+        state = memory_state(tag) | extra
         with open(report, "a", encoding="utf-8") as file:
-            file.write(json.dumps(memory_state(tag)) + "\n")
+            file.write(json.dumps(state) + "\n")
 
-    def on_sample(*_: Any) -> None:
-        tag_file = report.with_suffix(".tag")
-        tag = tag_file.read_text(encoding="utf-8").strip() if tag_file.exists() else "?"
-        threading.Thread(target=write, args=(tag,)).start()
+    def tag() -> str:
+        return tag_file.read_text(encoding="utf-8").strip() if tag_file.exists() else "?"
 
-    signal.signal(signal.SIGUSR1, on_sample)
-    signal.signal(signal.SIGUSR2, lambda *_: threading.Thread(target=write, args=("trimmed", True)).start())
+    def on_state(*_: Any) -> None:
+        threading.Thread(target=write, args=(tag(),)).start()
+
+    def on_action(*_: Any) -> None:
+        action = tag()
+        threading.Thread(target=write, args=({"collect": "collected", "trim": "trimmed"}[action], action)).start()
+
+    signal.signal(signal.SIGUSR1, on_state)
+    signal.signal(signal.SIGUSR2, on_action)
     server.serve(host="127.0.0.1", port=port, workdir=workdir, log_level="warning", model_roots=[model_root])
 
 
-def ask(pid: int, report: Path, tag: str, count: int, timeout_s: float = 60.0, trim: bool = False) -> None:
-    """Signals the server and waits until its answer has been written."""
+def ask(pid: int, report: Path, tag: str, count: int, timeout_s: float = 120.0, action: bool = False) -> None:
+    """Signals the server (SIGUSR2 for the actions ``collect`` and ``trim``) and waits for its answer."""
     report.with_suffix(".tag").write_text(tag, encoding="utf-8")
-    os.kill(pid, signal.SIGUSR2 if trim else signal.SIGUSR1)
+    os.kill(pid, signal.SIGUSR2 if action else signal.SIGUSR1)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if report.exists() and len(report.read_text(encoding="utf-8").splitlines()) >= count:
@@ -157,7 +219,8 @@ def run_probe(requests: int, sample_every: int, concurrency: int, max_wall_s: fl
         ask(process.pid, report, "after_load", samples[0] + 1)
         time.sleep(5)
         ask(process.pid, report, "idle", samples[0] + 2)
-        ask(process.pid, report, "trimmed", samples[0] + 3, trim=True)
+        ask(process.pid, report, "collect", samples[0] + 3, action=True)
+        ask(process.pid, report, "trim", samples[0] + 4, action=True)
     finally:
         loadtest.stop_server(server)
     states = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
