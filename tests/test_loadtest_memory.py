@@ -73,3 +73,9 @@ def test_provenance_names_the_commit_model_and_versions(tmp_path: Path, monkeypa
     folder.mkdir()
     (folder / "weights.onnx").write_bytes(b"w")
     assert loadtest.run_provenance(str(folder))["model_file"] == "weights.onnx"
+
+
+def test_a_machine_is_quiet_only_when_the_last_minutes_were() -> None:
+    assert loadtest.is_quiet([0.3, 1.2, 9.0])
+    assert not loadtest.is_quiet([1.37, 6.37, 9.71]), "other jobs ran just before: the 5-minute average shows it"
+    assert not loadtest.is_quiet([3.15, 1.0, 1.0])
