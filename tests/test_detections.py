@@ -8,9 +8,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import supervision as sv
-from required import require_module
 
 from workflows_yolov5_seg.detections import encode_coco_rle
+
+from support.required import require_module
 
 mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
 

@@ -4,9 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_NAMES
 from onnx import TensorProto
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
 
 from workflows_yolov5_seg.errors import (
     ClassNamesMismatchError,
@@ -20,16 +18,8 @@ from workflows_yolov5_seg.errors import (
 )
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
-
-def two_box_rows() -> tuple[np.ndarray, np.ndarray]:
-    protos, coefficients = box_protos((80, 80))
-    rows = np.stack(
-        [
-            make_row((40, 60, 120, 140), 0.9, [0.1, 0.95, 0.2], coefficients),
-            make_row((200, 180, 300, 260), 0.9, [0.9, 0.1, 0.1], coefficients),
-        ]
-    )
-    return rows, protos
+from support.models import CLASS_NAMES, two_box_rows
+from support.onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
 
 
 def test_detections_on_the_original_image(two_box_model: Path) -> None:
@@ -250,3 +240,9 @@ def test_compact_masks_and_the_dense_mask_budget(two_box_model: Path) -> None:
     with pytest.raises(InvalidParameterError, match="compact masks"):
         small_budget(image)
     assert len(small_budget(image, compact_masks=True)[0]) == 2
+
+
+def test_inference_parameters_accept_the_bounds() -> None:
+    """The edges of every range are valid (the matrix checks just outside them)."""
+    InferenceParameters(confidence=0, iou_threshold=1, tradeoff_factor=1, max_detections=1)
+    InferenceParameters(confidence=1, iou_threshold=0, tradeoff_factor=0, mask_decode_mode="tradeoff")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx
 
 from workflows_yolov5_seg.errors import (
     InvalidModelFileError,
@@ -26,8 +25,11 @@ from workflows_yolov5_seg.model_package import (
 )
 from workflows_yolov5_seg.preprocessing import PreprocessingConfig, StaticCrop
 
+from support.onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx
+from support.paths import TEST_DATA
+
 # inference-models package configs, copied from the project's reference notes (shared/reference/examples)
-EXAMPLES = Path(__file__).resolve().parent / "data" / "reference_examples"
+EXAMPLES = TEST_DATA / "reference_examples"
 LETTERBOX = {
     "image_pre_processing": {
         "auto-orient": {"enabled": True},

@@ -10,10 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LETTERBOX_320_CONFIG
-from fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, serve
-from onnx_graphs import box_protos, make_constant_seg_onnx, make_row
-from required import require_module
 
 from workflows_yolov5_seg import model_cache, settings
 from workflows_yolov5_seg.errors import (
@@ -29,6 +25,12 @@ from workflows_yolov5_seg.model_source import (
     model_source_kind,
     resolve_model,
 )
+
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
+from support.models import LETTERBOX_320_CONFIG
+from support.onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from support.required import require_module
+from support.workflows import init_engine, workflow
 
 API_KEY = "rf_model_source_SECRET_42"
 MODEL_ID = "scene-seg/7"
@@ -76,11 +78,7 @@ def api(sources: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     """The package served by a local fake of Roboflow's API as ``scene-seg/7``."""
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=package_files_from(sources["package"]))})
     with serve(fake):
-        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
-        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
-        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
-        monkeypatch.delenv(settings.API_KEY.name, raising=False)
-        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
+        roboflow_environment(monkeypatch, fake.base_url, tmp_path / "cache")
         yield fake
 
 
@@ -159,7 +157,7 @@ def test_roboflow_id_downloads_once_then_loads_from_the_cache(sources, api, monk
     assert first.preprocessing.size_rounding == "truncate"
     requests = len(api.requests)
     monkeypatch.setenv(settings.API_URL.name, "http://127.0.0.1:9")  # offline now
-    second = resolve_model(MODEL_ID)  # no key needed for a cached model
+    second = resolve_model(MODEL_ID, api_key=API_KEY)  # its confirmation is remembered: no request
     assert second == first
     assert len(api.requests) == requests
 
@@ -191,36 +189,15 @@ def test_allowed_model_roots(sources, tmp_path: Path, monkeypatch: pytest.Monkey
 
 # --- one workflow JSON, four sources ------------------------------------------------------------------------------
 
-WORKFLOW = {
-    "version": "1.0",
-    "inputs": [
-        {"type": "WorkflowImage", "name": "image"},
-        {"type": "WorkflowParameter", "name": "model"},
-        {"type": "WorkflowParameter", "name": "api_key"},
-    ],
-    "steps": [
-        {
-            "type": "workflows_yolov5_seg/yolov5_instance_segmentation@v1",
-            "name": "seg",
-            "images": "$inputs.image",
-            "model": "$inputs.model",
-            "api_key": "$inputs.api_key",
-            "backend": "onnx",
-        }
-    ],
-    "outputs": [
-        {"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"},
-        {"type": "JsonField", "name": "model_id", "selector": "$steps.seg.model_id"},
-    ],
-}
-
 
 def run_workflow(model: str, api_key: str | None, serialize: bool = False) -> dict:
-    execution_engine = require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
-    engine = execution_engine.ExecutionEngine.init(
-        workflow_definition=json.loads(json.dumps(WORKFLOW)),
-        init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
+    require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
+    definition = workflow(
+        parameters={"api_key": None},
+        step={"backend": "onnx"},
+        outputs={"predictions": "$steps.seg.predictions", "model_id": "$steps.seg.model_id"},
     )
+    engine = init_engine(definition)
     return engine.run(
         runtime_parameters={"image": scene(), "model": model, "api_key": api_key}, serialize_results=serialize
     )[0]

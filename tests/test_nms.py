@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx_graphs import make_row
 
 from workflows_yolov5_seg.nms import (
     Candidates,
@@ -10,6 +9,8 @@ from workflows_yolov5_seg.nms import (
     non_max_suppression,
     select_candidates,
 )
+
+from support.onnx_graphs import make_row
 
 NUM_CLASSES = 3
 

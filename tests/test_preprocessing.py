@@ -3,7 +3,7 @@
 Each resize mode and static crop is checked twice:
 
 1. ``preprocess_image`` reports the hand-computed crop, resized size and pads;
-2. a constant ONNX graph (``tests/onnx_graphs.py``) returns one network-space box and a prototype field that is
+2. a constant ONNX graph (``tests/support/onnx_graphs.py``) returns one network-space box and a prototype field that is
    positive on a network-space rectangle; the pipeline's box and mask on the original image must equal the
    hand-computed ones. Each case also proves it is sensitive: shifting any crop offset, pad or resized size of the
    hand geometry by one pixel changes the expected box or mask.
@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
 
 from workflows_yolov5_seg.backends import create_backend
 from workflows_yolov5_seg.errors import InvalidImageError, InvalidParameterError
@@ -34,6 +33,8 @@ from workflows_yolov5_seg.preprocessing import (
     preprocess_images,
     resize_geometry,
 )
+
+from support.onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, make_row
 
 NETWORK_HW = (320, 320)
 PROTOS_HW = (80, 80)

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from required import in_ci, require_file, require_module
+
+from support.required import in_ci, require_file, require_module
 
 pytest_plugins = ["pytester"]
 
@@ -17,13 +18,13 @@ OPTIONAL_MODULES = {"tensorrt", "torch", "fcntl"}
 OPTIONAL_MODULE_PREFIXES = ("inference_models",)
 
 
-@pytest.mark.parametrize("value", ["true", "TRUE", "True", " true "])
+@pytest.mark.parametrize("value", ["true", "TRUE", "True", " true ", "1", "yes"])
 def test_ci_true_in_any_case(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("CI", value)
     assert in_ci()
 
 
-@pytest.mark.parametrize("value", [None, "", "false", "0", "1", "yes"])
+@pytest.mark.parametrize("value", [None, "", "false", "FALSE", "0", "no", " "])
 def test_not_ci(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
     if value is None:
         monkeypatch.delenv("CI", raising=False)
@@ -68,7 +69,7 @@ def test_a_module_level_miss_fails_collection_in_ci(pytester: pytest.Pytester, m
     otherwise."""
     pytester.makepyfile(
         test_needs_engine="""
-        from required import require_module
+        from support.required import require_module
 
         require_module("no_such_workflows_engine_for_the_test", "the Workflows engine")
 
@@ -87,7 +88,7 @@ def test_a_module_level_miss_fails_collection_in_ci(pytester: pytest.Pytester, m
 
 
 def test_no_test_skips_on_a_required_dependency() -> None:
-    """``pytest.importorskip`` is kept for optional things only; the rest goes through :mod:`required`."""
+    """``pytest.importorskip`` is kept for optional things only; the rest goes through :mod:`support.required`."""
     offending = []
     for path in sorted(TESTS.rglob("*.py")):
         if path.name in ("required.py", Path(__file__).name):
@@ -98,4 +99,4 @@ def test_no_test_skips_on_a_required_dependency() -> None:
                 offending.append(f"{path.relative_to(TESTS)}: importorskip({module!r})")
         for line in re.findall(r".*skipif\(.*(?:is_file|exists)\(\).*", text):
             offending.append(f"{path.relative_to(TESTS)}: {line.strip()}")
-    assert not offending, f"use required.require_module / require_file instead: {offending}"
+    assert not offending, f"use support.required.require_module / require_file instead: {offending}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_roboflow_api import FakeModel, FakeRoboflowAPI, serve
 
 from workflows_yolov5_seg import roboflow, settings
 from workflows_yolov5_seg.errors import (
@@ -24,6 +25,9 @@ from workflows_yolov5_seg.errors import (
     RoboflowUnauthorizedError,
 )
 from workflows_yolov5_seg.roboflow import MANIFEST_FILE, download_model_package
+
+from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, roboflow_environment, serve
+from support.paths import CACHE_ROOT_CASES
 
 fcntl = pytest.importorskip("fcntl", reason="POSIX file locks")
 
@@ -41,12 +45,8 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflo
     """The fake API with one model, wired in through the environment; a fresh cache folder."""
     fake = FakeRoboflowAPI(api_key=API_KEY, models={MODEL_ID: FakeModel(files=dict(FILES))})
     with serve(fake):
-        monkeypatch.setenv(settings.API_URL.name, fake.base_url)
-        monkeypatch.setenv(settings.CACHE_DIR.name, str(tmp_path / "cache"))
-        monkeypatch.setenv(settings.RETRY_BACKOFF.name, "0")
+        roboflow_environment(monkeypatch, fake.base_url, tmp_path / "cache")
         monkeypatch.setenv(settings.API_TIMEOUT.name, "5")
-        monkeypatch.delenv(settings.API_KEY.name, raising=False)
-        monkeypatch.delenv(settings.OFFLINE_MODE.name, raising=False)
         yield fake
 
 
@@ -90,9 +90,9 @@ def test_download_writes_a_verified_package_and_sends_the_key_only_to_the_api(ap
     assert len(file_requests) == len(FILES)
     assert all("Authorization" not in headers for _, _, headers in file_requests)
     assert all(API_KEY not in json.dumps(query) for _, query, _ in api.requests)
-    assert leftovers(tmp_path) == sorted(
-        ["shapes-seg", "shapes-seg/3", *(f"shapes-seg/3/{h}" for h in [*FILES, "model_config.json", MANIFEST_FILE])]
-    )
+    package_files = (f"shapes-seg/3/{h}" for h in [*FILES, "model_config.json", MANIFEST_FILE])
+    # shapes-seg/3.keys.json: the downloading key, confirmed, as a salted hash (tests/test_authorization.py)
+    assert leftovers(tmp_path) == sorted(["shapes-seg", "shapes-seg/3", "shapes-seg/3.keys.json", *package_files])
 
 
 def test_key_comes_from_the_environment(api, monkeypatch) -> None:
@@ -100,13 +100,14 @@ def test_key_comes_from_the_environment(api, monkeypatch) -> None:
     assert (download_model_package(MODEL_ID) / "weights.onnx").is_file()
 
 
-def test_cached_model_loads_offline_without_a_key(api, tmp_path, monkeypatch) -> None:
+def test_cached_model_loads_offline_with_the_key_that_downloaded_it(api, tmp_path, monkeypatch) -> None:
+    """Other keys and no key are refused offline: tests/test_authorization.py."""
     download_model_package(MODEL_ID, api_key=API_KEY)
     count = len(api.requests)
     monkeypatch.setenv(settings.API_URL.name, "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv(settings.OFFLINE_MODE.name, "true")
 
-    folder = download_model_package(MODEL_ID)
+    folder = download_model_package(MODEL_ID, api_key=API_KEY)
 
     assert (folder / "weights.onnx").read_bytes() == FILES["weights.onnx"]
     assert len(api.requests) == count
@@ -163,6 +164,8 @@ def test_waits_for_the_file_lock_of_another_process(api, tmp_path) -> None:
         import shutil
 
         shutil.copytree(finished, target)
+        keys_file = f"{target.name}.keys.json"  # the key it confirmed, as the other process records it
+        shutil.copy(finished.with_name(keys_file), target.with_name(keys_file))
         fcntl.flock(other.fileno(), fcntl.LOCK_UN)
     thread.join(timeout=10)
     assert result == [target]
@@ -299,21 +302,64 @@ def test_offline_mode_refuses_to_download(api, monkeypatch) -> None:
     assert api.requests == []
 
 
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({"WORKFLOWS_YOLOV5_SEG_CACHE_DIR": "/x/cache", "MODEL_CACHE_DIR": "/m"}, "/x/cache"),
-        ({"MODEL_CACHE_DIR": "/m", "XDG_CACHE_HOME": "/xdg"}, "/m/workflows-yolov5-seg"),
-        ({"XDG_CACHE_HOME": "/xdg"}, "/xdg/workflows-yolov5-seg"),
-        ({"HOME": "/home/u"}, "/home/u/.cache/workflows-yolov5-seg"),
-    ],
-)
+# --- the download cache: private and atomic --------------------------------------------------------------------------
+
+
+def test_download_cache_is_owner_only(api, tmp_path: Path) -> None:
+    folder = roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    cache = tmp_path / "cache"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    for path in [cache, *cache.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path} has mode {oct(mode)}"
+    assert {p.name for p in folder.iterdir()} >= {"weights.onnx", "class_names.txt", roboflow.MANIFEST_FILE}
+
+
+def test_download_cache_appears_in_one_rename(api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While files are downloading, the package folder does not exist; it appears complete, in one rename."""
+    target = roboflow.package_dir(MODEL_ID)
+    seen = []
+    download = roboflow._Client.download
+
+    def watching(self, url, destination, md5, label):  # noqa: ANN001, ANN202
+        seen.append((label, target.exists(), stat.S_IMODE(destination.parent.stat().st_mode)))
+        return download(self, url, destination, md5, label)
+
+    renames = []
+    replace = os.replace
+
+    def recording(source, destination):  # noqa: ANN001, ANN202
+        renames.append((Path(source), Path(destination)))
+        return replace(source, destination)
+
+    monkeypatch.setattr(roboflow._Client, "download", watching)
+    monkeypatch.setattr(roboflow.os, "replace", recording)
+    roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    assert seen and all(not exists for _, exists, _ in seen), seen
+    assert all(mode == 0o700 for _, _, mode in seen), "the staging folder must be owner-only while files arrive"
+    renames = [(s, d) for s, d in renames if d != target.with_name(f"{target.name}.keys.json")]  # confirmed keys
+    assert renames == [(renames[0][0], target)] and ".partial-" in renames[0][0].name
+
+
+def test_an_interrupted_download_leaves_no_package(api, tmp_path: Path) -> None:
+    api.truncate["weights.onnx"] = 10  # every try is cut short
+    with pytest.raises(roboflow.DownloadIntegrityError):
+        roboflow.download_model_package(MODEL_ID, api_key=API_KEY)
+    leftovers = [p for p in (tmp_path / "cache").rglob("*") if not p.name.endswith(".lock") and p.is_file()]
+    assert leftovers == []
+    assert not roboflow.package_dir(MODEL_ID).exists()
+
+
+# --- where things are ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "expected"), CACHE_ROOT_CASES)
 def test_cache_location(monkeypatch, env, expected) -> None:
+    """Downloads live under the cache root (its precedence: tests/test_settings.py)."""
     for name in ("WORKFLOWS_YOLOV5_SEG_CACHE_DIR", "MODEL_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert settings.cache_root() == Path(expected)
     assert roboflow.package_dir("proj/12") == Path(expected) / "roboflow" / "proj" / "12"
 
 
@@ -346,10 +392,11 @@ def _texts_of(error: BaseException) -> str:
     return "\n".join(texts)
 
 
-def test_the_api_key_never_leaks(api, tmp_path, caplog, capfd) -> None:
+def test_the_api_key_never_leaks(api, tmp_path, caplog, capfd, monkeypatch) -> None:
     """Logs (all levels), stdout/stderr, exception texts and chains, outputs and cache files never hold the key."""
     api.echo_key_in_errors = True
     api.truncate["weights.onnx"] = 1
+    monkeypatch.setenv(settings.KEY_REFUSAL_TTL.name, "0")  # the 403 below is not remembered
     failures = []
     with caplog.at_level(logging.DEBUG):
         api.status_overrides[roboflow.WEIGHTS_ENDPOINT] = [500]

@@ -1,104 +1,22 @@
-"""End to end against the real Inference HTTP server process (``workflows-yolov5-seg serve``), with the SDK client.
-
-One server process serves the whole session (see ``server_fixture.inference_server``); every served result is
-compared with the in-process ExecutionEngine's result for the same workflow and images.
-"""
+"""The server launcher without a server process: the landing-page folders Inference mounts, the working directory,
+the missing-Inference message. The real HTTP server is tested end to end in tests/suites/test_serving.py."""
 
 from __future__ import annotations
 
-import base64
-import json
+import importlib.util
+import logging
 import os
+import re
+import shutil
 from pathlib import Path
-from typing import Any
 
-import cv2
-import numpy as np
 import pytest
-from required import require_file, require_module
-from server_fixture import (
-    BLOCK_TYPE,
-    REPOSITORY,
-    ServerProcess,
-    assert_same_predictions,
-    decode_image,
-    read_image,
-    run_in_process,
-)
-from workflow_steps import class_filter_step, dynamic_crop_step, mask_visualization_step
 
 from workflows_yolov5_seg import server as server_module
 from workflows_yolov5_seg import settings
+from workflows_yolov5_seg.errors import MissingDependencyError
 
-pytest_plugins = ["server_fixture"]  # inference_server, ring_model, test_images
-
-requests = require_module("requests", "requests (the inference extra)")
-require_module("inference_sdk", "the Inference SDK (the inference extra)")
-require_module("uvicorn", "uvicorn (the inference extra)")
-require_module("fastapi", "FastAPI (the inference extra)")
-
-SEGMENTATION_STEP = {
-    "type": BLOCK_TYPE,
-    "name": "seg",
-    "images": "$inputs.image",
-    "model": "$inputs.model",
-    "confidence": "$inputs.confidence",
-    "class_filter": "$inputs.class_filter",
-    "mask_format": "$inputs.mask_format",
-}
-INPUTS = [
-    {"type": "WorkflowImage", "name": "image"},
-    {"type": "WorkflowParameter", "name": "model"},
-    {"type": "WorkflowParameter", "name": "confidence", "default_value": 0.4},
-    {"type": "WorkflowParameter", "name": "class_filter", "default_value": None},
-    {"type": "WorkflowParameter", "name": "mask_format", "default_value": "dense"},
-]
-
-
-def workflow(*extra_steps: dict, step: dict | None = None, outputs: dict[str, str] | None = None) -> dict:
-    outputs = outputs or {"predictions": "$steps.seg.predictions", "model_id": "$steps.seg.model_id"}
-    return {
-        "version": "1.0",
-        "inputs": INPUTS,
-        "steps": [step or SEGMENTATION_STEP, *extra_steps],
-        "outputs": [{"type": "JsonField", "name": name, "selector": selector} for name, selector in outputs.items()],
-    }
-
-
-def run_served(server: ServerProcess, definition: dict, images: dict[str, Any], **parameters: Any) -> list[dict]:
-    return server.client().run_workflow(specification=definition, images=images, parameters=parameters)
-
-
-def post_run(server: ServerProcess, definition: dict, image: Path, **parameters: Any) -> requests.Response:
-    """``POST /workflows/run`` without the SDK, to see status codes and error bodies."""
-    payload = {
-        "specification": definition,
-        "inputs": {
-            "image": {"type": "base64", "value": base64.b64encode(image.read_bytes()).decode("ascii")},
-            **parameters,
-        },
-    }
-    return requests.post(f"{server.url}/workflows/run", json=payload, timeout=120)
-
-
-def error_text(response: requests.Response) -> str:
-    try:
-        return json.dumps(response.json())
-    except ValueError:
-        return response.text
-
-
-# --- unit: the launcher's environment handling (no server) ----------------------------------------------------------
-
-
-def test_plugin_is_appended_to_existing_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert settings.with_plugin(None, "workflows_yolov5_seg") == "workflows_yolov5_seg"
-    assert settings.with_plugin("", "workflows_yolov5_seg") == "workflows_yolov5_seg"
-    assert settings.with_plugin("other_plugin", "workflows_yolov5_seg") == "other_plugin,workflows_yolov5_seg"
-    assert settings.with_plugin("a,,workflows_yolov5_seg, b", "workflows_yolov5_seg") == "a,workflows_yolov5_seg,b"
-    monkeypatch.setenv("WORKFLOWS_PLUGINS", "neighbour_plugin")
-    settings.register_plugin()
-    assert os.environ["WORKFLOWS_PLUGINS"] == "neighbour_plugin,workflows_yolov5_seg"
+from support.required import require_module
 
 
 def test_workdir_gets_the_folders_inference_mounts(tmp_path: Path) -> None:
@@ -108,238 +26,71 @@ def test_workdir_gets_the_folders_inference_mounts(tmp_path: Path) -> None:
     assert (workdir / "inference/landing/out/index.html").is_file()
 
 
-def test_cli_has_serve_and_generate() -> None:
-    from workflows_yolov5_seg.cli import build_parser
-
-    parser = build_parser()
-    args = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9002"])
-    assert (args.command, args.host, args.port, args.workers) == ("serve", "0.0.0.0", 9002, 1)
-    assert parser.parse_args(["generate", "--check"]).check is True
+def test_workdir_defaults_to_the_server_dir_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings.SERVER_DIR.name, str(tmp_path / "configured"))
+    assert server_module.prepare_workdir() == (tmp_path / "configured").resolve()
+    assert (tmp_path / "configured" / server_module.LANDING_DIRS[0] / "index.html").is_file()
 
 
-# --- the real server --------------------------------------------------------------------------------------------------
+def test_a_changed_index_page_is_rewritten(tmp_path: Path) -> None:
+    index = server_module.prepare_workdir(tmp_path) / server_module.LANDING_DIRS[0] / "index.html"
+    index.write_text("stale", encoding="utf-8")
+    server_module.prepare_workdir(tmp_path)
+    assert index.read_text(encoding="utf-8") == server_module.INDEX_HTML
 
 
-@pytest.mark.server
-def test_landing_page_and_info_are_served(inference_server: ServerProcess) -> None:
-    assert requests.get(f"{inference_server.url}/info", timeout=10).json()["name"] == "Roboflow Inference Server"
-    assert "workflows-yolov5-seg" in requests.get(f"{inference_server.url}/", timeout=10).text
-
-
-@pytest.mark.server
-def test_describe_lists_the_block_with_schema_and_outputs(inference_server: ServerProcess) -> None:
-    response = requests.post(f"{inference_server.url}/workflows/blocks/describe", json={}, timeout=120)
-    assert response.status_code == 200, error_text(response)
-    blocks = [b for b in response.json()["blocks"] if b["manifest_type_identifier"] == BLOCK_TYPE]
-    assert len(blocks) == 1
-    block = blocks[0]
-    assert block["block_source"] == "workflows_yolov5_seg"
-    properties = block["block_schema"]["properties"]
-    for name in ("images", "model", "confidence", "iou_threshold", "class_filter", "max_detections", "backend"):
-        assert name in properties
-    assert properties["mask_format"]["default"] == "dense"
-    assert set(block["block_schema"]["required"]) >= {"images", "model"}
-    outputs = {o["name"]: [k["name"] for k in o["kind"]] for o in block["outputs_manifest"]}
-    assert outputs == {
-        "inference_id": ["inference_id"],
-        "predictions": ["rle_instance_segmentation_prediction", "instance_segmentation_prediction"],
-        "model_id": ["roboflow_model_id"],
-    }
-    # The committed description is exactly what the server returns (the generator uses the server's handler). It
-    # embeds Inference's kind documentation, so it is compared on the Inference versions it was generated for.
-    from importlib import metadata
-
-    from workflows_yolov5_seg.describe import INFERENCE_VERSIONS_TESTED, block_file_name
-
-    committed = REPOSITORY / "blocks" / block_file_name(BLOCK_TYPE)
-    assert committed.is_file(), f"{committed} is missing; generate it: workflows-yolov5-seg generate"
-    if metadata.version("inference-core") in INFERENCE_VERSIONS_TESTED:
-        assert block == json.loads(committed.read_text(encoding="utf-8")), (
-            f"{committed} differs from the server's description; regenerate: workflows-yolov5-seg generate"
-        )
-
-
-@pytest.mark.server
-def test_single_image_equals_in_process_result(
-    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
+def test_an_unwritable_workdir_falls_back_to_a_temporary_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    image = test_images["square"]
-    served = run_served(inference_server, workflow(), {"image": str(image)}, model=str(ring_model))
-    local = run_in_process(workflow(), {"image": read_image(image), "model": str(ring_model)})
-    assert len(served) == 1
-    assert served[0]["model_id"] == str(ring_model)
-    assert [p["class"] for p in served[0]["predictions"]["predictions"]] == ["ring", "blob"]
-    assert all(p["points"] for p in served[0]["predictions"]["predictions"])
-    assert_same_predictions(served[0]["predictions"], local[0]["predictions"])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with caplog.at_level(logging.WARNING):
+        workdir = server_module.prepare_workdir(blocker / "server")
+    try:
+        assert workdir.name.startswith("workflows-yolov5-seg-server-") and not workdir.is_relative_to(tmp_path)
+        assert (workdir / server_module.LANDING_DIRS[0] / "index.html").is_file()
+        assert f"Cannot write the server folder {blocker / 'server'}" in caplog.text and str(workdir) in caplog.text
+    finally:
+        shutil.rmtree(workdir)
 
 
-@pytest.mark.server
-def test_batch_of_images_of_different_sizes(
-    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
+def test_working_directory_comes_back_even_after_an_error(tmp_path: Path) -> None:
+    before = os.getcwd()
+    with pytest.raises(RuntimeError), server_module.working_directory(tmp_path):
+        assert Path.cwd() == tmp_path.resolve()
+        raise RuntimeError("inside")
+    assert os.getcwd() == before
+
+
+@pytest.mark.parametrize(("module", "package"), [("inference", "inference-core[http]"), ("uvicorn", "uvicorn")])
+def test_a_missing_server_dependency_names_the_package_and_the_extra(
+    monkeypatch: pytest.MonkeyPatch, module: str, package: str
 ) -> None:
-    paths = [test_images["square"], test_images["wide"], test_images["tall"]]
-    served = run_served(inference_server, workflow(), {"image": [str(p) for p in paths]}, model=str(ring_model))
-    local = run_in_process(workflow(), {"image": [read_image(p) for p in paths], "model": str(ring_model)})
-    assert len(served) == len(paths) == len(local)
-    for path, ours, theirs in zip(paths, served, local, strict=True):
-        height, width = read_image(path).shape[:2]
-        assert ours["predictions"]["image"] == {"width": width, "height": height}
-        assert ours["predictions"]["predictions"], f"no detections for {path.name}: equal answers would prove nothing"
-        assert_same_predictions(ours["predictions"], theirs["predictions"])
-
-
-@pytest.mark.server
-def test_parameters_passed_as_inputs(
-    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
-) -> None:
-    image = str(test_images["square"])
-    strict = run_served(inference_server, workflow(), {"image": image}, model=str(ring_model), confidence=0.8)
-    assert [p["class"] for p in strict[0]["predictions"]["predictions"]] == ["ring"]
-    filtered = run_served(inference_server, workflow(), {"image": image}, model=str(ring_model), class_filter=["blob"])
-    assert [p["class"] for p in filtered[0]["predictions"]["predictions"]] == ["blob"]
-
-
-@pytest.mark.server
-def test_rle_over_http_decodes_to_the_exact_masks_holes_included(
-    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
-) -> None:
-    mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
-    image = test_images["wide"]
-    served = run_served(inference_server, workflow(), {"image": str(image)}, model=str(ring_model), mask_format="rle")
-    dense = run_in_process(workflow(), {"image": read_image(image), "model": str(ring_model)}, serialize_results=False)[
-        0
-    ]["predictions"]
-    predictions = served[0]["predictions"]["predictions"]
-    assert [p["class"] for p in predictions] == ["ring", "blob", "empty"]  # the empty mask is kept, too
-    for prediction, mask in zip(predictions, dense.mask, strict=True):
-        assert "points" not in prediction
-        np.testing.assert_array_equal(mask_utils.decode(prediction["rle_mask"]).astype(bool), mask)
-    ring = mask_utils.decode(predictions[0]["rle_mask"]).astype(bool)
-    assert ring.any() and not ring[120, 200], "the ring's hole is in the served mask"
-
-
-@pytest.mark.server
-def test_chained_with_core_blocks(
-    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
-) -> None:
-    keep_blobs = class_filter_step(["blob"])
-    visualize = mask_visualization_step()
-    crop = dynamic_crop_step()
-    definition = workflow(
-        keep_blobs,
-        visualize,
-        crop,
-        outputs={"filtered": "$steps.filter.predictions", "vis": "$steps.vis.image", "crops": "$steps.crop.crops"},
-    )
-    image = test_images["square"]
-    served = run_served(inference_server, definition, {"image": str(image)}, model=str(ring_model))[0]
-    local = run_in_process(definition, {"image": read_image(image), "model": str(ring_model)})[0]
-    assert [p["class"] for p in served["filtered"]["predictions"]] == ["blob"]
-    assert_same_predictions(served["filtered"], local["filtered"])
-    visualized = decode_image(served["vis"])
-    assert visualized.shape == (320, 320, 3)
-    assert len(served["crops"]) == 1
-    crop_image = decode_image(served["crops"][0])
-    assert crop_image.shape == (84, 84, 3)
-
-
-@pytest.mark.server
-def test_literal_invalid_parameter_is_a_4xx_naming_the_field(
-    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
-) -> None:
-    for field, value in (("confidence", 2.0), ("mask_format", "polygons"), ("max_detections", 0)):
-        definition = workflow(step={**SEGMENTATION_STEP, field: value})
-        response = post_run(inference_server, definition, test_images["square"], model=str(ring_model))
-        assert 400 <= response.status_code < 500, error_text(response)
-        assert field in error_text(response)
-        inference_server.assert_serving()
-
-
-@pytest.mark.server
-def test_invalid_parameter_input_is_a_4xx_naming_the_field(
-    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
-) -> None:
-    response = post_run(inference_server, workflow(), test_images["square"], model=str(ring_model), confidence=2.0)
-    assert 400 <= response.status_code < 500, error_text(response)
-    assert "confidence" in error_text(response)
-    inference_server.assert_serving()
-
-
-@pytest.mark.server
-def test_missing_model_is_a_404_naming_the_path(
-    inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path], tmp_path: Path
-) -> None:
-    missing = tmp_path / "no-such-model.onnx"
-    response = post_run(inference_server, workflow(), test_images["square"], model=str(missing))
-    # Inference's step-error handler turns the block's ModelNotFoundError into a 404 (other step errors are 500s).
-    assert response.status_code == 404, error_text(response)
-    assert str(missing) in response.json()["message"]
-    inference_server.assert_serving()
-    # ...and the next request with a good model works.
-    served = run_served(inference_server, workflow(), {"image": str(test_images["square"])}, model=str(ring_model))
-    assert len(served[0]["predictions"]["predictions"]) == 2
-
-
-@pytest.mark.server
-def test_a_file_that_is_not_a_model_is_a_400_naming_the_cause(
-    inference_server: ServerProcess, test_images: dict[str, Path], tmp_path: Path
-) -> None:
-    not_onnx = tmp_path / "not-a-model.onnx"
-    not_onnx.write_text("this is not an ONNX file", encoding="utf-8")
-    response = post_run(inference_server, workflow(), test_images["square"], model=str(not_onnx))
-    # The caller named a file that is no model: a 400 (served_errors.py), not a server fault.
-    assert response.status_code == 400, error_text(response)
-    assert "could not be loaded as an ONNX model" in error_text(response)
-    assert str(not_onnx) in error_text(response)
-    inference_server.assert_serving()
-
-
-@pytest.mark.server
-def test_sdk_reports_errors_with_status_and_message(
-    inference_server: ServerProcess, test_images: dict[str, Path], tmp_path: Path
-) -> None:
-    from inference_sdk.http.errors import HTTPCallErrorError
-
-    missing = tmp_path / "missing.onnx"
-    with pytest.raises(HTTPCallErrorError) as caught:
-        run_served(inference_server, workflow(), {"image": str(test_images["square"])}, model=str(missing))
-    assert caught.value.status_code == 404
-    assert str(missing) in caught.value.api_message
-    inference_server.assert_serving()
-
-
-def test_serve_without_inference_says_what_to_install(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
-    import importlib.util
-
-    from workflows_yolov5_seg import cli
-
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "inference" else real_find_spec(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name == module else real_find_spec(name, *a)
     )
-    assert cli.main(["serve", "--port", "9"]) == 1
-    assert "pip install 'workflows-yolov5-seg[inference]'" in capsys.readouterr().err
+    with pytest.raises(MissingDependencyError, match=rf"needs the Python package '{re.escape(package)}'") as caught:
+        server_module.require_inference_server()
+    assert caught.value.extra == "inference"
 
 
-TRAINED_MODEL = REPOSITORY / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
-DEMO_IMAGE = REPOSITORY / "workflows_yolov5_seg" / "assets" / "demo-scene.jpg"
-
-
-@pytest.mark.server
-def test_trained_model_served_equals_in_process(inference_server: ServerProcess, tmp_path: Path) -> None:
-    require_file(TRAINED_MODEL, "the bundled trained model")
-    mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
-    image = read_image(DEMO_IMAGE)
-    png = tmp_path / "demo-scene.png"  # lossless, so both sides decode the same pixels
-    cv2.imwrite(str(png), image)
-    model = str(TRAINED_MODEL)
-    served = run_served(inference_server, workflow(), {"image": str(png)}, model=model)[0]
-    local = run_in_process(workflow(), {"image": image, "model": model})[0]
-    assert served["predictions"]["predictions"], "the trained model finds shapes in the demo scene"
-    assert_same_predictions(served["predictions"], local["predictions"])
-    served_rle = run_served(inference_server, workflow(), {"image": str(png)}, model=model, mask_format="rle")[0]
-    dense = run_in_process(workflow(), {"image": image, "model": model}, serialize_results=False)[0]["predictions"]
-    predictions = served_rle["predictions"]["predictions"]
-    assert len(predictions) == len(dense)
-    for prediction, mask in zip(predictions, dense.mask, strict=True):
-        np.testing.assert_array_equal(mask_utils.decode(prediction["rle_mask"]).astype(bool), np.asarray(mask))
+def test_serve_marks_the_process_served_and_adds_the_model_roots(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With several workers (they import the app factory themselves), so no app is built here."""
+    uvicorn = require_module("uvicorn", "uvicorn (the inference extra)")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "")  # serve sets it (tune_allocator): undone after the test
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    for setting in (settings.SERVING, settings.MODEL_ROOTS, settings.SERVER_DIR, settings.WORKFLOWS_PLUGINS):
+        monkeypatch.setenv(setting.name, "")  # serve writes them; restored after the test
+    monkeypatch.setenv(settings.MODEL_ROOTS.name, "/configured")
+    server_module.serve(workers=2, workdir=tmp_path / "server", model_roots=[tmp_path / "models"], port=9)
+    assert os.environ[settings.SERVING.name] == "served"
+    assert os.environ[settings.MODEL_ROOTS.name] == os.pathsep.join(["/configured", str(tmp_path / "models")])
+    assert os.environ[settings.SERVER_DIR.name] == str((tmp_path / "server").resolve())
+    assert "workflows_yolov5_seg" in os.environ[settings.WORKFLOWS_PLUGINS.name].split(",")
+    [(args, kwargs)] = calls
+    assert args == ("workflows_yolov5_seg.server:create_app",)
+    assert kwargs["factory"] is True and kwargs["workers"] == 2 and kwargs["port"] == 9

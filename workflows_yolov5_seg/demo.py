@@ -35,7 +35,9 @@ def run_demo(output_dir: Path, image_path: Path | None = None, model: str | None
     """
     settings.register_plugin()
     try:
-        from roboflow_workflows.execution_engine.core import ExecutionEngine
+        from workflows_yolov5_seg.workflows_engine import engine_module
+
+        ExecutionEngine = engine_module("execution_engine.core").ExecutionEngine
     except ImportError as error:
         raise MissingDependencyError("inference-core", "inference", "The demo workflow") from error
     with resources.as_file(ASSETS / DEMO_MODEL) as bundled_model, resources.as_file(ASSETS / DEMO_IMAGE) as scene:

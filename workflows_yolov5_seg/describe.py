@@ -25,9 +25,13 @@ SETTINGS_FILE = "docs/settings.md"
 REGENERATE_COMMAND = "workflows-yolov5-seg generate"
 MANIFEST_SCHEMA_VERSION = 1
 
-# Inference releases the plugin (server, Execution Engine, describe output) has been tested with. Update after
-# running the test suite against a new release, then regenerate.
-INFERENCE_VERSIONS_TESTED = ("1.8.3",)
+# Inference releases the plugin (server, Execution Engine, describe output) has been tested with, oldest first: the
+# newest runs the whole test suite, the oldest tests/suites/test_inference_versions.py. They are the bounds of the
+# `inference` extra in pyproject.toml. Update after testing a new release, then regenerate.
+INFERENCE_VERSIONS_TESTED = ("1.0.0", "1.8.3")
+# The release blocks/*.json are generated with: they embed Inference's kind documentation, which changes between
+# releases, so they match a fresh generation on this release only.
+DESCRIPTIONS_GENERATED_WITH = INFERENCE_VERSIONS_TESTED[-1]
 
 # Backends the block's `backend` parameter offers and the extras (pyproject optional-dependencies) that install them.
 BACKENDS: dict[str, dict[str, Any]] = {

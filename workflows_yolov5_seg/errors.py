@@ -96,6 +96,11 @@ class RoboflowUnauthorizedError(RoboflowAPIError, PermissionError):
     """The API refused the API key (401) or its access to the model (403)."""
 
 
+class RoboflowKeyNotConfirmedError(RoboflowUnauthorizedError):
+    """A cached Roboflow model was asked for with a key that the API cannot confirm now (``OFFLINE_MODE``, or the API
+    unreachable) and that was not confirmed for it recently enough before (issue 15)."""
+
+
 class RoboflowModelNotFoundError(RoboflowAPIError, ModelNotFoundError):
     """The API does not know the model id (404)."""
 

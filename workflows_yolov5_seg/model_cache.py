@@ -1,4 +1,8 @@
-"""Process-wide cache of loaded models: each (model, backend) is loaded once and shared by every step and thread."""
+"""Process-wide cache of loaded models: each (model, backend) is loaded once and shared by every step and thread.
+
+A Roboflow model id is shared too, but each caller's API key is authorised before the model is handed out
+(:func:`workflows_yolov5_seg.model_source.authorize_model`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Generic, TypeVar
 
 from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.model import YOLOv5SegModel
+from workflows_yolov5_seg.model_source import authorize_model
 
 T = TypeVar("T")
 
@@ -80,5 +85,12 @@ MODELS: ModelCache[YOLOv5SegModel] = ModelCache()
 
 
 def get_model(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
-    """The process-wide model for ``(model, backend)``, loaded at first use (see :data:`MODELS`)."""
+    """The process-wide model for ``(model, backend)``, loaded at first use (see :data:`MODELS`).
+
+    For a Roboflow model id, ``api_key`` is authorised at every call, loaded or not.
+
+    Raises:
+        RoboflowAPIError: the key may not read the Roboflow model (missing, refused, not confirmed offline).
+    """
+    authorize_model(model, api_key)
     return MODELS.get((model, backend), lambda: YOLOv5SegModel.from_pretrained(model, backend=backend, api_key=api_key))

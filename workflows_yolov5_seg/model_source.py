@@ -7,7 +7,8 @@ Four sources (see ``docs/model-sources.md``):
   ``inference_config.json``);
 - ``legacy``: a folder in the legacy Inference layout (``*.onnx``, ``environment.json``);
 - ``roboflow``: a Roboflow model id ``project/version``, downloaded once into the cache (:mod:`.roboflow`) with the
-  ``api_key`` given or ``ROBOFLOW_API_KEY``, then read as a ``package``.
+  ``api_key`` given or ``ROBOFLOW_API_KEY``, then read as a ``package``; every caller's key must be one the API
+  confirmed can read it (:mod:`.authorization`).
 
 An existing local path always wins over a model id of the same spelling.
 """
@@ -22,7 +23,7 @@ from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import InvalidModelFileError, ModelNotFoundError, ModelPathNotAllowedError
 from workflows_yolov5_seg.model_package import ModelPackage, load_model_package
 from workflows_yolov5_seg.package_layout import CLASS_NAMES_FILE, INFERENCE_CONFIG_FILE, LEGACY_ENVIRONMENT_FILE
-from workflows_yolov5_seg.roboflow import MODEL_ID_PATTERN, download_model_package
+from workflows_yolov5_seg.roboflow import MODEL_ID_PATTERN, authorize, download_model_package
 
 
 def check_allowed(path: Path) -> None:
@@ -120,19 +121,33 @@ def model_source_kind(model: str) -> ModelSourceKind:
     return "onnx"
 
 
+def authorize_model(model: str, api_key: str | None = None) -> None:
+    """For a Roboflow model id, checks that ``api_key`` (else ``ROBOFLOW_API_KEY``) may read it; local paths need
+    nothing. Run before a model loaded for another caller is handed out (cheap when the answer is remembered).
+
+    Raises:
+        RoboflowAPIError: the key is missing or refused, or cannot be confirmed (see
+            :func:`workflows_yolov5_seg.roboflow.download_model_package`).
+    """
+    model = model.strip()
+    if is_roboflow_model_id(model):
+        authorize(model, api_key or None)
+
+
 def resolve_model(model: str, api_key: str | None = None) -> ModelPackage:
     """Resolves the ``model`` parameter to a local model package.
 
     Args:
         model: an ``.onnx`` path, a package folder, or a Roboflow ``project/version`` id.
-        api_key: Roboflow API key for model ids (else ``ROBOFLOW_API_KEY``); not needed for a cached id.
+        api_key: Roboflow API key for model ids (else ``ROBOFLOW_API_KEY``), cached or not (unless
+            ``WORKFLOWS_YOLOV5_SEG_AUTHORIZE_ROBOFLOW_KEYS`` is off).
 
     Raises:
         ModelNotFoundError: the path does not exist.
         UntrustedModelError: the path is outside the allowed roots or is a pickle.
         InvalidModelPackageError: a package config is invalid (the message names the key).
-        RoboflowAPIError: a model id could not be downloaded (subclasses for a missing key, 401/403, 404, no
-            network, a corrupted download).
+        RoboflowAPIError: a model id could not be downloaded or the key may not read it (subclasses for a missing
+            key, 401/403, a key not confirmed offline, 404, no network, a corrupted download).
     """
     model = model.strip()
     if not model:

@@ -17,7 +17,8 @@ The API key travels only in the ``Authorization`` header of that request, never 
 or an error message. Package files are fetched from their (signed) ``downloadUrl`` without the key, checked
 against ``Content-Length`` and ``md5Hash``, written into a temporary folder and moved into the cache in one
 ``rename``, under an exclusive file lock so that concurrent processes and threads download a model once. A cached
-model is used without any network access (and without an API key).
+model is handed out only for an API key the API confirmed can read it (:mod:`workflows_yolov5_seg.authorization`):
+one metadata request per key and model per ``WORKFLOWS_YOLOV5_SEG_KEY_CONFIRMATION_TTL``, never a second download.
 
 Packages are cached as ``<cache root>/roboflow/<project>/<version>/``
 (:func:`workflows_yolov5_seg.settings.cache_root`). The API URL, key, time-outs, retries and offline mode are
@@ -45,7 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflows_yolov5_seg import __version__, settings
+from workflows_yolov5_seg import __version__, authorization, settings
+from workflows_yolov5_seg.authorization import ModelAccess
 from workflows_yolov5_seg.errors import (
     CacheNotWritableError,
     DownloadIntegrityError,
@@ -521,11 +523,17 @@ def download_model_package(
     cache_dir: Path | None = None,
     force: bool = False,
 ) -> Path:
-    """Returns the local package folder of a Roboflow model id, downloading it once.
+    """Returns the local package folder of a Roboflow model id, downloading it once, for a key that may read it.
+
+    With :data:`~workflows_yolov5_seg.settings.AUTHORIZE_ROBOFLOW_KEYS` on (the default) a cached package is returned
+    only to a key the Roboflow API confirmed can read the model (:mod:`workflows_yolov5_seg.authorization`): the
+    download confirms the key that made it; any other key is confirmed with one metadata request, remembered for
+    ``WORKFLOWS_YOLOV5_SEG_KEY_CONFIRMATION_TTL``. The files are never downloaded again for another key.
 
     Args:
         model_id: ``project/version``.
-        api_key: Roboflow API key; defaults to ``ROBOFLOW_API_KEY``. Not needed when the model is cached.
+        api_key: Roboflow API key; defaults to ``ROBOFLOW_API_KEY``. With authorisation off, not needed for a
+            cached model.
         cache_dir: downloads folder; defaults to :func:`downloads_root`.
         force: download again even when cached.
 
@@ -534,51 +542,117 @@ def download_model_package(
         ``model_config.json``).
 
     Raises:
-        RoboflowAPIKeyMissingError: no key and the model is not cached.
-        RoboflowUnauthorizedError: 401 / 403 (also 402, 423).
+        RoboflowAPIKeyMissingError: no key (with authorisation on, even for a cached model).
+        RoboflowUnauthorizedError: 401 / 403 (also 402, 423), now or remembered; a malformed key.
+        RoboflowKeyNotConfirmedError: a cached model, the API cannot be asked (``OFFLINE_MODE``, unreachable) and
+            the key was not confirmed for it recently enough.
         RoboflowModelNotFoundError: 404.
-        RoboflowConnectionError: the network is unreachable.
+        RoboflowConnectionError: the network is unreachable and the model is not cached.
         DownloadIntegrityError: a file stayed truncated or corrupted after the retries.
         RoboflowAPIError: any other API failure.
     """
     target = package_dir(model_id, cache_dir)
-    if not force and _read_manifest(target) is not None:
-        logger.debug("Using the cached package of '%s' at %s.", model_id, target)
-        return target
-    raw_key = api_key if api_key else settings.API_KEY.get()
-    key = raw_key.strip() if raw_key else None  # secrets read from files often end with a newline
-    redact = _Redactor(key)
-    offline = settings.OFFLINE_MODE.get()
-    if not offline:
-        _ensure_writable_cache(target.parent, model_id)
-    try:
-        with _exclusive(target.with_name(f"{target.name}.lock"), model_id):
-            if not force and _read_manifest(target) is not None:  # another process finished meanwhile
-                return target
-            if offline:
-                raise RoboflowConnectionError(
-                    f"'{model_id}' is not cached in {target.parent.parent} and {settings.OFFLINE_MODE.name} is on; "
-                    "download it once with network access."
-                )
-            if not key:
-                raise RoboflowAPIKeyMissingError(
-                    f"Loading the Roboflow model '{model_id}' needs an API key: set the block's 'api_key' (e.g. "
-                    f"'$inputs.api_key') or the {settings.API_KEY.name} environment variable."
-                )
-            if not API_KEY_PATTERN.fullmatch(key):  # never let http.client echo a malformed key in its error
-                raise RoboflowUnauthorizedError(
-                    f"The API key given for '{model_id}' contains characters an API key cannot have (spaces, "
-                    "control or non-ASCII characters); check the block's 'api_key' or "
-                    f"{settings.API_KEY.name}."
-                )
-            _download_into_cache(model_id, _Client(key, model_id), target)
+    key = _clean_key(api_key)
+    access = ModelAccess(model_id, target, api_url()) if authorization.enabled() else None
+    with _redacted(key):
+        if access is not None:
+            key = _checked_key(model_id, key)
+        cached = not force and _read_manifest(target) is not None
+        if not cached and _download_once(model_id, key, target, access, force):
             return target
+        logger.debug("Using the cached package of '%s' at %s.", model_id, target)
+        if access is not None:
+            access.authorize(key, lambda: _confirm_key(model_id, _Client(key, model_id), api_url()))
+        return target
+
+
+def authorize(model_id: str, api_key: str | None = None, *, cache_dir: Path | None = None) -> None:
+    """Checks that ``api_key`` (else ``ROBOFLOW_API_KEY``) may read ``model_id``, before a shared model is used.
+
+    Cheap when this process remembers the answer (no file or network access); otherwise the same as
+    :func:`download_model_package` (which confirms the key, or downloads the model with it). Does nothing when
+    :data:`~workflows_yolov5_seg.settings.AUTHORIZE_ROBOFLOW_KEYS` is off.
+
+    Raises:
+        RoboflowAPIError: as :func:`download_model_package`.
+    """
+    if not authorization.enabled():
+        return
+    key = _clean_key(api_key)
+    with _redacted(key):
+        key = _checked_key(model_id, key)
+        if not ModelAccess(model_id, package_dir(model_id, cache_dir), api_url()).remembered(key):
+            download_model_package(model_id, key, cache_dir=cache_dir)
+
+
+@contextlib.contextmanager
+def _redacted(key: str | None) -> Iterator[None]:
+    """Defence in depth: no :class:`RoboflowAPIError` message that leaves this module may carry the key."""
+    try:
+        yield
     except RoboflowAPIError as error:
-        # Defence in depth: no message that leaves this module may carry the key.
-        safe = redact(str(error))
+        safe = _Redactor(key)(str(error))
         if safe != str(error):
             error.args = (safe,)
         raise
+
+
+def _clean_key(api_key: str | None) -> str | None:
+    """The key given, else ``ROBOFLOW_API_KEY``, without surrounding whitespace (secrets read from files often end
+    with a newline); ``None`` when there is none."""
+    raw_key = api_key if api_key else settings.API_KEY.get()
+    return (raw_key.strip() or None) if raw_key else None
+
+
+def _checked_key(model_id: str, key: str | None) -> str:
+    """``key``, if there is one and it can be an API key; raises otherwise (without echoing it)."""
+    if not key:
+        raise RoboflowAPIKeyMissingError(
+            f"Loading the Roboflow model '{model_id}' needs an API key: set the block's 'api_key' (e.g. "
+            f"'$inputs.api_key') or the {settings.API_KEY.name} environment variable."
+        )
+    if not API_KEY_PATTERN.fullmatch(key):  # never let http.client echo a malformed key in its error
+        raise RoboflowUnauthorizedError(
+            f"The API key given for '{model_id}' contains characters an API key cannot have (spaces, "
+            f"control or non-ASCII characters); check the block's 'api_key' or {settings.API_KEY.name}."
+        )
+    return key
+
+
+def _download_once(model_id: str, key: str | None, target: Path, access: ModelAccess | None, force: bool) -> bool:
+    """Downloads the package under the model's lock unless another process or thread finished it meanwhile.
+
+    Returns:
+        ``True`` when this call downloaded it (the download's metadata request confirmed ``key``), ``False`` when
+        it was found complete (the key still has to be authorised).
+    """
+    offline = settings.OFFLINE_MODE.get()
+    if not offline:
+        _ensure_writable_cache(target.parent, model_id)
+    with _exclusive(target.with_name(f"{target.name}.lock"), model_id):
+        if not force and _read_manifest(target) is not None:  # another process finished meanwhile
+            return False
+        if offline:
+            raise RoboflowConnectionError(
+                f"'{model_id}' is not cached in {target.parent.parent} and {settings.OFFLINE_MODE.name} is on; "
+                "download it once with network access."
+            )
+        key = _checked_key(model_id, key)
+        if access is None:
+            _download_into_cache(model_id, _Client(key, model_id), target)
+        else:
+            access.remembered(key)  # a remembered refusal is answered without asking the API again
+            access.ask(key, lambda: _download_into_cache(model_id, _Client(key, model_id), target))
+        return True
+
+
+def _confirm_key(model_id: str, client: _Client, base: str) -> None:
+    """The cheapest call the API authorises for the model: the first page of its metadata, with the key."""
+    answer = client.get_json(_metadata_url(base, model_id, None), "confirming the API key's access to")
+    if not isinstance(answer.get("modelMetadata"), dict):
+        raise RoboflowAPIError(
+            f"Roboflow API's answer for '{model_id}' has no 'modelMetadata'; retry later or contact Roboflow support."
+        )
 
 
 def _download_into_cache(model_id: str, client: _Client, target: Path) -> None:

@@ -273,9 +273,44 @@ DISABLE_PROGRESS = Setting(
 OFFLINE_MODE = Setting(
     "OFFLINE_MODE",
     False,
-    "Never use the network (Inference's variable): only cached models load.",
+    "Never use the network (Inference's variable): only cached models load, and only for keys confirmed before "
+    "(see `WORKFLOWS_YOLOV5_SEG_OFFLINE_CONFIRMATION_TTL`).",
     parse_bool,
     ROBOFLOW_SECTION,
+)
+AUTHORIZE_ROBOFLOW_KEYS = Setting(
+    "WORKFLOWS_YOLOV5_SEG_AUTHORIZE_ROBOFLOW_KEYS",
+    True,
+    "Serve a `project/version` model only to API keys the Roboflow API confirmed can read it (one metadata request "
+    "per key and model per `WORKFLOWS_YOLOV5_SEG_KEY_CONFIRMATION_TTL`), cached or not. `false` (single-user "
+    "processes only): a cached model is served to any caller, with or without a key.",
+    parse_bool,
+    ROBOFLOW_SECTION,
+)
+KEY_CONFIRMATION_TTL = Setting(
+    "WORKFLOWS_YOLOV5_SEG_KEY_CONFIRMATION_TTL",
+    3600.0,
+    "Seconds a key's confirmed access to a model is trusted before the API is asked again (also the longest a key "
+    "revoked at Roboflow keeps working); 0 asks at every request.",
+    parse_non_negative_float,
+    ROBOFLOW_SECTION,
+)
+KEY_REFUSAL_TTL = Setting(
+    "WORKFLOWS_YOLOV5_SEG_KEY_REFUSAL_TTL",
+    60.0,
+    "Seconds a refusal of a key for a model (401, 403, 404) is remembered and answered without asking the API "
+    "again; 0 remembers none.",
+    parse_non_negative_float,
+    ROBOFLOW_SECTION,
+)
+OFFLINE_CONFIRMATION_TTL = Setting(
+    "WORKFLOWS_YOLOV5_SEG_OFFLINE_CONFIRMATION_TTL",
+    604800.0,
+    "Seconds after its last confirmation that a key may still use a cached model while the API cannot be asked "
+    "(`OFFLINE_MODE`, or the API unreachable); 0: never offline.",
+    parse_non_negative_float,
+    ROBOFLOW_SECTION,
+    "604800 (7 days)",
 )
 SERVER_DIR = Setting(
     "WORKFLOWS_YOLOV5_SEG_SERVER_DIR",
@@ -326,6 +361,10 @@ SETTINGS: tuple[Setting, ...] = (
     LOCK_TIMEOUT,
     DISABLE_PROGRESS,
     OFFLINE_MODE,
+    AUTHORIZE_ROBOFLOW_KEYS,
+    KEY_CONFIRMATION_TTL,
+    KEY_REFUSAL_TTL,
+    OFFLINE_CONFIRMATION_TTL,
     SERVER_DIR,
     MMAP_THRESHOLD,
     WORKFLOWS_PLUGINS,

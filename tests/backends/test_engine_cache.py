@@ -1,9 +1,9 @@
-"""Engine cache: keys, invalidation, atomic owner-only writes, profiles and precision (no GPU needed)."""
+"""Engine cache: keys, invalidation, owner-only files, profiles and precision (no GPU needed; the atomic writes it
+uses: tests/test_private_files.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import stat
 import threading
 import time
@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from workflows_yolov5_seg import settings
-from workflows_yolov5_seg.backends import engine_cache
 from workflows_yolov5_seg.backends.engine_cache import (
     DEFAULT_BATCH_PROFILE,
     BatchProfile,
@@ -22,7 +21,6 @@ from workflows_yolov5_seg.backends.engine_cache import (
     onnx_content_sha256,
     resolve_precision,
     select_batch_profile,
-    write_atomically,
 )
 from workflows_yolov5_seg.errors import InvalidParameterError
 
@@ -89,26 +87,6 @@ def test_store_and_load_round_trip_owner_only(tmp_path: Path) -> None:
     assert mode(path.parent) == 0o700
     cache.remove(KEY)
     assert cache.load(KEY) is None and not description.exists()
-
-
-def test_interrupted_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "engine.engine"
-
-    def interrupted(*args: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(engine_cache.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        write_atomically(target, b"x" * 1000)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
-    target = tmp_path / "f.engine"
-    write_atomically(target, b"old")
-    write_atomically(target, b"new content")
-    assert target.read_bytes() == b"new content"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.engine"]
 
 
 def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -212,14 +190,3 @@ def test_precision_resolution(caplog: pytest.LogCaptureFixture) -> None:
         resolve_precision("fp16", (8, 6), fp16_supported=False)
     with pytest.raises(InvalidParameterError):
         resolve_precision("int8", (8, 6))
-
-
-def test_private_dir_mode(tmp_path: Path) -> None:
-    created = engine_cache.ensure_private_dir(tmp_path / "a")
-    assert mode(created) == 0o700
-    nested = engine_cache.ensure_private_dir(tmp_path / "b" / "c" / "d")
-    assert [mode(tmp_path / p) for p in ("b", "b/c", "b/c/d")] == [0o700] * 3
-    assert nested.is_dir()
-    os.chmod(created, 0o755)  # an existing folder is left as the user set it
-    engine_cache.ensure_private_dir(created)
-    assert mode(created) == 0o755

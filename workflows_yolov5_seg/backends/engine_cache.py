@@ -18,14 +18,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import CacheNotWritableError, InvalidParameterError, check_choice
-from workflows_yolov5_seg.private_files import FILE_MODE, ensure_private_dir
+from workflows_yolov5_seg.private_files import FILE_MODE, ensure_private_dir, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -53,27 +52,6 @@ def onnx_content_sha256(path: Path) -> str:
         if sidecar.is_file() and sidecar.suffix not in (ENGINE_SUFFIX, KEY_SUFFIX, LOCK_SUFFIX):
             digest.update(sidecar.name.encode() + file_sha256(sidecar).encode())
     return digest.hexdigest()
-
-
-def write_atomically(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Writes ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
-
-    The temporary file is created owner-only in the destination folder (``os.replace`` is atomic only within a file
-    system) and removed if anything fails, including ``KeyboardInterrupt``.
-    """
-    ensure_private_dir(path.parent)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            os.fchmod(stream.fileno(), mode)
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 @dataclass(frozen=True)

@@ -8,34 +8,6 @@ from uuid import uuid4
 import numpy as np
 import supervision as sv
 from pydantic import ConfigDict, Field, PositiveInt
-from roboflow_workflows.core_steps.common.utils import attach_parents_coordinates_to_sv_detections
-from roboflow_workflows.execution_engine.constants import (
-    DETECTION_ID_KEY,
-    IMAGE_DIMENSIONS_KEY,
-    INFERENCE_ID_KEY,
-    PARENT_ID_KEY,
-    PREDICTION_TYPE_KEY,
-    RLE_MASK_KEY_IN_SV_DETECTIONS,
-)
-from roboflow_workflows.execution_engine.entities.base import Batch, OutputDefinition, WorkflowImageData
-from roboflow_workflows.execution_engine.entities.types import (
-    BOOLEAN_KIND,
-    FLOAT_ZERO_TO_ONE_KIND,
-    IMAGE_KIND,
-    INFERENCE_ID_KIND,
-    INSTANCE_SEGMENTATION_PREDICTION_KIND,
-    INTEGER_KIND,
-    LIST_OF_VALUES_KIND,
-    RLE_INSTANCE_SEGMENTATION_PREDICTION_KIND,
-    ROBOFLOW_API_KEY_KIND,
-    ROBOFLOW_MODEL_ID_KIND,
-    SECRET_KIND,
-    STRING_KIND,
-    FloatZeroToOne,
-    ImageInputField,
-    Selector,
-)
-from roboflow_workflows.prototypes.block import BlockResult, WorkflowBlock, WorkflowBlockManifest
 from supervision.detection.compact_mask import CompactMask
 
 from workflows_yolov5_seg.backends import BACKENDS
@@ -44,6 +16,36 @@ from workflows_yolov5_seg.errors import check_choice
 from workflows_yolov5_seg.model import InferenceParameters
 from workflows_yolov5_seg.model_cache import get_model
 from workflows_yolov5_seg.served_errors import caller_errors_as_served_types
+from workflows_yolov5_seg.workflows_engine import (
+    BOOLEAN_KIND,
+    DETECTION_ID_KEY,
+    FLOAT_ZERO_TO_ONE_KIND,
+    IMAGE_DIMENSIONS_KEY,
+    IMAGE_KIND,
+    INFERENCE_ID_KEY,
+    INFERENCE_ID_KIND,
+    INSTANCE_SEGMENTATION_PREDICTION_KIND,
+    INTEGER_KIND,
+    LIST_OF_VALUES_KIND,
+    PARENT_ID_KEY,
+    PREDICTION_TYPE_KEY,
+    RLE_INSTANCE_SEGMENTATION_PREDICTION_KIND,
+    RLE_MASK_KEY_IN_SV_DETECTIONS,
+    ROBOFLOW_API_KEY_KIND,
+    ROBOFLOW_MODEL_ID_KIND,
+    SECRET_KIND,
+    STRING_KIND,
+    Batch,
+    BlockResult,
+    FloatZeroToOne,
+    ImageInputField,
+    OutputDefinition,
+    Selector,
+    WorkflowBlock,
+    WorkflowBlockManifest,
+    WorkflowImageData,
+    attach_parents_coordinates_to_sv_detections,
+)
 
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
 PREDICTION_TYPE = "instance-segmentation"
@@ -69,7 +71,8 @@ TensorRT. It is loaded at the first run, once per process, and shared by every s
   `inference_config.json`) or the legacy Inference layout (`*.onnx`, `environment.json`). Pre-processing (resize
   mode, padding, static crop, grayscale, contrast, colour order) follows the package's config.
 - **A Roboflow model id** `project/version`, downloaded once with your API key (block `api_key`, e.g.
-  `$inputs.api_key`, else the `ROBOFLOW_API_KEY` environment variable) and cached.
+  `$inputs.api_key`, else the `ROBOFLOW_API_KEY` environment variable) and cached. Every run needs a key that
+  Roboflow confirms can read the model, even once it is cached (the answer is remembered for an hour).
 
 PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 
@@ -79,7 +82,7 @@ PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 |---|---|---|
 | `images` | (required) | the images to segment (`$inputs.image`, or crops from another step) |
 | `model` | (required) | where the weights come from (see above) |
-| `api_key` | `ROBOFLOW_API_KEY` | Roboflow API key, only to download a Roboflow model id |
+| `api_key` | `ROBOFLOW_API_KEY` | Roboflow API key, for a Roboflow model id only: to download it and to authorise every run (see "Model sources") |
 | `confidence` | 0.4 | keep detections whose objectness x class probability is above this |
 | `iou_threshold` | 0.3 | NMS drops a box whose IoU with a better box of the same class is above this |
 | `class_filter` | all | class names to keep (applied before NMS); unknown names are reported in the log |
@@ -143,8 +146,9 @@ class BlockManifest(WorkflowBlockManifest):
     )
     api_key: Optional[Union[Selector(kind=[ROBOFLOW_API_KEY_KIND, SECRET_KIND]), str]] = Field(
         default=None,
-        description="Roboflow API key, used only to download a Roboflow model id. Defaults to the ROBOFLOW_API_KEY "
-        "environment variable.",
+        description="Roboflow API key, for a Roboflow model id only: it downloads the model, and every run is "
+        "authorised with it (a model cached for another key is served only to keys Roboflow confirms can read it). "
+        "Defaults to the ROBOFLOW_API_KEY environment variable.",
         examples=["$inputs.api_key", "$steps.vault.roboflow_api_key"],
         json_schema_extra={"hidden": True},
     )
@@ -214,7 +218,8 @@ class BlockManifest(WorkflowBlockManifest):
         return [
             OutputDefinition(name=INFERENCE_ID_KEY, kind=[INFERENCE_ID_KIND]),
             # RLE first: the serialiser tries the kinds in order, and the RLE one applies only to detections that
-            # carry `rle_mask` (mask_format "rle"); the others fall through to polygons (as core blocks do).
+            # carry `rle_mask` (mask_format "rle"); the others fall through to polygons (as core blocks do). A step
+            # with a literal mask_format "dense" lists polygons first (get_actual_outputs).
             OutputDefinition(
                 name="predictions",
                 kind=[RLE_INSTANCE_SEGMENTATION_PREDICTION_KIND, INSTANCE_SEGMENTATION_PREDICTION_KIND],
@@ -242,7 +247,8 @@ class BlockManifest(WorkflowBlockManifest):
 
     @classmethod
     def get_execution_engine_compatibility(cls) -> Optional[str]:
-        return ">=1.3.0,<2.0.0"
+        # Engine 1.7.0 is that of inference-core 1.0.0, the oldest release tested (README "Compatibility").
+        return ">=1.7.0,<2.0.0"
 
 
 def encode_rle_masks(masks: np.ndarray | CompactMask | None) -> np.ndarray:

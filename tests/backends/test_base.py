@@ -1,0 +1,60 @@
+"""The backend contract: what ``BackendInfo`` reports, and ``warmup`` turning a failed first run into
+``BackendUnavailableError`` at load time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workflows_yolov5_seg.backends.base import Backend, BackendInfo
+from workflows_yolov5_seg.errors import BackendUnavailableError
+
+INFO = BackendInfo("trt", "cuda:0", (320, 256), np.dtype(np.float16), 2, 8, ("TensorRT 10.8.0",), "fp16")
+
+
+class Recording(Backend):
+    """Records the batches it is given; raises ``error`` if set."""
+
+    def __init__(self, info: BackendInfo, error: Exception | None = None) -> None:
+        self.info = info
+        self.error = error
+        self.batches: list[np.ndarray] = []
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.batches.append(batch)
+        if self.error is not None:
+            raise self.error
+        return np.zeros((len(batch), 1, 40), np.float32), np.zeros((len(batch), 32, 80, 64), np.float32)
+
+
+def test_info_reports_the_batch_range_and_a_json_summary() -> None:
+    assert not INFO.static_batch
+    assert BackendInfo("onnx", "cpu", (320, 320), np.dtype(np.float32), 4, 4).static_batch
+    assert INFO.as_dict() == {
+        "name": "trt",
+        "device": "cuda:0",
+        "providers": ["TensorRT 10.8.0"],
+        "precision": "fp16",
+        "input_hw": [320, 256],
+        "input_dtype": "float16",
+        "min_batch_size": 2,
+        "max_batch_size": 8,
+    }
+
+
+def test_warmup_runs_one_zero_batch_of_the_smallest_size() -> None:
+    backend = Recording(INFO)
+    backend.warmup()
+    [batch] = backend.batches
+    assert batch.shape == (2, 3, 320, 256) and batch.dtype == np.float16 and not batch.any()
+
+
+def test_a_failed_warmup_says_which_backend_could_not_run() -> None:
+    cause = RuntimeError("CUDA error: no kernel image is available " + "x" * 1000)
+    with pytest.raises(BackendUnavailableError) as caught:
+        Recording(INFO, cause).warmup()
+    message = str(caught.value)
+    assert message.startswith(
+        "trt on cuda:0 (TensorRT 10.8.0) could not run the model: RuntimeError: CUDA error: no kernel image"
+    )
+    assert len(message) < 400 and caught.value.__cause__ is cause
