@@ -8,12 +8,19 @@ server with ``--url``, which must be a loopback address), then:
    (it stops by itself, and at ``--max-wall-s`` at the latest), interleaving one malformed request every
    ``--malformed-every`` good ones: bad base64, an image over the pixel limit, a body that is not JSON, an invalid
    workflow definition, an unknown block parameter;
-3. checks that no request got a 5xx, that every good answer is complete (image size, every prediction with box,
-   class, confidence and polygon) and equal to the serial answer for its image (ids and timings aside), and that
-   every malformed request got a 4xx;
+3. checks that every serial answer has detections (the scenes all hold objects), that no request got a 5xx, that
+   every good answer is complete (image size, every prediction with box, class, confidence and polygon) and equal to
+   the serial answer for its image (ids and timings aside), and that every malformed request got a 4xx;
 4. reports p50 / p90 / p99 latency, throughput, answers by status and kind, and the server's resident memory (VmRSS
    from ``/proc/<pid>/status``; needs the server's PID: known when started here, else ``--server-pid``) when ready,
-   after the serial pass and after the load, and writes everything as JSON (``--out``).
+   after the serial pass, every ``--rss-every`` requests during the load (``[requests done, seconds, KiB]``) and after
+   it, with the growth after ``--warmup-requests`` (default 1000): the median RSS over the last ``--rss-window``
+   requests over the median over the first window after the warm-up; with ``--max-rss-growth`` that growth is one of
+   the checks (a soak: ``--requests 5000 --max-rss-growth 0.10``);
+5. writes everything as JSON (``--out``) with what it ran on: the git commit, the model's SHA-256, package versions,
+   and the load average before and after (throughput and latency are only comparable on a quiet machine: the report
+   says ``"quiet_machine": false`` when the 1- or 5-minute load average exceeded ``QUIET_LOAD_AVERAGE`` at the
+   start: the 5-minute one shows other jobs that paused just before the run).
 
 Exit status 0 when every check passed, 1 otherwise, 2 when the server could not be started.
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import http.client
 import itertools
 import json
@@ -55,6 +63,13 @@ VOLATILE_KEYS = frozenset({"detection_id", "inference_id", "parent_id", "root_pa
 MALFORMED_KINDS = ("bad_base64", "image_over_pixel_limit", "body_not_json", "invalid_workflow", "unknown_parameter")
 # Sizes (width, height) of the distinct images.
 IMAGE_SIZES = ((640, 480), (320, 320), (480, 640), (800, 450), (256, 192), (500, 500))
+QUIET_LOAD_AVERAGE = 1.5  # 1- or 5-minute load average above which timings are not comparable
+VERSIONED_PACKAGES = (
+    "workflows-yolov5-seg", "inference-core", "inference-sdk", "onnxruntime", "numpy", "supervision",
+    "opencv-python", "opencv-python-headless", "fastapi", "uvicorn",
+)  # fmt: skip
+REPOSITORY = Path(__file__).resolve().parents[1]
+ALLOCATOR_VARIABLES = ("GLIBC_TUNABLES", "WORKFLOWS_YOLOV5_SEG_MMAP_THRESHOLD")
 
 WORKFLOW: dict[str, Any] = {
     "version": "1.0",
@@ -135,15 +150,19 @@ def start_server(workdir: Path, pixel_limit: int, model_root: Path, timeout_s: f
         )
     server = Server(f"http://127.0.0.1:{port}", process.pid, process, log_path)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            if http_get(f"{server.url}/readiness", timeout=2) == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.5)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log_tail()}")
+            try:
+                if http_get(f"{server.url}/readiness", timeout=2) == 200:
+                    return server
+            except OSError:
+                pass
+            time.sleep(0.5)
+    except BaseException:  # interrupted (Ctrl-C) while waiting: do not leave the server behind
+        stop_server(server)
+        raise
     stop_server(server)
     raise RuntimeError(f"the server was not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
 
@@ -328,12 +347,18 @@ class Settings:
     malformed_every: int = 20
     images: int = 6
     max_wall_s: float = 900.0
+    rss_every: int = 100
+    warmup_requests: int = 1000
+    rss_window: int = 1000
+    max_rss_growth: float | None = None
     request_timeout_s: float = 120.0
     pixel_limit: int = DEFAULT_SERVER_PIXEL_LIMIT
     model: str = str(DEFAULT_MODEL)
     url: str | None = None
     server_pid: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # called with the number of requests done at every RSS sample (benchmarks.memory_probe asks the server then)
+    on_sample: Any = None
 
 
 def build_jobs(settings: Settings) -> list[Job]:
@@ -354,6 +379,7 @@ def run_load_test(settings: Settings, log: Any = print) -> dict[str, Any]:
             f"model '{settings.model}' does not exist; pass --model with a YOLOv5-seg .onnx file or package folder"
         )
     model = str(Path(settings.model).resolve())
+    provenance = run_provenance(model)
     server: Server | None = None
     workdir = Path(tempfile.mkdtemp(prefix="workflows-yolov5-seg-loadtest-"))
     try:
@@ -365,10 +391,73 @@ def run_load_test(settings: Settings, log: Any = print) -> dict[str, Any]:
             url, pid = server.url, server.pid
         else:
             url, pid = settings.url.rstrip("/"), settings.server_pid
-        return _run(settings, url, pid, model, log)
+        report = _run(settings, url, pid, model, log)
     finally:
         if server is not None:
             stop_server(server)
+    load_after = _load_average()
+    provenance["load_average_after"] = load_after
+    report["provenance"] = provenance
+    report["quiet_machine"] = is_quiet(provenance["load_average_before"])
+    return report
+
+
+def is_quiet(load_average: Sequence[float]) -> bool:
+    """Whether the 1- and 5-minute load averages are at most ``QUIET_LOAD_AVERAGE`` (timings are comparable)."""
+    return all(value <= QUIET_LOAD_AVERAGE for value in load_average[:2])
+
+
+def _load_average() -> list[float]:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return [float("nan")] * 3
+
+
+def _git(*arguments: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *arguments], cwd=REPOSITORY, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_provenance(model: str) -> dict[str, Any]:
+    """What the run ran on: git commit (and whether the tree had changes), the model's SHA-256, package versions, the
+    load average before the run, and the memory allocator settings the server inherits."""
+    from importlib import metadata
+
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    path = Path(model)
+    weights = path if path.is_file() else next(iter(sorted(path.glob("*.onnx"))), None)
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_tree_modified": None if status is None else bool(status),
+        "model_file": None if weights is None else weights.name,
+        "model_sha256": None if weights is None else _sha256(weights),
+        "versions": versions,
+        "load_average_before": _load_average(),
+        # what the server inherits about its memory allocator (glibc's variables; serve's mmap threshold setting)
+        "allocator_environment": {
+            k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") or k in ALLOCATOR_VARIABLES
+        },
+    }
 
 
 def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) -> dict[str, Any]:
@@ -393,10 +482,8 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
             raise RuntimeError(f"the serial answer for image {index} is incomplete: {problem}")
         reference.append(without_volatile(answer["outputs"]))
     memory["after_serial"] = resident_memory_kib(pid)
-    log(
-        f"serial reference: {len(images)} images, "
-        f"{[len(r[0]['predictions']['predictions']) for r in reference]} detections"
-    )
+    serial_detections = [len(r[0]["predictions"]["predictions"]) for r in reference]
+    log(f"serial reference: {len(images)} images, {serial_detections} detections")
 
     # 2. the load
     jobs = build_jobs(settings)
@@ -407,10 +494,11 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
     started = time.monotonic()
     deadline = started + settings.max_wall_s
     stopped_by_cap = threading.Event()
-    rss_samples: list[list[int]] = []  # [requests done, VmRSS KiB]
+    interrupted = threading.Event()
+    rss_samples: list[list[float]] = []  # [requests done, seconds since the load began, VmRSS KiB]
 
     def worker() -> None:
-        while True:
+        while not interrupted.is_set():
             if time.monotonic() > deadline:
                 stopped_by_cap.set()
                 return
@@ -430,10 +518,13 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
             with outcomes_lock:
                 outcomes.append(outcome)
                 done = len(outcomes)
-            if done % 100 == 0:
+            if settings.rss_every and done % settings.rss_every == 0:
                 rss = resident_memory_kib(pid)
                 if rss:
-                    rss_samples.append([done, rss["VmRSS"]])
+                    with outcomes_lock:
+                        rss_samples.append([done, round(time.monotonic() - started, 1), rss["VmRSS"]])
+                if settings.on_sample is not None:
+                    settings.on_sample(done)
                 if done % 200 == 0:
                     log(
                         f"  {done} / {len(jobs)} requests"
@@ -458,8 +549,12 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
         return None
 
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="load") as pool:
-        for future in [pool.submit(worker) for _ in range(settings.concurrency)]:
-            future.result()
+        try:
+            for future in [pool.submit(worker) for _ in range(settings.concurrency)]:
+                future.result()
+        except BaseException:  # Ctrl-C: the workers stop after their request in flight, not after the job list
+            interrupted.set()
+            raise
     wall_s = time.monotonic() - started
     memory["after_load"] = resident_memory_kib(pid)
 
@@ -476,6 +571,8 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
     growth = None
     if memory.get("after_serial") and memory.get("after_load"):
         growth = memory["after_load"]["VmRSS"] / memory["after_serial"]["VmRSS"] - 1
+    rss_samples.sort()
+    after_warmup = _rss_after(rss_samples, settings.warmup_requests, memory.get("after_load"), settings.rss_window)
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
@@ -492,6 +589,10 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
             "malformed_every": settings.malformed_every,
             "images": [f"{w}x{h}" for w, h, _ in images],
             "max_wall_s": settings.max_wall_s,
+            "rss_every": settings.rss_every,
+            "warmup_requests": settings.warmup_requests,
+            "rss_window": settings.rss_window,
+            "max_rss_growth": settings.max_rss_growth,
             **settings.extra,
         },
         "sent": {"good": len(good), "malformed": len(malformed), "planned": len(jobs)},
@@ -515,23 +616,76 @@ def _run(settings: Settings, url: str, pid: int | None, model: str, log: Any) ->
         "malformed_not_4xx": sum(1 for o in malformed if o.problem),
         "server_rss_kib": memory,
         "server_rss_growth_during_load": None if growth is None else round(growth, 4),
+        # [requests done (good and malformed), seconds since the load began, VmRSS KiB], every rss_every requests
         "server_rss_kib_during_load": rss_samples,
         # after the first quarter of the load: pools, arenas and caches have grown to the concurrency by then
         "server_rss_growth_after_first_quarter": _growth_after(rss_samples, len(jobs) // 4, memory.get("after_load")),
+        "server_rss_after_warmup": after_warmup,
+        # every scene has objects: an image the model finds nothing in would make "equal to the serial answer" empty
+        "serial_detections": serial_detections,
         "failures": [f"#{o.job.index} {o.job.kind}: {o.problem}" for o in failures[:20]],
     }
+    empty = [index for index, count in enumerate(serial_detections) if count == 0]
+    if empty:
+        report["failures"].insert(
+            0, f"no detections in the serial answers for images {empty}: equal answers under load would prove nothing"
+        )
+    rss_within_limit = settings.max_rss_growth is None or (
+        after_warmup is not None and after_warmup["growth"] <= settings.max_rss_growth
+    )
+    report["rss_within_limit"] = None if settings.max_rss_growth is None else rss_within_limit
     report["ok"] = (
-        not failures and not report["stopped_by_wall_cap"] and len(outcomes) == len(jobs) and server_errors == 0
+        not failures
+        and not empty
+        and not report["stopped_by_wall_cap"]
+        and len(outcomes) == len(jobs)
+        and server_errors == 0
+        and rss_within_limit
     )
     return report
 
 
-def _growth_after(samples: list[list[int]], done: int, last: dict[str, int] | None) -> float | None:
+def _growth_after(samples: list[list[float]], done: int, last: dict[str, int] | None) -> float | None:
     """RSS growth from the first sample taken after ``done`` requests to the end of the load."""
-    start = next((rss for count, rss in samples if count >= done), None)
+    start = next((sample[-1] for sample in samples if sample[0] >= done), None)
     if start is None or not last:
         return None
     return round(last["VmRSS"] / start - 1, 4)
+
+
+def _rss_after(
+    samples: list[list[float]], done: int, last: dict[str, int] | None, window: int = 1000
+) -> dict[str, Any] | None:
+    """RSS growth after the warm-up (the first ``done`` requests).
+
+    Under concurrent load the RSS of one sample depends on what the requests in flight hold at that moment (memory
+    freed by a request goes back to the system), so single samples vary by more than 10 %. ``growth`` compares the
+    median of the samples in the first ``window`` requests after the warm-up with the median of those in the last
+    ``window`` requests; a leak moves both the medians and the highest sample. Also reported: the single samples at
+    both ends (``point_growth``) and the highest sample after the warm-up over the first window's median.
+    """
+    after = [sample for sample in samples if sample[0] >= done]
+    if len(after) < 2 or not last:
+        return None
+    first_done, last_done = after[0][0], after[-1][0]
+    first = [sample[-1] for sample in after if sample[0] < first_done + window]
+    final = [sample[-1] for sample in after if sample[0] > last_done - window]
+    first_median, final_median = statistics.median(first), statistics.median(final)
+    highest = max(sample[-1] for sample in after)
+    return {
+        "requests": int(first_done),
+        "end_requests": int(last_done),
+        "window_requests": window,
+        "windows_overlap": last_done - window < first_done + window,
+        "first_window_median_kib": int(first_median),
+        "last_window_median_kib": int(final_median),
+        "growth": round(final_median / first_median - 1, 4),
+        "kib": int(after[0][-1]),
+        "end_kib": last["VmRSS"],
+        "point_growth": round(last["VmRSS"] / after[0][-1] - 1, 4),
+        "max_kib": int(highest),
+        "max_growth": round(highest / first_median - 1, 4),
+    }
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -554,6 +708,22 @@ def summary(report: dict[str, Any]) -> str:
         f"{mib(memory.get('after_load'))} (growth {report['server_rss_growth_during_load']}; after the first quarter "
         f"{report['server_rss_growth_after_first_quarter']})",
     ]
+    warm = report.get("server_rss_after_warmup")
+    if warm:
+        lines.append(
+            f"server RSS after the warm-up: median {warm['first_window_median_kib'] / 1024:.0f} MiB over requests "
+            f"{warm['requests']}-{warm['requests'] + warm['window_requests']}, "
+            f"{warm['last_window_median_kib'] / 1024:.0f} MiB over the last {warm['window_requests']} (growth "
+            f"{warm['growth']:+.1%}); single samples {warm['kib'] / 1024:.0f} -> {warm['end_kib'] / 1024:.0f} MiB "
+            f"({warm['point_growth']:+.1%}); highest {warm['max_kib'] / 1024:.0f} MiB ({warm['max_growth']:+.1%})"
+            + ("" if report.get("rss_within_limit") is None else f"; within the limit: {report['rss_within_limit']}")
+        )
+    provenance = report.get("provenance")
+    if provenance:
+        lines.append(
+            f"load average before {provenance['load_average_before']}, after {provenance['load_average_after']}"
+            + ("" if report.get("quiet_machine") else " (not a quiet machine: timings are not comparable)")
+        )
     lines += [f"  {failure[:160]}" for failure in report["failures"][:6]]
     if len(report["failures"]) > 6:
         lines.append(f"  ... ({len(report['failures'])} listed in the report)")
@@ -575,6 +745,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--images", type=int, default=6, help="distinct images (default 6)")
     parser.add_argument("--max-wall-s", type=float, default=900.0, help="stop sending after this (default 900)")
+    parser.add_argument(
+        "--rss-every", type=int, default=100, help="sample the server's RSS every N requests (default 100; 0: never)"
+    )
+    parser.add_argument(
+        "--warmup-requests",
+        type=int,
+        default=1000,
+        help="RSS growth is measured after this many requests (default 1000)",
+    )
+    parser.add_argument(
+        "--rss-window",
+        type=int,
+        default=1000,
+        help="RSS growth compares the median RSS of the first and the last N requests after the warm-up (default 1000)",
+    )
+    parser.add_argument(
+        "--max-rss-growth",
+        type=float,
+        help="fail when the RSS (window medians, see --rss-window) grows more than this fraction after the warm-up "
+        "(e.g. 0.10); default: not checked",
+    )
     parser.add_argument(
         "--pixel-limit",
         type=int,
@@ -598,6 +789,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         malformed_every=arguments.malformed_every,
         images=arguments.images,
         max_wall_s=arguments.max_wall_s,
+        rss_every=arguments.rss_every,
+        warmup_requests=arguments.warmup_requests,
+        rss_window=arguments.rss_window,
+        max_rss_growth=arguments.max_rss_growth,
         pixel_limit=arguments.pixel_limit,
         model=arguments.model,
         url=arguments.url,

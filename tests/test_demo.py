@@ -13,8 +13,9 @@ import pytest
 from workflows_yolov5_seg import demo
 
 from support.paths import ASSETS, DEMO_IMAGE
+from support.required import require_module
 
-pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
+require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,9 @@ from workflows_yolov5_seg.describe import (
 )
 
 from support.paths import REPOSITORY
+from support.required import require_module
 
-pytest.importorskip("inference.core.interfaces.http.handlers.workflows", reason="needs the inference extra")
+require_module("inference.core.interfaces.http.handlers.workflows", "Inference's HTTP handlers (the inference extra)")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ import supervision as sv
 
 from workflows_yolov5_seg.detections import encode_coco_rle
 
-mask_utils = pytest.importorskip("pycocotools.mask", reason="needs pycocotools (the test extra)")
+from support.required import require_module
+
+mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
 
 
 def random_mask(shape: tuple[int, int], density: float, seed: int = 0) -> np.ndarray:

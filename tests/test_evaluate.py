@@ -15,6 +15,8 @@ from workflows_yolov5_seg import evaluate
 from workflows_yolov5_seg.errors import InvalidParameterError, MissingDependencyError
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
+from support.required import require_module
+
 # What the two-box model finds on a 160x320 image (letterboxed: scale 1, pads (0, 80)): class id, xyxy.
 OBJECTS = [(1, (40, 0, 120, 60)), (0, (200, 100, 300, 160))]
 HEIGHT, WIDTH = 160, 320
@@ -43,7 +45,7 @@ def model(two_box_model: Path) -> YOLOv5SegModel:
 
 @pytest.fixture
 def pycocotools() -> None:
-    pytest.importorskip("pycocotools", reason="needs the evaluate extra")
+    require_module("pycocotools", "pycocotools (the evaluate and test extras)")
 
 
 def test_yolo_layout_becomes_coco_ground_truth(yolo_root: Path) -> None:

@@ -12,6 +12,7 @@ import workflows_yolov5_seg
 from workflows_yolov5_seg import model
 
 from support.paths import REPOSITORY
+from support.required import require_module
 
 
 def test_importing_the_package_loads_no_backend_and_no_runtime() -> None:
@@ -40,7 +41,7 @@ def test_runtime_names_are_the_models() -> None:
 
 
 def test_load_blocks_gives_the_block() -> None:
-    pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
+    require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
     from workflows_yolov5_seg.yolov5_instance_segmentation.v1 import YOLOv5InstanceSegmentationBlockV1
 
     assert workflows_yolov5_seg.load_blocks() == [YOLOv5InstanceSegmentationBlockV1]

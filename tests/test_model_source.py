@@ -29,6 +29,7 @@ from workflows_yolov5_seg.model_source import (
 from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
 from support.models import LETTERBOX_320_CONFIG
 from support.onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from support.required import require_module
 from support.workflows import init_engine, workflow
 
 API_KEY = "rf_model_source_SECRET_42"
@@ -190,7 +191,7 @@ def test_allowed_model_roots(sources, tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def run_workflow(model: str, api_key: str | None, serialize: bool = False) -> dict:
-    pytest.importorskip("roboflow_workflows.execution_engine.core")
+    require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
     definition = workflow(
         parameters={"api_key": None},
         step={"backend": "onnx"},

@@ -28,7 +28,9 @@ from workflows_yolov5_seg.errors import (
 )
 from workflows_yolov5_seg.served_errors import as_served, caller_errors_as_served_types, host_type, served_type
 
-handlers = pytest.importorskip("inference.core.interfaces.workflows_step_error_handlers", reason="needs Inference")
+from support.required import require_module
+
+handlers = require_module("inference.core.interfaces.workflows_step_error_handlers", "Inference (the inference extra)")
 
 
 def served_status(error: Exception) -> tuple[int | None, Exception]:

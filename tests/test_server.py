@@ -16,6 +16,8 @@ from workflows_yolov5_seg import server as server_module
 from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import MissingDependencyError
 
+from support.required import require_module
+
 
 def test_workdir_gets_the_folders_inference_mounts(tmp_path: Path) -> None:
     workdir = server_module.prepare_workdir(tmp_path / "server")
@@ -77,7 +79,8 @@ def test_serve_marks_the_process_served_and_adds_the_model_roots(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """With several workers (they import the app factory themselves), so no app is built here."""
-    uvicorn = pytest.importorskip("uvicorn", reason="needs the inference extra")
+    uvicorn = require_module("uvicorn", "uvicorn (the inference extra)")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "")  # serve sets it (tune_allocator): undone after the test
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
     for setting in (settings.SERVING, settings.MODEL_ROOTS, settings.SERVER_DIR, settings.WORKFLOWS_PLUGINS):

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 
 import pytest
 
-if os.environ.get("CI", "").lower() in ("", "0", "false", "no"):
-    pytest.importorskip("roboflow_workflows", reason="needs the Workflows engine: pip install '.[inference]'")
+from support.required import require_module
+
+require_module("roboflow_workflows", "the Workflows engine")
 
 from workflows_yolov5_seg import workflows_engine  # noqa: E402 - after the check above
 

@@ -45,14 +45,28 @@ class ModelCache(Generic[T]):
                 if key in self._models:
                     self._models.move_to_end(key)
                     return self._models[key]
-            model = load()
+            try:
+                model = load()
+            except BaseException:
+                # dropped when the load fails too: a lock kept per key ever asked for would grow without bound (a
+                # server asked for many models that do not load); threads waiting on it load again themselves
+                self._drop_key_lock(key, key_lock)
+                raise
             with self._lock:
                 self.loads += 1
                 self._models[key] = model
                 while len(self._models) > self.max_models:
                     self._models.popitem(last=False)
-                self._key_locks.pop(key, None)
+                self._drop_key_lock(key, key_lock, locked=True)
             return model
+
+    def _drop_key_lock(self, key: Hashable, key_lock: threading.Lock, locked: bool = False) -> None:
+        if not locked:
+            with self._lock:
+                self._drop_key_lock(key, key_lock, locked=True)
+            return
+        if self._key_locks.get(key) is key_lock:
+            del self._key_locks[key]
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:

@@ -14,12 +14,18 @@ registry, a model manager (with active learning when enabled) behind a fixed-siz
 
 Inference settings (``MAX_ACTIVE_MODELS``, ``ALLOW_ORIGINS``, ``METRICS_ENABLED``, ...) are read from the
 environment exactly as in the image.
+
+On glibc, ``serve`` also fixes malloc's mmap threshold (:func:`tune_allocator`): with glibc's dynamic threshold the
+server's RSS grew from 1.3 GiB to 2.4 GiB over 5000 requests at concurrency 16 while the memory in use stayed at
+~450 MiB: freed blocks stayed in malloc's heaps (docs/reliability.md, "Memory").
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -116,6 +122,59 @@ def build_model_manager() -> Any:
     return model_manager
 
 
+# glibc <malloc.h>: mallopt parameter of the mmap threshold; setting it also turns off the dynamic threshold.
+M_MMAP_THRESHOLD = -3
+GLIBC_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # HEAP_MAX_SIZE / 2 on 64-bit: mallopt refuses more
+MALLOC_MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
+
+
+def _glibc_version() -> str | None:
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return text.split()[-1] if text and text.startswith("glibc") else None
+
+
+def tune_allocator() -> str:
+    """Fixes glibc malloc's mmap threshold for this server process and its workers; returns what was done.
+
+    glibc serves blocks of at least ``M_MMAP_THRESHOLD`` bytes (128 KiB at start) with ``mmap`` and unmaps them when
+    freed, but raises the threshold to the size of each mapped block freed, up to 32 MiB. After a few requests every
+    image, mask and tensor comes from malloc's heaps, and concurrent requests leave them fragmented: freed memory
+    stays resident. A fixed threshold (:data:`settings.MMAP_THRESHOLD`, 256 KiB by default) keeps large blocks mapped,
+    so what a request frees goes back to the system. Set here with ``mallopt`` for this process and exported as
+    ``MALLOC_MMAP_THRESHOLD_`` for uvicorn's worker processes. Nothing is changed when the threshold is 0, when
+    ``MALLOC_MMAP_THRESHOLD_`` is already set (glibc applied it at start), or when the C library is not glibc.
+    """
+    threshold = settings.MMAP_THRESHOLD.get()
+    if threshold == 0:
+        return f"glibc's dynamic mmap threshold ({settings.MMAP_THRESHOLD.name}=0)"
+    if os.environ.get(MALLOC_MMAP_THRESHOLD_ENV, "").strip():
+        return f"mmap threshold from {MALLOC_MMAP_THRESHOLD_ENV}={os.environ[MALLOC_MMAP_THRESHOLD_ENV]}"
+    if not sys.platform.startswith("linux") or _glibc_version() is None:
+        return "the C library's own allocator settings (not glibc)"
+    if threshold > GLIBC_MMAP_THRESHOLD_MAX:
+        logger.warning(
+            "%s=%d is over glibc's maximum (%d); malloc keeps its dynamic mmap threshold.",
+            settings.MMAP_THRESHOLD.name,
+            threshold,
+            GLIBC_MMAP_THRESHOLD_MAX,
+        )
+        return "glibc's dynamic mmap threshold (the setting is over glibc's maximum)"
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+        applied = mallopt(M_MMAP_THRESHOLD, threshold) == 1
+    except (OSError, AttributeError):
+        applied = False
+    if not applied:
+        logger.warning("mallopt(M_MMAP_THRESHOLD, %d) failed; malloc keeps its dynamic mmap threshold.", threshold)
+        return "glibc's dynamic mmap threshold (mallopt failed)"
+    os.environ[MALLOC_MMAP_THRESHOLD_ENV] = str(threshold)
+    return f"mmap threshold {threshold} bytes ({settings.MMAP_THRESHOLD.name})"
+
+
 def require_inference_server() -> None:
     """Raises :class:`MissingDependencyError` with the install command when Inference's HTTP server is missing."""
     import importlib.util
@@ -166,6 +225,7 @@ def serve(
     require_inference_server()
     import uvicorn
 
+    logger.info("Memory allocator: %s.", tune_allocator())
     # Set in the environment, so uvicorn's worker processes inherit them.
     os.environ[settings.SERVING.name] = "served"
     if model_roots:

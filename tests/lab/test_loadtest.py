@@ -17,6 +17,7 @@ import pytest
 from benchmarks import loadtest
 
 from support.models import make_ring_model
+from support.required import require_file
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def check(report: dict, expected_good: int) -> None:
     assert report["sent"]["good"] == expected_good and not report["stopped_by_wall_cap"], report
     assert report["good_ok"] == expected_good, report["failures"]
     assert report["good_mismatches"] == 0 and report["good_incomplete"] == 0
+    assert all(report["serial_detections"]), f"an image without detections: {report['serial_detections']}"
     memory = report["server_rss_kib"]
     assert memory["ready"] and memory["after_load"], "the server's memory was not read"
     for kind, statuses in report["malformed_by_kind"].items():
@@ -72,8 +74,8 @@ def test_small_load(load_model: Path, tmp_path: Path) -> None:
 @pytest.mark.skipif(
     os.environ.get("WORKFLOWS_YOLOV5_SEG_FULL_LOAD_TEST") != "1", reason="set WORKFLOWS_YOLOV5_SEG_FULL_LOAD_TEST=1"
 )
-def test_full_load(load_model: Path) -> None:
-    model = loadtest.DEFAULT_MODEL if loadtest.DEFAULT_MODEL.is_file() else load_model
+def test_full_load() -> None:
+    model = require_file(loadtest.DEFAULT_MODEL, "the bundled trained model")
     report = loadtest.run_load_test(loadtest.Settings(model=str(model)), log=print)
     print(loadtest.summary(report))
     check(report, 1000)

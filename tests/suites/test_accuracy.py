@@ -4,7 +4,9 @@
   demo scene uses seed 2024) is evaluated with :func:`workflows_yolov5_seg.evaluate.evaluate` at Ultralytics' val
   settings (conf 0.001, IoU 0.6, multi-label; at most 100 detections per image, COCO's own cap, to keep the test
   fast). Its mask mAP50 must reach a bound the model really reaches (measured minus 0.05), and a deliberately broken
-  mask decode (the letterbox pads swapped between the axes, so masks land beside their objects) must not.
+  mask decode (the letterbox pads swapped between the axes, so masks land beside their objects) must not. Its mask
+  mAP50-95, deterministic on this set (ONNX Runtime on the CPU), must reach a bound 0.003 under the measured value:
+  tight enough that every mask shifted by one pixel (left, right, up or down) falls below it.
 - Golden outputs of three fixed generated scenes (landscape, portrait, square) pin boxes (1 px), classes, scores
   (0.01), mask areas (2 %) and mask centroids (1 px), at conf 0.2 / IoU 0.45, so a regression of pre-processing,
   scoring, NMS or decoding shows.
@@ -27,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support.required import require_file
+
 # Its own paths (not support.paths): the module also runs as a script, without tests/ on sys.path.
 REPOSITORY = Path(__file__).resolve().parents[2]
 TRAINED_MODEL = REPOSITORY / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
@@ -35,6 +39,9 @@ GOLDEN_FILE = REPOSITORY / "tests" / "data" / "accuracy_golden.json"
 SMALL_SET_SEED = 31
 SMALL_SET_IMAGES = 20
 BOUND_MARGIN = 0.05
+# mask mAP50-95 is deterministic on the small set; a one-pixel shift of every mask costs it 0.009 to 0.021
+MAP50_95_MARGIN = 0.003
+ONE_PIXEL_SHIFTS = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}  # (rows, columns)
 GOLDEN_SEED = 31
 GOLDEN_SCENES = ((640, 360), (360, 560), (500, 500))  # (width, height)
 # The block's defaults.
@@ -42,8 +49,7 @@ GOLDEN_PARAMETERS = {"confidence": 0.4, "iou_threshold": 0.3}
 
 
 def _model():  # noqa: ANN202
-    if not TRAINED_MODEL.is_file():
-        pytest.skip(f"the bundled trained model is missing: {TRAINED_MODEL}")
+    require_file(TRAINED_MODEL, "the bundled trained model")
     from workflows_yolov5_seg.model import YOLOv5SegModel
 
     return YOLOv5SegModel.from_pretrained(TRAINED_MODEL, backend="onnx", device="cpu")
@@ -71,6 +77,22 @@ def _swapped_pad_axes(exact_axes):  # noqa: ANN001, ANN202
         return exact_axes(dataclasses.replace(geometry, pad_ltrb=(top, left, bottom, right)), protos_hw, grid_hw)
 
     return axes
+
+
+def _shifted_decode(exact_decode, shift: tuple[int, int]):  # noqa: ANN001, ANN202
+    """``model.decode_masks`` whose every (dense) mask is moved by ``shift`` = (rows, columns) pixels, zero-filled."""
+    dy, dx = shift
+
+    def decode(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        masks = np.asarray(exact_decode(*args, **kwargs))
+        moved = np.zeros_like(masks)
+        height, width = masks.shape[1:]
+        moved[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = masks[
+            :, max(-dy, 0) : height - max(dy, 0), max(-dx, 0) : width - max(dx, 0)
+        ]
+        return moved
+
+    return decode
 
 
 def _golden() -> dict:
@@ -107,11 +129,30 @@ def small_set(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 def test_small_set_reaches_the_mask_map_bound(model, small_set) -> None:  # noqa: ANN001
     from workflows_yolov5_seg.evaluate import evaluate
 
-    bound = _golden()["small_set"]["mask_mAP50_bound"]
+    golden = _golden()["small_set"]
+    bound, bound_50_95 = golden["mask_mAP50_bound"], golden["mask_mAP50-95_bound"]
     metrics = evaluate(model, small_set, _parameters())
 
     assert metrics["images"] == SMALL_SET_IMAGES
     assert metrics["mask"]["mAP50"] >= bound, f"mask mAP50 {metrics['mask']['mAP50']:.4f} < {bound}.{_model_note()}"
+    assert metrics["mask"]["mAP50-95"] >= bound_50_95, (
+        f"mask mAP50-95 {metrics['mask']['mAP50-95']:.4f} < {bound_50_95} (measured "
+        f"{golden['measured']['mask_mAP50-95']}).{_model_note()}"
+    )
+
+
+def test_masks_one_pixel_off_fall_below_the_map50_95_bound(model, small_set, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Every mask moved one pixel right (the shift that costs the least, with the one up): mAP50 barely moves,
+    mAP50-95 falls below its bound."""
+    from workflows_yolov5_seg import model as model_module
+    from workflows_yolov5_seg.evaluate import evaluate
+
+    golden = _golden()["small_set"]
+    monkeypatch.setattr(model_module, "decode_masks", _shifted_decode(model_module.decode_masks, (0, 1)))
+    metrics = evaluate(model, small_set, _parameters())
+
+    assert metrics["mask"]["mAP50"] >= golden["mask_mAP50_bound"], "a one-pixel shift should not matter at IoU 0.5"
+    assert metrics["mask"]["mAP50-95"] < golden["mask_mAP50-95_bound"], metrics["mask"]
 
 
 def test_swapped_letterbox_pads_fall_below_the_bound(model, small_set, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
@@ -189,8 +230,7 @@ FP16_MODEL = REPOSITORY / "models" / "shapes-yolov5n-seg-320-fp16.onnx"
 def fp16_model():  # noqa: ANN201
     from workflows_yolov5_seg.model import YOLOv5SegModel
 
-    if not FP16_MODEL.is_file():
-        pytest.skip(f"the fp16 variant is missing: {FP16_MODEL}")
+    require_file(FP16_MODEL, "the bundled fp16 variant")
     return YOLOv5SegModel.from_pretrained(FP16_MODEL, backend="onnx", device="cpu")
 
 
@@ -213,23 +253,42 @@ def regenerate() -> None:
     import tempfile
 
     from workflows_yolov5_seg import masks
+    from workflows_yolov5_seg import model as model_module
     from workflows_yolov5_seg.evaluate import evaluate
 
     model = _model()
     with tempfile.TemporaryDirectory() as folder:
         dataset = _small_set(Path(folder))
         exact = evaluate(model, dataset, _parameters())
+        again = evaluate(model, dataset, _parameters())
+        if again["mask"] != exact["mask"]:
+            raise SystemExit(f"mask mAP differs between two evaluations: {exact['mask']} != {again['mask']}")
         exact_axes = masks._axes
         masks._axes = _swapped_pad_axes(exact_axes)
         try:
             broken = evaluate(model, dataset, _parameters())
         finally:
             masks._axes = exact_axes
+        exact_decode = model_module.decode_masks
+        shifted = {}
+        for name, shift in ONE_PIXEL_SHIFTS.items():
+            model_module.decode_masks = _shifted_decode(exact_decode, shift)
+            try:
+                shifted[name] = evaluate(model, dataset, _parameters())["mask"]
+            finally:
+                model_module.decode_masks = exact_decode
     bound = float(np.floor((exact["mask"]["mAP50"] - BOUND_MARGIN) * 1000) / 1000)
     if broken["mask"]["mAP50"] >= bound:
         raise SystemExit(
             f"the broken decode reaches mask mAP50 {broken['mask']['mAP50']:.4f} >= bound {bound}: the accuracy "
             "test could not fail; the model is too weak for this check."
+        )
+    bound_50_95 = float(np.floor((exact["mask"]["mAP50-95"] - MAP50_95_MARGIN) * 1000) / 1000)
+    reaching = {name: value["mAP50-95"] for name, value in shifted.items() if value["mAP50-95"] >= bound_50_95}
+    if reaching:
+        raise SystemExit(
+            f"masks shifted by one pixel reach the mask mAP50-95 bound {bound_50_95}: {reaching}; the bound is not "
+            "tight enough to catch them."
         )
     scenes = [
         {"generate_scene": f"scene_seed({GOLDEN_SEED}, 'golden', {index}), size {GOLDEN_SCENES[index]}"}
@@ -245,6 +304,10 @@ def regenerate() -> None:
         "box_mAP50-95": round(exact["box"]["mAP50-95"], 4),
     }
     broken_figures = {"mask_mAP50": round(broken["mask"]["mAP50"], 4), "box_mAP50": round(broken["box"]["mAP50"], 4)}
+    shifted_figures = {
+        name: {"mask_mAP50": round(value["mAP50"], 4), "mask_mAP50-95": round(value["mAP50-95"], 4)}
+        for name, value in shifted.items()
+    }
     document = {
         "model": TRAINED_MODEL.name,
         "model_sha256": hashlib.sha256(TRAINED_MODEL.read_bytes()).hexdigest(),
@@ -253,7 +316,9 @@ def regenerate() -> None:
             "parameters": dataclasses.asdict(_parameters()),
             "measured": figures,
             "mask_mAP50_bound": bound,
+            "mask_mAP50-95_bound": bound_50_95,
             "measured_with_swapped_pads": broken_figures,
+            "measured_with_masks_one_pixel_off": shifted_figures,
         },
         "scenes": scenes,
     }

@@ -23,11 +23,12 @@ from workflows_yolov5_seg import settings
 
 from support.fake_roboflow_api import WEIGHTS_PATH, FakeModel, FakeRoboflowAPI, package_files_from, serve
 from support.models import LETTERBOX_320_CONFIG, make_ring_model
+from support.required import require_module
 from support.server_fixture import ServerProcess, start_server, stop_server
 from support.workflows import workflow
 
-requests = pytest.importorskip("requests")
-pytest.importorskip("inference_sdk", reason="needs the inference extra")
+requests = require_module("requests", "requests (the inference extra)")
+require_module("inference_sdk", "the Inference SDK (the inference extra)")
 
 pytestmark = pytest.mark.server
 

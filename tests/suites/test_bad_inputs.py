@@ -30,6 +30,7 @@ from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_
 from support.fake_tensorrt import FakeCuda, FakeTrt
 from support.models import CLASS_NAMES, LETTERBOX_320_CONFIG, two_box_rows
 from support.onnx_graphs import make_classification_onnx, make_constant_seg_onnx, make_detection_only_onnx
+from support.required import require_module
 from support.workflows import init_engine, workflow
 
 GOOD_IMAGE = np.zeros((160, 320, 3), np.uint8)
@@ -94,7 +95,7 @@ def shared_model(two_box_model: Path) -> YOLOv5SegModel:
 @pytest.fixture(scope="module")
 def workflow_engine(two_box_model: Path):  # noqa: ANN201 - the engine
     """One compiled workflow (every parameter from ``$inputs``) whose block cache keeps one loaded model."""
-    pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
+    require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
     return init_engine(workflow(parameters=INPUT_PARAMETERS))
 
 

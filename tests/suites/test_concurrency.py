@@ -16,11 +16,10 @@ from workflows_yolov5_seg.model_cache import ModelCache
 
 from support.models import CLASS_NAMES
 from support.onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from support.required import require_module
 from support.workflows import init_engine, workflow
 
-pytest.importorskip(
-    "roboflow_workflows.execution_engine.core", reason="needs the Workflows engine: pip install '.[inference]'"
-)
+require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
 IMAGES = [np.full((h, w, 3), v, np.uint8) for h, w, v in [(160, 320, 0), (427, 640, 50), (240, 240, 200), (90, 60, 9)]]
 
@@ -49,6 +48,7 @@ def run_once(engine, image_index: int, model: Path) -> tuple:  # noqa: ANN001
 
 def test_sixteen_threads_share_one_model(engine, two_box_model: Path) -> None:  # noqa: ANN001
     serial = [run_once(engine, i, two_box_model) for i in range(len(IMAGES))]
+    assert all(boxes for boxes, _, _ in serial), "every image has detections: equal empty answers prove nothing"
     jobs = [(n % len(IMAGES), two_box_model) for n in range(16 * 100)]
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda job: (job[0], run_once(engine, *job)), jobs))
@@ -61,6 +61,7 @@ def test_two_models_alternating(engine, two_box_model: Path, second_model: Path)
     models = [two_box_model, second_model]
     serial = {(i, m): run_once(engine, i, m) for i in range(len(IMAGES)) for m in models}
     assert serial[(0, two_box_model)] != serial[(0, second_model)]
+    assert all(boxes for boxes, _, _ in serial.values()), "every image has detections with both models"
     jobs = [(n % len(IMAGES), models[n % 2]) for n in range(16 * 50)]
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda job: (job, run_once(engine, *job)), jobs))

@@ -4,8 +4,6 @@ for the right reasons. (No image is built here: there is no Docker engine; see d
 
 from __future__ import annotations
 
-import importlib
-import os
 import re
 from pathlib import Path
 from types import ModuleType
@@ -16,16 +14,15 @@ from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.describe import INFERENCE_VERSIONS_TESTED
 
 from support.paths import REPOSITORY
+from support.required import require_module
 
 DOCKER = REPOSITORY / "docker"
 DOCKERFILES = {"cpu": DOCKER / "Dockerfile", "gpu": DOCKER / "Dockerfile.gpu"}
 
 
 def require(module: str, reason: str) -> ModuleType:
-    """The module; a missing one skips the tests locally and fails them in CI (``CI`` set)."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=reason)
+    """The module; a missing one skips the tests locally and fails them in CI (``CI=true``: support.required)."""
+    return require_module(module, reason.removeprefix("needs "))
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from support.paths import DEMO_IMAGE, EXAMPLES, TRAINED_MODEL
+from support.required import require_file, require_module
 from support.server_fixture import (
     ServerProcess,
     assert_same_predictions,
@@ -20,7 +21,7 @@ from support.server_fixture import (
 )
 from support.workflows import BLOCK_TYPE, init_engine
 
-pytest.importorskip("roboflow_workflows.execution_engine.core", reason="needs the Workflows engine")
+require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
 VISUALIZATION = "segmentation_and_mask_visualization.json"
 FILTER_CROP_COUNT = "segmentation_filter_crop_count.json"
@@ -99,13 +100,13 @@ def test_filter_crop_count_example_in_process(ring_model: Path, test_images: dic
     assert default_classes["count"] == 0, "the default class ('circle') is not one of the ring model's"
 
 
-@pytest.mark.skipif(not TRAINED_MODEL.is_file(), reason=f"the trained model is not bundled yet: {TRAINED_MODEL}")
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_examples_run_on_the_bundled_model_and_image(name: str) -> None:
+    require_file(TRAINED_MODEL, "the bundled trained model")
     image = read_image(DEMO_IMAGE)
     result = run_in_process(load_example(name), {"image": image, "model": str(TRAINED_MODEL)}, False)[0]
     if name == FILTER_CROP_COUNT:
-        assert result["count"] == len(result["crops"]) == len(result["predictions"])
+        assert result["count"] == len(result["crops"]) == len(result["predictions"]) > 0
     elif name == VISUALIZATION:
         assert len(result["predictions"]) > 0
 
@@ -130,6 +131,7 @@ def test_example_on_the_server_equals_in_process(
         assert served[0]["count"] == 2 and len(served[0]["crops"]) == 2
     elif name == VISUALIZATION:
         assert decode_image(served[0]["visualization"]).shape == read_image(image).shape
+        assert [p["class"] for p in served[0]["predictions"]["predictions"]] == ["ring", "blob"]
 
 
 @pytest.mark.server

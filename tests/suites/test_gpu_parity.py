@@ -29,15 +29,14 @@ from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 from workflows_yolov5_seg.model_package import load_model_package
 
 from support.paths import TRAINED_MODEL
+from support.required import require_file
 
 TRT_INSTALL = "pip install --extra-index-url https://pypi.nvidia.com tensorrt-cu12"
 
 
 @pytest.fixture(scope="module")
 def trained_model() -> Path:
-    if not TRAINED_MODEL.is_file():
-        pytest.skip(f"the trained model {TRAINED_MODEL.name} is not in workflows_yolov5_seg/assets yet")
-    return TRAINED_MODEL
+    return require_file(TRAINED_MODEL, "the bundled trained model")
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:

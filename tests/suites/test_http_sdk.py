@@ -11,9 +11,7 @@ same image alone.
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +22,7 @@ import pytest
 
 from tools.synthetic_shapes import generate_scene
 
+from support.required import require_module
 from support.server_fixture import (
     EXAMPLES,
     ServerProcess,
@@ -39,10 +38,8 @@ DEDUCTED_IMAGE = "<deducted_image>"  # what Inference's CLI writes into results.
 
 
 def require(module: str, reason: str) -> ModuleType:
-    """The module; a missing one skips the tests locally and fails them in CI (``CI`` set)."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=reason)
+    """The module; a missing one skips the tests locally and fails them in CI (``CI=true``: support.required)."""
+    return require_module(module, reason.removeprefix("needs "))
 
 
 @pytest.fixture(scope="module")

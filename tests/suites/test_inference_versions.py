@@ -34,6 +34,7 @@ import pytest
 from packaging.version import Version
 
 from support.paths import REPOSITORY
+from support.required import in_ci
 
 TESTS = REPOSITORY / "tests"
 PROBE = "support.inference_version_probe"  # run with python -m from tests/ (it imports support.workflows)
@@ -51,10 +52,6 @@ def inference_extra_bounds() -> dict[str, tuple[str, str]]:
     found = re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?>=([^,"]+),<=([^,"]+)"', extra[1])
     assert len(found) == extra[1].count('"') // 2, f"give each requirement of the extra >=X,<=Y bounds: {extra[1]}"
     return {name: (lowest, highest) for name, lowest, highest in found}
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
 def pip(venv_python: Path, *arguments: str) -> None:

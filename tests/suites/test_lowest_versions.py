@@ -2,7 +2,7 @@
 
 A fresh venv (no Workflows engine) gets exactly the lower bounds of the base dependencies, onnxruntime, and this
 package without dependencies; the bundled model then runs on the demo image there and here, and both runs must give
-the same detections, masks and RLE strings. pip needs the package index: outside CI (``CI`` unset) the test skips
+the same detections, masks and RLE strings. pip needs the package index: outside CI (``CI`` not ``true``) the test skips
 when the index cannot be reached; in CI it fails.
 """
 
@@ -21,6 +21,7 @@ import pytest
 from packaging.version import Version
 
 from support.paths import REPOSITORY
+from support.required import in_ci
 
 # Runs in both environments; prints one JSON object. cv2 comes with supervision's OpenCV dependency.
 PROBE = """
@@ -74,7 +75,7 @@ def pip(venv_python: Path, *arguments: str) -> None:
     if done.returncode == 0:
         return
     report = f"pip {' '.join(arguments)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    if not os.environ.get("CI"):
+    if not in_ci():
         index = subprocess.run(
             [venv_python, "-m", "pip", "index", "versions", "numpy"], capture_output=True, text=True, timeout=120
         )

@@ -38,6 +38,7 @@ from workflows_yolov5_seg.model_source import resolve_model
 
 from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
 from support.models import LETTERBOX_320_CONFIG, make_rectangle_model
+from support.required import require_module
 from support.workflows import init_engine, workflow
 
 API_KEY = "rf_security_SECRET_9f8e7d"
@@ -177,7 +178,7 @@ def test_several_roots(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_refused_path_in_a_workflow_is_a_step_error(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("roboflow_workflows.execution_engine.core")
+    require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
     from roboflow_workflows.errors import StepExecutionError
 
     monkeypatch.setattr(model_cache, "MODELS", ModelCache())
@@ -243,7 +244,7 @@ def test_the_key_is_in_no_workflow_output_log_or_cache_name(
     api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, key_from: str
 ) -> None:
     """Both the raw outputs (``sv.Detections`` with all their data) and the serialised ones, at every log level."""
-    pytest.importorskip("roboflow_workflows.execution_engine.core")
+    require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
     monkeypatch.setattr(model_cache, "MODELS", ModelCache())
     if key_from == "environment":

@@ -21,6 +21,7 @@ import pytest
 from support.models import make_two_box_model
 from support.onnx_graphs import make_detection_only_onnx
 from support.paths import DEMO_IMAGE, REPOSITORY, TRAINED_MODEL
+from support.required import require_file, require_module
 from support.server_fixture import (
     ServerProcess,
     assert_same_predictions,
@@ -31,8 +32,10 @@ from support.server_fixture import (
 from support.workflows import BLOCK_TYPE, class_filter_step, dynamic_crop_step, mask_visualization_step
 from support.workflows import workflow as build_workflow
 
-requests = pytest.importorskip("requests")
-pytest.importorskip("inference_sdk", reason="needs the inference extra")
+requests = require_module("requests", "requests (the inference extra)")
+require_module("inference_sdk", "the Inference SDK (the inference extra)")
+require_module("uvicorn", "uvicorn (the inference extra)")
+require_module("fastapi", "FastAPI (the inference extra)")
 
 # confidence, class_filter and mask_format from $inputs
 PARAMETERS = {"confidence": 0.4, "class_filter": None, "mask_format": "dense"}
@@ -102,7 +105,8 @@ def test_describe_lists_the_block_with_schema_and_outputs(inference_server: Serv
     from workflows_yolov5_seg.describe import DESCRIPTIONS_GENERATED_WITH, block_file_name
 
     committed = REPOSITORY / "blocks" / block_file_name(BLOCK_TYPE)
-    if committed.is_file() and metadata.version("inference-core") == DESCRIPTIONS_GENERATED_WITH:
+    assert committed.is_file(), f"{committed} is missing; generate it: workflows-yolov5-seg generate"
+    if metadata.version("inference-core") == DESCRIPTIONS_GENERATED_WITH:
         assert block == json.loads(committed.read_text(encoding="utf-8")), (
             f"{committed} differs from the server's description; regenerate: workflows-yolov5-seg generate"
         )
@@ -133,6 +137,7 @@ def test_batch_of_images_of_different_sizes(
     for path, ours, theirs in zip(paths, served, local, strict=True):
         height, width = read_image(path).shape[:2]
         assert ours["predictions"]["image"] == {"width": width, "height": height}
+        assert ours["predictions"]["predictions"], f"no detections for {path.name}: equal answers would prove nothing"
         assert_same_predictions(ours["predictions"], theirs["predictions"])
 
 
@@ -151,7 +156,7 @@ def test_parameters_passed_as_inputs(
 def test_rle_over_http_decodes_to_the_exact_masks_holes_included(
     inference_server: ServerProcess, ring_model: Path, test_images: dict[str, Path]
 ) -> None:
-    mask_utils = pytest.importorskip("pycocotools.mask")
+    mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
     image = test_images["wide"]
     served = run_served(inference_server, workflow(), {"image": str(image)}, model=str(ring_model), mask_format="rle")
     dense = run_in_process(workflow(), {"image": read_image(image), "model": str(ring_model)}, serialize_results=False)[
@@ -342,9 +347,9 @@ def test_sdk_reports_errors_with_status_and_message(
 
 
 @pytest.mark.server
-@pytest.mark.skipif(not TRAINED_MODEL.is_file(), reason=f"the trained model is not bundled yet: {TRAINED_MODEL}")
 def test_trained_model_served_equals_in_process(inference_server: ServerProcess, tmp_path: Path) -> None:
-    mask_utils = pytest.importorskip("pycocotools.mask")
+    require_file(TRAINED_MODEL, "the bundled trained model")
+    mask_utils = require_module("pycocotools.mask", "pycocotools (the test extra)")
     image = read_image(DEMO_IMAGE)
     png = tmp_path / "demo-scene.png"  # lossless, so both sides decode the same pixels
     cv2.imwrite(str(png), image)

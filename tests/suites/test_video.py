@@ -13,7 +13,6 @@ import copy
 import importlib
 import importlib.util
 import json
-import os
 import socket
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +26,7 @@ from benchmarks.loadtest import without_volatile
 from tools.synthetic_video import pan_video, read_video, write_video
 
 from support.paths import REPOSITORY
+from support.required import require_module
 
 EXAMPLES = REPOSITORY / "examples"
 VIDEO_WORKFLOW = EXAMPLES / "video_mask_visualization.json"
@@ -36,10 +36,8 @@ INIT_PARAMETERS = {"workflows_core.model_manager": None, "workflows_core.api_key
 
 
 def require(module: str, reason: str) -> ModuleType:
-    """The module; a missing one skips the tests locally and fails them in CI (``CI`` set)."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module, reason=reason)
+    """The module; a missing one skips the tests locally and fails them in CI (``CI=true``: support.required)."""
+    return require_module(module, reason.removeprefix("needs "))
 
 
 @pytest.fixture(scope="module")

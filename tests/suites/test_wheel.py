@@ -15,7 +15,16 @@ from workflows_yolov5_seg import demo
 from support.paths import REPOSITORY
 
 # Lab code that lives beside the package (benchmarks/, tools/, training/) and must never ship.
-LAB_MODULES = ("benchmark", "peers", "loadtest", "synthetic_shapes", "parity_ultralytics", "train", "export_onnx")
+LAB_MODULES = (
+    "benchmark",
+    "peers",
+    "loadtest",
+    "memory_probe",
+    "synthetic_shapes",
+    "parity_ultralytics",
+    "train",
+    "export_onnx",
+)
 LAB_PACKAGES = ("benchmarks", "tools", "training", "tests", "models")
 # The int8 variant ships too (issue 14): CPU users get the faster model without running `quantize` (2.5 MB).
 DEMO_ASSETS = {demo.DEMO_MODEL, demo.DEMO_MODEL_INT8, demo.DEMO_IMAGE, demo.DEMO_WORKFLOW, "class_names.txt"}

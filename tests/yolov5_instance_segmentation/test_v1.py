@@ -15,6 +15,7 @@ from workflows_yolov5_seg import model_cache
 from workflows_yolov5_seg.model_cache import ModelCache
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1
 
+from support.required import require_module
 from support.server_fixture import run_in_process
 from support.workflows import (
     class_filter_step,
@@ -25,9 +26,7 @@ from support.workflows import (
     workflow,
 )
 
-pytest.importorskip(
-    "roboflow_workflows.execution_engine.core", reason="needs the Workflows engine: pip install '.[inference]'"
-)
+require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
 CONFIDENCE = {"confidence": 0.4}  # the step reads confidence from $inputs, 0.4 unless given
 MASK_FORMAT = {"mask_format": "dense"}  # the step reads mask_format from $inputs, dense unless given
@@ -238,7 +237,7 @@ IMAGE = np.zeros((320, 320, 3), np.uint8)
 
 @pytest.fixture(scope="module")
 def mask_utils():  # noqa: ANN201 - pycocotools.mask
-    return pytest.importorskip("pycocotools.mask", reason="needs pycocotools (comes with the Workflows engine)")
+    return require_module("pycocotools.mask", "pycocotools (the test extra)")
 
 
 @pytest.fixture(scope="module")

@@ -218,12 +218,31 @@ class BlockManifest(WorkflowBlockManifest):
         return [
             OutputDefinition(name=INFERENCE_ID_KEY, kind=[INFERENCE_ID_KIND]),
             # RLE first: the serialiser tries the kinds in order, and the RLE one applies only to detections that
-            # carry `rle_mask` (mask_format "rle"); the others fall through to polygons (as core blocks do).
+            # carry `rle_mask` (mask_format "rle"); the others fall through to polygons (as core blocks do). A step
+            # with a literal mask_format "dense" lists polygons first (get_actual_outputs).
             OutputDefinition(
                 name="predictions",
                 kind=[RLE_INSTANCE_SEGMENTATION_PREDICTION_KIND, INSTANCE_SEGMENTATION_PREDICTION_KIND],
             ),
             OutputDefinition(name="model_id", kind=[ROBOFLOW_MODEL_ID_KIND]),
+        ]
+
+    def get_actual_outputs(self) -> List[OutputDefinition]:
+        """The outputs of this step: as :meth:`describe_outputs`, with the polygon kind first for ``mask_format``
+        ``dense``.
+
+        The serialiser tries the kinds in order. The RLE serialiser raises on detections without ``rle_mask``; the
+        exception it leaves behind holds, through its traceback, every frame of the workflow run (images, dense masks)
+        in a reference cycle that only Python's cyclic garbage collector frees: under load, hundreds of MiB waiting
+        for a full collection (docs/reliability.md, "Memory"). With ``mask_format`` from a selector the value is
+        known only at run time, so RLE stays first.
+        """
+        outputs = self.describe_outputs()
+        if self.mask_format != "dense":
+            return outputs
+        return [
+            OutputDefinition(name=output.name, kind=[*output.kind[::-1]]) if output.name == "predictions" else output
+            for output in outputs
         ]
 
     @classmethod
