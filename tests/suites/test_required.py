@@ -11,7 +11,7 @@ from support.required import in_ci, require_file, require_module
 
 pytest_plugins = ["pytester"]
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 # What the tests may still skip without: optional hardware and optional cross-checks, never the Workflows engine,
 # the server's dependencies, the test extra or the bundled model.
 OPTIONAL_MODULES = {"tensorrt", "torch", "fcntl"}
