@@ -18,7 +18,7 @@ from workflows_yolov5_seg.errors import MissingDependencyError
 
 ASSETS = resources.files("workflows_yolov5_seg") / "assets"
 DEMO_MODEL = "shapes-yolov5n-seg-320.onnx"
-# The same model quantized to int8 (workflows-yolov5-seg quantize; docs/quantization.md): faster on CPUs.
+# The same model quantized to int8 (workflows-yolov5-seg quantize; its speed and accuracy: docs/quantization.md).
 DEMO_MODEL_INT8 = "shapes-yolov5n-seg-320-int8.onnx"
 DEMO_IMAGE = "demo-scene.jpg"
 DEMO_WORKFLOW = "demo_workflow.json"
