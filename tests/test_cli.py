@@ -19,7 +19,7 @@ from support.models import make_two_box_model
 
 def test_every_command_is_a_subcommand_with_its_help(capsys: pytest.CaptureFixture[str]) -> None:
     names = [command.name for command in cli.COMMANDS]
-    assert names == ["serve", "demo", "generate", "build-engine", "evaluate"]
+    assert names == ["serve", "demo", "generate", "build-engine", "evaluate", "quantize"]
     with pytest.raises(SystemExit) as exit_info:
         cli.build_parser().parse_args(["--help"])
     assert exit_info.value.code == 0
@@ -82,14 +82,16 @@ def test_demo_prints_what_it_found_and_wrote(
 
     calls = []
 
-    def run_demo(output_dir: Path, image_path: Path | None, model: str | None) -> dict:
-        calls.append((output_dir, image_path, model))
+    def run_demo(output_dir: Path, image_path: Path | None, model: str | None, int8: bool) -> dict:
+        calls.append((output_dir, image_path, model, int8))
         return {"predictions": {"predictions": [{"class": "ring"}, {"class": "blob"}, {"class": "ring"}]}}
 
     monkeypatch.setattr(demo, "run_demo", run_demo)
     out = tmp_path / "out"
+    assert cli.main(["demo", "--out", str(out), "--int8"]) == 0
+    capsys.readouterr()
     assert cli.main(["demo", "--out", str(out), "--image", "scene.png", "--model", "m.onnx"]) == 0
-    assert calls == [(out, Path("scene.png"), "m.onnx")]
+    assert calls == [(out, None, None, True), (out, Path("scene.png"), "m.onnx", False)]
     assert capsys.readouterr().out.strip() == (
         f"Found 1 blob, 2 ring. Wrote {out / 'annotated.jpg'} and {out / 'result.json'}."
     )

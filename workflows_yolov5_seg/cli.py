@@ -77,7 +77,11 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: demo-output)")
     parser.add_argument("--image", type=Path, default=None, help="an image instead of the bundled scene")
     parser.add_argument("--model", default=None, help="a model instead of the bundled one")
-    parser.add_argument("--int8", action="store_true", help="the bundled model's int8 variant (a third of the size; see docs/quantization.md for its speed)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="the bundled model's int8 variant (a third of the size; its speed: docs/quantization.md)",
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:

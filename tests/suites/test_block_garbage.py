@@ -21,7 +21,7 @@ from workflows_yolov5_seg.workflows_engine import (
 from workflows_yolov5_seg.yolov5_instance_segmentation import v1
 
 from support.required import require_module
-from support.workflows import init_engine
+from support.workflows import init_engine, workflow
 
 require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
@@ -47,25 +47,9 @@ def test_polygons_first_for_dense_masks_same_kinds_always(mask_format: str, expe
     assert others == {o.name: o.kind for o in v1.BlockManifest.describe_outputs() if o.name != "predictions"}
 
 
-def workflow(mask_format: str) -> dict:
-    return {
-        "version": "1.0",
-        "inputs": [
-            {"type": "WorkflowImage", "name": "image"},
-            {"type": "WorkflowParameter", "name": "model"},
-            {"type": "WorkflowParameter", "name": "mask_format", "default_value": "dense"},
-        ],
-        "steps": [
-            {
-                "type": v1.BLOCK_TYPE,
-                "name": "seg",
-                "images": "$inputs.image",
-                "model": "$inputs.model",
-                "mask_format": mask_format,
-            }
-        ],
-        "outputs": [{"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"}],
-    }
+def workflow_with(mask_format: str) -> dict:
+    """The block with ``mask_format`` literal (``dense``) or from ``$inputs.mask_format`` (default ``dense``)."""
+    return workflow(parameters={"mask_format": "dense"}, step={"mask_format": mask_format})
 
 
 def garbage_of_runs(definition: dict, model: Path, runs: int = 3) -> Counter:
@@ -92,12 +76,12 @@ def garbage_of_runs(definition: dict, model: Path, runs: int = 3) -> Counter:
 
 
 def test_dense_runs_leave_no_exception_cycles(two_box_model: Path) -> None:
-    dense = garbage_of_runs(workflow("dense"), two_box_model)
+    dense = garbage_of_runs(workflow_with("dense"), two_box_model)
     assert dense["traceback"] == 0 and dense["ValueError"] == 0, dense
     assert dense["frame"] == 0, f"frames of a run left in reference cycles: {dense}"
 
 
 def test_the_selector_case_still_pays_the_failed_rle_attempt(two_box_model: Path) -> None:
     """What the ordering avoids: with ``mask_format`` from ``$inputs`` the RLE serialiser raises per run."""
-    from_inputs = garbage_of_runs(workflow("$inputs.mask_format"), two_box_model)
+    from_inputs = garbage_of_runs(workflow_with("$inputs.mask_format"), two_box_model)
     assert from_inputs["ValueError"] >= 3 and from_inputs["frame"] > 0, from_inputs

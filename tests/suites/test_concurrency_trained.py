@@ -22,7 +22,7 @@ from workflows_yolov5_seg.model_cache import ModelCache
 
 from support.paths import TRAINED_MODEL
 from support.required import require_file, require_module
-from support.workflows import init_engine
+from support.workflows import init_engine, workflow
 
 require_module("roboflow_workflows.execution_engine.core", "the Workflows engine")
 
@@ -31,19 +31,7 @@ RUNS_PER_THREAD = 4
 # (width, height): landscape, portrait, square, odd sizes; each thread cycles through them from its own offset.
 SIZES = ((640, 480), (320, 320), (480, 640), (800, 450), (257, 193), (500, 500), (333, 611), (720, 405))
 SEED = 13_000
-WORKFLOW = {
-    "version": "1.0",
-    "inputs": [{"type": "WorkflowImage", "name": "image"}, {"type": "WorkflowParameter", "name": "model"}],
-    "steps": [
-        {
-            "type": "workflows_yolov5_seg/yolov5_instance_segmentation@v1",
-            "name": "seg",
-            "images": "$inputs.image",
-            "model": "$inputs.model",
-        }
-    ],
-    "outputs": [{"type": "JsonField", "name": "predictions", "selector": "$steps.seg.predictions"}],
-}
+WORKFLOW = workflow()
 
 
 def scene(thread: int, run: int) -> tuple[np.ndarray, int]:
