@@ -13,7 +13,7 @@ from support.paths import DEMO_IMAGE, EXAMPLES, TRAINED_MODEL
 from support.required import require_file, require_module
 from support.server_fixture import (
     ServerProcess,
-    assert_same_predictions,
+    assert_same_outputs,
     decode_image,
     load_example,
     read_image,
@@ -40,25 +40,6 @@ def selectors(value: Any) -> list[str]:
 
 def test_examples_folder_holds_the_documented_examples() -> None:
     assert {VISUALIZATION, FILTER_CROP_COUNT} <= set(EXAMPLE_NAMES)
-
-
-def assert_same_outputs(served: Any, local: Any, where: str = "result") -> None:
-    """Served and in-process serialised outputs agree: detections as in ``assert_same_predictions``, images by
-    size (both are JPEG re-encodings), everything else exactly (random ids aside)."""
-    if isinstance(local, dict) and "predictions" in local and "image" in local:
-        assert_same_predictions(served, local)
-    elif isinstance(local, dict) and local.get("type") == "base64":
-        assert decode_image(served).shape == decode_image(local).shape, where
-    elif isinstance(local, dict):
-        assert set(served) == set(local), where
-        for key in local:
-            assert_same_outputs(served[key], local[key], f"{where}.{key}")
-    elif isinstance(local, list):
-        assert len(served) == len(local), where
-        for index, (ours, theirs) in enumerate(zip(served, local, strict=True)):
-            assert_same_outputs(ours, theirs, f"{where}[{index}]")
-    else:
-        assert served == local, where
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)

@@ -26,15 +26,13 @@ from support.required import require_module
 from support.server_fixture import (
     EXAMPLES,
     ServerProcess,
-    assert_same_predictions,
-    decode_image,
+    assert_same_outputs,
     read_image,
     run_in_process,
 )
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 SCENES = {"scene-320x320": (0, (320, 320)), "scene-480x320": (1, (480, 320)), "scene-300x427": (2, (300, 427))}
-DEDUCTED_IMAGE = "<deducted_image>"  # what Inference's CLI writes into results.json in place of an image output
 
 
 def require(module: str, reason: str) -> ModuleType:
@@ -73,26 +71,6 @@ def parameters_for(definition: dict, model: Path) -> dict[str, Any]:
     if "classes" in declared_inputs(definition):
         parameters["classes"] = ["circle", "rectangle", "triangle", "star", "ring"]
     return parameters
-
-
-def assert_same_outputs(served: Any, local: Any, where: str = "result") -> None:  # noqa: ANN401
-    """A served output equals the in-process one: detections by ``assert_same_predictions``; images (JPEG
-    re-encodings on both sides) by size, or the CLI's placeholder; everything else exactly."""
-    if isinstance(local, dict) and "predictions" in local and "image" in local:
-        assert_same_predictions(served, local)
-    elif isinstance(local, dict) and local.get("type") == "base64":
-        if served != DEDUCTED_IMAGE:
-            assert decode_image(served).shape == decode_image(local).shape, where
-    elif isinstance(local, dict):
-        assert set(served) == set(local), where
-        for key in local:
-            assert_same_outputs(served[key], local[key], f"{where}.{key}")
-    elif isinstance(local, list):
-        assert len(served) == len(local), where
-        for index, (ours, theirs) in enumerate(zip(served, local, strict=True)):
-            assert_same_outputs(ours, theirs, f"{where}[{index}]")
-    else:
-        assert served == local, where
 
 
 def count_detections(result: dict) -> int:

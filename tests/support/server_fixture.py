@@ -207,5 +207,28 @@ def decode_image(serialized: dict[str, Any] | str) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(base64.b64decode(value), np.uint8), cv2.IMREAD_COLOR)
 
 
+DEDUCTED_IMAGE = "<deducted_image>"  # what Inference's CLI writes into results.json in place of an image output
+
+
+def assert_same_outputs(served: Any, local: Any, where: str = "result") -> None:  # noqa: ANN401
+    """A served output equals the in-process one: detections by ``assert_same_predictions``; images (JPEG
+    re-encodings on both sides) by size, or the CLI's placeholder; everything else exactly."""
+    if isinstance(local, dict) and "predictions" in local and "image" in local:
+        assert_same_predictions(served, local)
+    elif isinstance(local, dict) and local.get("type") == "base64":
+        if served != DEDUCTED_IMAGE:
+            assert decode_image(served).shape == decode_image(local).shape, where
+    elif isinstance(local, dict):
+        assert set(served) == set(local), where
+        for key in local:
+            assert_same_outputs(served[key], local[key], f"{where}.{key}")
+    elif isinstance(local, list):
+        assert len(served) == len(local), where
+        for index, (ours, theirs) in enumerate(zip(served, local, strict=True)):
+            assert_same_outputs(ours, theirs, f"{where}[{index}]")
+    else:
+        assert served == local, where
+
+
 def load_example(name: str) -> dict[str, Any]:
     return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from workflows_yolov5_seg import settings
 from workflows_yolov5_seg.errors import CacheNotWritableError, InvalidParameterError, check_choice
-from workflows_yolov5_seg.private_files import FILE_MODE, ensure_private_dir, write_atomically
+from workflows_yolov5_seg.private_files import exclusive_file_lock, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -276,23 +275,9 @@ class EngineCache:
         Uses ``fcntl.flock`` where available (Linux, macOS); elsewhere it does not lock across processes.
         """
         path = self.engine_path(key).with_suffix(LOCK_SUFFIX)
-        try:
-            ensure_private_dir(path.parent)
-        except PermissionError as error:
-            raise self.not_writable(path.parent, error) from None
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(exclusive_file_lock(path))
+            except PermissionError as error:
+                raise self.not_writable(path.parent, error) from None
             yield
-            return
-        try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        except PermissionError as error:
-            raise self.not_writable(path.parent, error) from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(descriptor, fcntl.LOCK_UN)
-            os.close(descriptor)
