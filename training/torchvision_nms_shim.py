@@ -19,6 +19,8 @@ that imports torchvision. Importing it twice is harmless.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -74,13 +76,31 @@ def _nms_impl(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float) ->
     return torch.from_numpy(keep).to(dets.device)
 
 
+def torchvision_ops_load() -> bool:
+    """Whether torchvision's compiled operators load next to this torch (then they are registered, and the shim must
+    not define them again: importing torchvision would abort on the second definition)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for library in sorted(Path(folder).glob("_C*.so")):
+            try:
+                torch.ops.load_library(str(library))
+            except OSError:  # e.g. a CUDA torchvision wheel next to the CPU torch wheel
+                return False
+            return True
+    return False
+
+
 def register() -> None:
     """Define ``torchvision::nms`` unless a working one already exists."""
     global _LIB
     if _LIB is not None:
         return
+    if torchvision_ops_load():
+        return
     try:
-        torch.ops.torchvision.nms  # noqa: B018 - probe for an existing op
+        torch.ops.torchvision.nms  # noqa: B018 - probe for an op registered some other way
         return
     except (AttributeError, RuntimeError):
         pass

@@ -29,9 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support.required import require_file
-
-# Its own paths (not support.paths): the module also runs as a script, without tests/ on sys.path.
+# Its own paths (not support.paths): the module also runs as a script, before tests/ is on sys.path.
 REPOSITORY = Path(__file__).resolve().parents[2]
 TRAINED_MODEL = REPOSITORY / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
 GOLDEN_FILE = REPOSITORY / "tests" / "data" / "accuracy_golden.json"
@@ -49,6 +47,8 @@ GOLDEN_PARAMETERS = {"confidence": 0.4, "iou_threshold": 0.3}
 
 
 def _model():  # noqa: ANN202
+    from support.required import require_file
+
     require_file(TRAINED_MODEL, "the bundled trained model")
     from workflows_yolov5_seg.model import YOLOv5SegModel
 
@@ -230,6 +230,8 @@ FP16_MODEL = REPOSITORY / "models" / "shapes-yolov5n-seg-320-fp16.onnx"
 def fp16_model():  # noqa: ANN201
     from workflows_yolov5_seg.model import YOLOv5SegModel
 
+    from support.required import require_file
+
     require_file(FP16_MODEL, "the bundled fp16 variant")
     return YOLOv5SegModel.from_pretrained(FP16_MODEL, backend="onnx", device="cpu")
 
@@ -331,5 +333,6 @@ def regenerate() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] != ["--regenerate"]:
         raise SystemExit(__doc__)
-    sys.path.insert(0, str(REPOSITORY))  # tools/ (the scene generator), as pytest's pythonpath gives the tests
+    # tools/ (the scene generator) and tests/ (support), as pytest's pythonpath gives the tests
+    sys.path[:0] = [str(REPOSITORY), str(REPOSITORY / "tests")]
     regenerate()
