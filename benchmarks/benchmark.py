@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import math
 import os
 import platform
@@ -72,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.provenance import DirtyTreeError, git_state, provenance, require_clean
+from benchmarks.provenance import DirtyTreeError, git_state, provenance, require_clean, write_report
 from benchmarks.stats import RatioInterval, ratio_interval, verdict
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -1277,10 +1276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(targets_text(targets))
     for note in ctx.notes:
         print(f"note: {note}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

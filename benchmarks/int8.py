@@ -23,7 +23,6 @@ rounds (default 30, no time budget). Speed-ups are fp32 median / int8 median wit
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import benchmark
-from benchmarks.provenance import DirtyTreeError, provenance, require_clean
+from benchmarks.provenance import DirtyTreeError, provenance, require_clean, write_report
 from benchmarks.stats import ratio_interval, verdict
 
 INT8_320 = benchmark.ASSETS / "shapes-yolov5n-seg-320-int8.onnx"
@@ -309,12 +308,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print(accuracy_table(accuracy))
     print()
     print("Targets:")
-    for target in report["targets"]:
-        print(f"- [{target['verdict'].upper()}] {target['target']}: {target['measured']}")
+    print(benchmark.targets_text(report["targets"]))
     for note in notes:
         print(f"note: {note}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0

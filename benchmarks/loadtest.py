@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import http.client
 import itertools
 import json
@@ -53,6 +52,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from workflows_yolov5_seg.backends.engine_cache import file_sha256
 
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
 ASSETS = Path(__file__).resolve().parents[1] / "workflows_yolov5_seg" / "assets"
@@ -424,14 +425,6 @@ def _git(*arguments: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def run_provenance(model: str) -> dict[str, Any]:
     """What the run ran on: git commit (and whether the tree had changes), the model's SHA-256, package versions, the
     load average before the run, and the memory allocator settings the server inherits."""
@@ -450,7 +443,7 @@ def run_provenance(model: str) -> dict[str, Any]:
         "git_commit": _git("rev-parse", "HEAD"),
         "git_tree_modified": None if status is None else bool(status),
         "model_file": None if weights is None else weights.name,
-        "model_sha256": None if weights is None else _sha256(weights),
+        "model_sha256": None if weights is None else file_sha256(weights),
         "versions": versions,
         "load_average_before": _load_average(),
         # what the server inherits about its memory allocator (glibc's variables; serve's mmap threshold setting)

@@ -8,7 +8,7 @@ dirty tree is marked ``"dirty": true`` (``--require-clean`` makes the benchmark 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
+
+from workflows_yolov5_seg.backends.engine_cache import file_sha256
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # The distributions whose versions change the measured figures.
@@ -61,14 +63,6 @@ def require_clean(state: dict) -> None:
         )
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_hashes(paths: Iterable[Path]) -> dict[str, dict]:
     """``{path: {"sha256": ..., "bytes": ...}}`` of each existing model file (every file of a folder)."""
     hashes: dict[str, dict] = {}
@@ -77,7 +71,7 @@ def model_hashes(paths: Iterable[Path]) -> dict[str, dict]:
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         for file in files:
             if file.is_file() and str(file) not in hashes:
-                hashes[str(file)] = {"sha256": sha256_file(file), "bytes": file.stat().st_size}
+                hashes[str(file)] = {"sha256": file_sha256(file), "bytes": file.stat().st_size}
     return hashes
 
 
@@ -121,3 +115,12 @@ def provenance(model_files: Iterable[Path] = ()) -> dict:
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def write_report(path: Path | None, report: dict) -> None:
+    """Writes a results JSON (the parent folders too) and says where; nothing without a path."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")

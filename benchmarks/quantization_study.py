@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.provenance import provenance
+from benchmarks.provenance import provenance, write_report
 from benchmarks.stats import ratio_interval
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -257,10 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "variants": rows,
         }
     print(table(rows))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

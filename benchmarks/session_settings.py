@@ -16,7 +16,6 @@ each configuration's time relative to the defaults with a 90 % bootstrap interva
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.provenance import provenance
+from benchmarks.provenance import provenance, write_report
 from benchmarks.stats import ratio_interval
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -138,10 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": results,
     }
     print("\n".join(lines))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

@@ -24,7 +24,6 @@ untimed (model load, workflow compilation). Offline: no API key, Inference's rel
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -37,6 +36,8 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from workflows_yolov5_seg.backends.engine_cache import file_sha256
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 MODEL = REPOSITORY / "workflows_yolov5_seg" / "assets" / "shapes-yolov5n-seg-320.onnx"
@@ -67,14 +68,6 @@ def prepare_environment() -> None:
 
     settings.register_plugin()
     os.environ.setdefault("DISABLE_VERSION_CHECK", "True")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def display_path(path: Path) -> str:
@@ -222,7 +215,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "versions": versions(),
         "model": {
             "path": display_path(model_file),
-            "sha256": sha256(model_file),
+            "sha256": file_sha256(model_file),
             "backend": model.backend.info.as_dict(),
         },
         "video": {"frames": count, "size": list(args.size), "step": args.step, "seed": args.seed, "codec": "FFV1"},

@@ -35,6 +35,7 @@ from packaging.version import Version
 
 from support.paths import REPOSITORY
 from support.required import in_ci
+from support.venvs import copy_of_sources, pip
 
 TESTS = REPOSITORY / "tests"
 PROBE = "support.inference_version_probe"  # run with python -m from tests/ (it imports support.workflows)
@@ -52,32 +53,6 @@ def inference_extra_bounds() -> dict[str, tuple[str, str]]:
     found = re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?>=([^,"]+),<=([^,"]+)"', extra[1])
     assert len(found) == extra[1].count('"') // 2, f"give each requirement of the extra >=X,<=Y bounds: {extra[1]}"
     return {name: (lowest, highest) for name, lowest, highest in found}
-
-
-def pip(venv_python: Path, *arguments: str) -> None:
-    """Runs pip in the venv; skips (outside CI) when the package index cannot be reached, fails otherwise."""
-    done = subprocess.run(
-        [venv_python, "-m", "pip", *arguments], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S
-    )
-    if done.returncode == 0:
-        return
-    report = f"pip {' '.join(arguments)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    if not in_ci():
-        index = subprocess.run(
-            [venv_python, "-m", "pip", "index", "versions", "inference-core"], capture_output=True, text=True
-        )
-        if index.returncode != 0:
-            pytest.skip(f"the package index cannot be reached (it is required in CI):\n{report}")
-    pytest.fail(report)
-
-
-def copy_of_sources(destination: Path) -> Path:
-    """What building the package reads, copied, so that the build writes nothing (build/, egg-info) into the repo."""
-    package = "workflows_yolov5_seg"
-    shutil.copytree(REPOSITORY / package, destination / package, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPOSITORY / name, destination / name)
-    return destination
 
 
 def start_probe(python: Path | str, pythonpath: str | None, folder: Path) -> subprocess.Popen:
@@ -185,6 +160,8 @@ def test_oldest_supported_inference_runs_the_plugin_as_the_newest(tmp_path: Path
             f"{copy_of_sources(tmp_path / 'source')}[inference,onnx-cpu]",
             f"inference-core[http]=={oldest}",
             f"inference-sdk=={bounds['inference-sdk'][0]}",
+            timeout_s=INSTALL_TIMEOUT_S,
+            index_probe="inference-core",
         )
         install_s = time.monotonic() - started
         old = probe_result(start_probe(python, None, tmp_path / "oldest"), tmp_path / "oldest", oldest)

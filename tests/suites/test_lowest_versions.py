@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from packaging.version import Version
 
 from support.paths import REPOSITORY
-from support.required import in_ci
+from support.venvs import copy_of_sources, pip
 
 # Runs in both environments; prints one JSON object. cv2 comes with supervision's OpenCV dependency.
 PROBE = """
@@ -69,30 +67,6 @@ def lower_bounds() -> dict[str, str]:
     return dict(re.findall(r'"([A-Za-z0-9_.-]+)>=([^,"]+)', dependencies.group(1)))
 
 
-def pip(venv_python: Path, *arguments: str) -> None:
-    """Runs pip in the venv; skips (outside CI) when the package index cannot be reached, fails otherwise."""
-    done = subprocess.run([venv_python, "-m", "pip", *arguments], capture_output=True, text=True, timeout=600)
-    if done.returncode == 0:
-        return
-    report = f"pip {' '.join(arguments)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    if not in_ci():
-        index = subprocess.run(
-            [venv_python, "-m", "pip", "index", "versions", "numpy"], capture_output=True, text=True, timeout=120
-        )
-        if index.returncode != 0:
-            pytest.skip(f"the package index cannot be reached (it is required in CI):\n{report}")
-    pytest.fail(report)
-
-
-def copy_of_sources(destination: Path) -> Path:
-    """What building the package reads, copied, so that the build writes nothing (build/, egg-info) into the repo."""
-    package = "workflows_yolov5_seg"
-    shutil.copytree(REPOSITORY / package, destination / package, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPOSITORY / name, destination / name)
-    return destination
-
-
 def run_probe(python: Path | str, cwd: Path, pythonpath: str | None) -> dict:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     if pythonpath:
@@ -109,8 +83,8 @@ def test_lowest_numpy_and_supervision_give_the_same_results(tmp_path: Path) -> N
     subprocess.run([sys.executable, "-m", "venv", venv], check=True, capture_output=True, timeout=300)
     python = venv / "bin" / "python"
     pins = [f"{name}=={version}" for name, version in bounds.items()]
-    pip(python, "install", "--only-binary=:all:", *pins, "onnxruntime")
-    pip(python, "install", "--no-deps", str(copy_of_sources(tmp_path / "source")))
+    pip(python, "install", "--only-binary=:all:", *pins, "onnxruntime", timeout_s=600, index_probe="numpy")
+    pip(python, "install", "--no-deps", str(copy_of_sources(tmp_path / "source")), timeout_s=600, index_probe="numpy")
 
     lowest = run_probe(python, tmp_path, pythonpath=None)
     here = run_probe(sys.executable, tmp_path, pythonpath=str(REPOSITORY))
