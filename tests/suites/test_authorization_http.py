@@ -2,9 +2,10 @@
 
 One server process for the module, started here rather than by the shared fixture: its environment points
 ``WORKFLOWS_YOLOV5_SEG_API_URL`` at the fake API of this module, gives it its own cache and short times-to-live
-(confirmations 5 s, refusals 1 s), so that expiry is seen by waiting a few seconds. Status codes: a missing, unknown
-or revoked key 401; a key without access to the model 403; a key not confirmed while the API cannot be asked 403.
-After every refusal the server keeps serving.
+(confirmations 5 s, refusals 1 s), so that expiry is seen by waiting a few seconds. A second server, started with
+``OFFLINE_MODE`` on and the same cache, stands for a new process on an air-gapped machine. Status codes: a missing,
+unknown or revoked key 401; a key without access to the model 403; a key not confirmed while the API cannot be asked
+403. After every refusal the server keeps serving.
 """
 
 from __future__ import annotations
@@ -38,12 +39,38 @@ KEY_B = "rf_http_team_B_SECRET_3c4d"  # a valid key of another workspace: 403
 KEY_C = "rf_http_team_C_SECRET_5e6f"  # may read the model (used for the time-to-live and revocation)
 KEY_D = "rf_http_team_D_SECRET_7a8b"  # may read the model (confirmed, then used while the API fails)
 KEY_E = "rf_http_team_E_SECRET_9c0d"  # may read the model, never confirmed before the API fails
+KEY_F = "rf_http_team_F_SECRET_1e2f"  # may read the model, never used before the offline server asks
 UNKNOWN_KEY = "rf_http_unknown_SECRET_0000"
-KEYS = (KEY_A, KEY_B, KEY_C, KEY_D, KEY_E, UNKNOWN_KEY)
+KEYS = (KEY_A, KEY_B, KEY_C, KEY_D, KEY_E, KEY_F, UNKNOWN_KEY)
 CONFIRMATION_TTL_S = 5.0
 REFUSAL_TTL_S = 1.0
 
 WORKFLOW = workflow(parameters={"api_key": None}, step={"model": MODEL_ID})
+
+
+def start_authorizing_server(workdir: Path, api: FakeRoboflowAPI, cache: Path, offline: bool = False) -> ServerProcess:
+    """A server for Roboflow ids only (no model roots), authorising keys at ``api`` with the short times-to-live."""
+    with pytest.MonkeyPatch.context() as environment:  # the server's environment, not this process's
+        environment.setenv(settings.API_URL.name, api.base_url)
+        environment.setenv(settings.CACHE_DIR.name, str(cache))
+        environment.setenv(settings.KEY_CONFIRMATION_TTL.name, str(CONFIRMATION_TTL_S))
+        environment.setenv(settings.KEY_REFUSAL_TTL.name, str(REFUSAL_TTL_S))
+        environment.setenv(settings.API_MAX_TRIES.name, "1")
+        environment.setenv(settings.RETRY_BACKOFF.name, "0")
+        for setting in (settings.API_KEY, settings.OFFLINE_MODE, settings.AUTHORIZE_ROBOFLOW_KEYS):
+            environment.delenv(setting.name, raising=False)
+        if offline:
+            environment.setenv(settings.OFFLINE_MODE.name, "true")
+        try:
+            return start_server(workdir, workdir / "server.log", model_roots=[])
+        except RuntimeError as error:
+            pytest.fail(f"the Inference server did not start: {error}", pytrace=False)
+
+
+def stop_and_check_log(server: ServerProcess) -> None:
+    stop_server(server)
+    log = server.log_path.read_text(encoding="utf-8", errors="replace")
+    assert not [key for key in KEYS if key in log], "an API key reached the server log"
 
 
 @pytest.fixture(scope="module")
@@ -55,29 +82,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
     (package / "class_names.txt").write_text("ring\nblob\nempty\n")
     (package / "inference_config.json").write_text(json.dumps(LETTERBOX_320_CONFIG))
     api = FakeRoboflowAPI(api_key="rf_http_unused", models={MODEL_ID: FakeModel(files=package_files_from(package))})
-    for key in (KEY_A, KEY_C, KEY_D, KEY_E):
+    for key in (KEY_A, KEY_C, KEY_D, KEY_E, KEY_F):
         api.grant(key, MODEL_ID)
     api.grant(KEY_B)
     with serve(api):
-        with pytest.MonkeyPatch.context() as environment:  # the server's environment, not this process's
-            environment.setenv(settings.API_URL.name, api.base_url)
-            environment.setenv(settings.CACHE_DIR.name, str(root / "cache"))
-            environment.setenv(settings.KEY_CONFIRMATION_TTL.name, str(CONFIRMATION_TTL_S))
-            environment.setenv(settings.KEY_REFUSAL_TTL.name, str(REFUSAL_TTL_S))
-            environment.setenv(settings.API_MAX_TRIES.name, "1")
-            environment.setenv(settings.RETRY_BACKOFF.name, "0")
-            for setting in (settings.API_KEY, settings.OFFLINE_MODE, settings.AUTHORIZE_ROBOFLOW_KEYS):
-                environment.delenv(setting.name, raising=False)
-            try:
-                server = start_server(root, root / "server.log", model_roots=[])  # Roboflow ids only
-            except RuntimeError as error:
-                pytest.fail(f"the Inference server did not start: {error}", pytrace=False)
+        server = start_authorizing_server(root, api, root / "cache")
         try:
             yield server, api
         finally:
-            stop_server(server)
-    log = server.log_path.read_text(encoding="utf-8", errors="replace")
-    assert not [key for key in KEYS if key in log], "an API key reached the server log"
+            stop_and_check_log(server)
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +166,23 @@ def test_while_the_api_fails_a_confirmed_key_works_and_an_unconfirmed_one_is_ref
     finally:
         api.status_overrides.clear()
     assert api.key_requests(KEY_E) == 1
+
+
+def test_a_new_offline_server_sharing_the_cache_serves_only_confirmed_keys(served, image, tmp_path: Path) -> None:
+    server, api = served
+    assert_served(run(server, image, KEY_A))  # KEY_A confirmed and recorded beside the package, by the first server
+    requests_before = len(api.requests)
+
+    offline = start_authorizing_server(tmp_path, api, Path(server.log_path).parent / "cache", offline=True)
+    try:
+        assert_served(run(offline, image, KEY_A))
+        for key in (KEY_F, KEY_B):  # F may read the model at Roboflow but was never confirmed with this cache
+            assert_refused(offline, run(offline, image, key), 403, "OFFLINE_MODE is on")
+        assert_refused(offline, run(offline, image, None), 401, "needs an API key")
+        assert_served(run(offline, image, KEY_A))
+    finally:
+        stop_and_check_log(offline)
+    assert len(api.requests) == requests_before  # the offline server never asked the API
 
 
 def test_the_server_cache_holds_no_key(served) -> None:
