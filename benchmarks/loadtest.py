@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.provenance import installed_versions
 from workflows_yolov5_seg.backends.engine_cache import file_sha256
 
 BLOCK_TYPE = "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
@@ -428,14 +429,6 @@ def _git(*arguments: str) -> str | None:
 def run_provenance(model: str) -> dict[str, Any]:
     """What the run ran on: git commit (and whether the tree had changes), the model's SHA-256, package versions, the
     load average before the run, and the memory allocator settings the server inherits."""
-    from importlib import metadata
-
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
     path = Path(model)
     weights = path if path.is_file() else next(iter(sorted(path.glob("*.onnx"))), None)
     status = _git("status", "--porcelain", "--untracked-files=no")
@@ -444,7 +437,7 @@ def run_provenance(model: str) -> dict[str, Any]:
         "git_tree_modified": None if status is None else bool(status),
         "model_file": None if weights is None else weights.name,
         "model_sha256": None if weights is None else file_sha256(weights),
-        "versions": versions,
+        "versions": installed_versions(VERSIONED_PACKAGES),
         "load_average_before": _load_average(),
         # what the server inherits about its memory allocator (glibc's variables; serve's mmap threshold setting)
         "allocator_environment": {

@@ -86,6 +86,11 @@ def package_versions(names: Iterable[str] = DISTRIBUTIONS) -> dict[str, str | No
     return versions
 
 
+def installed_versions(names: Iterable[str]) -> dict[str, str]:
+    """Exact versions of the distributions among ``names`` that are installed (the others left out)."""
+    return {name: version for name, version in package_versions(names).items() if version is not None}
+
+
 def cpu_description() -> dict:
     """Model name, logical CPUs and the instruction-set flags that decide int8 speed on x86."""
     model, flags = platform.processor() or "", set()

@@ -33,10 +33,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.provenance import installed_versions
 from workflows_yolov5_seg.backends.engine_cache import file_sha256
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -85,16 +85,6 @@ def git_commit() -> str | None:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
 
 
 def cpu_name() -> str:
@@ -212,7 +202,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         "git": git_commit(),
-        "versions": versions(),
+        "versions": installed_versions(PACKAGES),
         "model": {
             "path": display_path(model_file),
             "sha256": file_sha256(model_file),
