@@ -192,7 +192,7 @@ def test_a_detection_only_model(tmp_path: Path) -> None:
 def test_protos_with_the_wrong_channel_count(tmp_path: Path) -> None:
     rows, _ = two_box_rows()
     path = make_constant_seg_onnx(tmp_path / "m.onnx", rows, np.zeros((16, 80, 80), np.float32), names=CLASS_NAMES)
-    with pytest.raises(NotYOLOv5SegModelError, match="not a YOLOv5-seg model"):
+    with pytest.raises(NotYOLOv5SegModelError, match="not a YOLO segmentation model"):
         YOLOv5SegModel.from_pretrained(path)
 
 

@@ -281,7 +281,9 @@ def test_accepts_what_inference_models_accepts(tmp_path: Path) -> None:
     [
         ({"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "onnx"}, None),
         ({"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "trt"}, None),
-        ({"model_architecture": "yolov8", "backend_type": "onnx"}, "'model_architecture'"),
+        ({"model_architecture": "yolov8", "backend_type": "onnx"}, None),
+        ({"model_architecture": "yolo26", "backend_type": "onnx"}, None),
+        ({"model_architecture": "rfdetr", "backend_type": "onnx"}, "'model_architecture'.*yolov5, yolov8"),
         ({"model_architecture": "yolov5", "task_type": "object-detection"}, "'task_type'"),
         ({"model_architecture": "yolov5", "backend": "onnx"}, "'backend'.*'backend_type'"),
         ({"model_architecture": "yolov5", "backend_type": "tensorflow"}, "'backend_type'"),
@@ -290,7 +292,7 @@ def test_accepts_what_inference_models_accepts(tmp_path: Path) -> None:
 def test_model_config(tmp_path: Path, content: dict, error: str | None) -> None:
     path = write_json(tmp_path / "model_config.json", content)
     if error is None:
-        assert parse_model_config(path)["model_architecture"] == "yolov5"
+        assert parse_model_config(path)["model_architecture"] == content["model_architecture"]
     else:
         with pytest.raises(InvalidModelPackageError, match=error):
             parse_model_config(path)

@@ -74,16 +74,16 @@ def test_a_dynamic_size_without_a_training_size_is_640_with_a_warning(caplog: py
 @pytest.mark.parametrize(
     ("inputs", "outputs", "message"),
     [
-        ([IMAGES, ("mask", (1, 1, 320, 320))], [OUTPUT0, OUTPUT1], "YOLOv5-seg has one input"),
+        ([IMAGES, ("mask", (1, 1, 320, 320))], [OUTPUT0, OUTPUT1], "A YOLO segmentation model has one input"),
         ([("images", (1, 320, 320))], [OUTPUT0, OUTPUT1], r"inputs \[\(1, 320, 320\)\]"),
-        ([("images", (1, 4, 320, 320))], [OUTPUT0, OUTPUT1], "not a YOLOv5-seg model"),
-        ([IMAGES], [("output0", (1, 6300, 8))], "is a detection model: export a -seg model"),
-        ([IMAGES], [("output0", (1, 3))], "is a classification model: train and export a YOLOv5 -seg model"),
+        ([("images", (1, 4, 320, 320))], [OUTPUT0, OUTPUT1], "not a YOLO segmentation model"),
+        ([IMAGES], [("output0", (1, 6300, 8))], "is a detection model .*yolo export model=yolo11n-seg.pt"),
+        ([IMAGES], [("output0", (1, 3))], "is a classification model. Export an instance segmentation model"),
         ([IMAGES], [OUTPUT0, OUTPUT1, ("extra", (1, 1))], r"it has 3 output\(s\)"),
         ([IMAGES], [OUTPUT0, ("output1", (1, 16, 80, 80))], r"output1 \[B, 32, H/4, W/4\]"),
-        ([IMAGES], [("output0", (1, 6300, 37)), OUTPUT1], "output0 \\[B, N, 5 \\+ classes \\+ 32\\]"),
-        ([IMAGES], [("output0", (1, 6300, 40, 1)), OUTPUT1], "not a YOLOv5-seg model"),
-        ([("images", (1, 3, 330, 320))], [OUTPUT0, OUTPUT1], "takes 320x330 input; YOLOv5 needs multiples of 32"),
+        ([IMAGES], [("output0", (1, 6300, 37)), OUTPUT1], "output0 \\[B, N, 5 \\+ classes \\+ 32\\] of a YOLOv5-seg model"),
+        ([IMAGES], [("output0", (1, 6300, 40, 1)), OUTPUT1], "not a YOLO segmentation model"),
+        ([("images", (1, 3, 330, 320))], [OUTPUT0, OUTPUT1], "takes 320x330 input; it must be a multiple of the model's stride 32"),
     ],
     ids=[
         "two-inputs",
@@ -107,5 +107,5 @@ def test_refused_signatures_say_what_was_found_and_what_is_needed(inputs: list, 
 def test_the_stride_comes_from_the_model() -> None:
     inputs = [("images", (1, 3, 352, 352))]
     assert check_io_signature("m.onnx", inputs, [OUTPUT0, ("output1", (1, 32, 88, 88))]).input_hw == (352, 352)
-    with pytest.raises(NotYOLOv5SegModelError, match="multiples of 64"):
+    with pytest.raises(NotYOLOv5SegModelError, match="multiple of the model's stride 64"):
         check_io_signature("m.onnx", inputs, [OUTPUT0, ("output1", (1, 32, 88, 88))], stride=64)

@@ -2,17 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import supervision as sv
 
-from workflows_yolov5_seg.nms import (
-    Candidates,
-    box_iou,
-    non_max_suppression,
-    select_candidates,
-)
-
-from support.onnx_graphs import make_row
-
-NUM_CLASSES = 3
+from workflows_yolov5_seg.nms import Candidates, non_max_suppression
 
 
 def candidates(boxes: list[tuple[float, float, float, float]], scores: list[float], classes: list[int]) -> Candidates:
@@ -43,7 +35,7 @@ def candidates(boxes: list[tuple[float, float, float, float]], scores: list[floa
         ([(0, 0, 10, 10), (5, 0, 15, 10), (10, 0, 20, 10)], [0.9, 0.8, 0.7], [0, 0, 0], 0.3, False, 300, [0, 2]),
         # max_detections keeps the best
         ([(0, 0, 1, 1), (5, 5, 6, 6), (9, 9, 10, 10)], [0.9, 0.8, 0.7], [0, 1, 2], 0.5, False, 2, [0, 1]),
-        # degenerate (zero-area) boxes never suppress (IoU is NaN), as torchvision
+        # degenerate (zero-area) boxes never suppress (IoU NaN in torchvision, 0 in supervision)
         ([(0, 0, 0, 0), (0, 0, 0, 0)], [0.9, 0.8], [0, 0], 0.3, False, 300, [0, 1]),
         ([], [], [], 0.3, False, 300, []),
     ],
@@ -51,11 +43,6 @@ def candidates(boxes: list[tuple[float, float, float, float]], scores: list[floa
 def test_non_max_suppression(boxes, scores, classes, iou, agnostic, max_det, expected) -> None:
     kept = non_max_suppression(candidates(boxes, scores, classes), iou, agnostic, max_det)
     assert kept.tolist() == expected
-
-
-def test_box_iou_matches_the_definition() -> None:
-    iou = box_iou(np.array([[0, 0, 200, 200.0]]), np.array([[60, 60, 100, 100.0], [100, 0, 300, 200.0]]))
-    np.testing.assert_allclose(iou, [[1600 / 40000, 20000 / 60000]])
 
 
 def reference_greedy_nms(
@@ -66,7 +53,7 @@ def reference_greedy_nms(
     while remaining and len(kept) < max_detections:
         best, remaining = remaining[0], remaining[1:]
         kept.append(best)
-        iou = box_iou(found.xyxy[best : best + 1], found.xyxy[remaining])[0] if remaining else np.zeros(0)
+        iou = sv.box_iou_batch(found.xyxy[best : best + 1], found.xyxy[remaining])[0] if remaining else np.zeros(0)
         remaining = [
             other
             for other, value in zip(remaining, iou, strict=True)
@@ -98,59 +85,3 @@ def test_blocked_nms_equals_the_textbook_loop(seed, count, block_size, class_agn
     expected = reference_greedy_nms(found, 0.45, class_agnostic, max_detections)
     assert len(expected) < count  # the case really suppresses something
     assert kept.tolist() == expected
-
-
-@pytest.mark.parametrize(
-    ("objectness", "class_probs", "confidence", "expected_class", "expected_score"),
-    [
-        (0.9, [0.1, 0.95, 0.3], 0.4, 1, 0.855),  # Ultralytics: obj * cls, 0-based argmax of the classes
-        (0.97, [0.1, 0.95, 0.3], 0.4, 1, 0.9215),  # objectness never becomes a class (IM's slice-space bug)
-        (0.5, [0.7, 0.1, 0.1], 0.4, None, None),  # obj passes, obj * cls = 0.35 does not
-        (0.4, [1.0, 0.1, 0.1], 0.39, 0, 0.4),  # obj * cls just above
-        (0.4, [1.0, 0.1, 0.1], 0.4, None, None),  # obj must be strictly above the threshold
-    ],
-)
-def test_select_candidates_scores_like_ultralytics(
-    objectness, class_probs, confidence, expected_class, expected_score
-) -> None:
-    rows = make_row((10, 10, 30, 40), objectness, class_probs)[None]
-    found = select_candidates(rows, NUM_CLASSES, confidence)
-    if expected_class is None:
-        assert len(found) == 0
-        return
-    assert found.class_ids.tolist() == [expected_class]
-    np.testing.assert_allclose(found.scores, [expected_score], rtol=1e-6)
-    np.testing.assert_allclose(found.xyxy, [[10, 10, 30, 40]])
-
-
-def test_select_candidates_sorts_by_score_and_filters_classes_before_nms() -> None:
-    rows = np.stack(
-        [
-            make_row((0, 0, 10, 10), 0.6, [0.9, 0.0, 0.0]),
-            make_row((0, 0, 10, 10), 0.9, [0.0, 0.9, 0.0]),
-            make_row((0, 0, 10, 10), 0.8, [0.0, 0.0, 0.9]),
-        ]
-    )
-    found = select_candidates(rows, NUM_CLASSES, 0.3)
-    assert found.class_ids.tolist() == [1, 2, 0]
-    only_circle = select_candidates(rows, NUM_CLASSES, 0.3, allowed_class_ids=np.array([0]))
-    assert only_circle.class_ids.tolist() == [0]
-    # with the filter applied before agnostic NMS, the better boxes of other classes cannot suppress it
-    assert non_max_suppression(only_circle, 0.3, class_agnostic=True, max_detections=300).tolist() == [0]
-
-
-def test_coefficients_are_not_scaled_by_objectness() -> None:
-    coefficients = np.arange(32, dtype=np.float32)
-    found = select_candidates(make_row((0, 0, 5, 5), 0.5, [0.9, 0, 0], coefficients)[None], NUM_CLASSES, 0.1)
-    np.testing.assert_array_equal(found.coefficients[0], coefficients)
-
-
-def test_multi_label_makes_one_candidate_per_class_above_the_threshold() -> None:
-    rows = make_row((0, 0, 10, 10), 0.9, [0.8, 0.6, 0.1])[None]
-    single = select_candidates(rows, NUM_CLASSES, 0.3)
-    multi = select_candidates(rows, NUM_CLASSES, 0.3, multi_label=True)
-    assert single.class_ids.tolist() == [0]
-    assert multi.class_ids.tolist() == [0, 1]
-    np.testing.assert_allclose(multi.scores, [0.72, 0.54], rtol=1e-6)
-    # per-class NMS keeps both labels of the same box
-    assert non_max_suppression(multi, 0.5, class_agnostic=False, max_detections=300).tolist() == [0, 1]

@@ -245,6 +245,26 @@ def decode_masks(
     return masks
 
 
+def masks_with_pixels(
+    masks: npt.NDArray[np.bool_] | CompactMask, boxes_xyxy: npt.NDArray[np.floating]
+) -> npt.NDArray[np.bool_]:
+    """Which masks have at least one pixel, looking only inside each box (where :func:`decode_masks` draws).
+
+    Args:
+        masks: ``(N, H0, W0)`` masks from :func:`decode_masks`, dense or compact.
+        boxes_xyxy: ``(N, 4)`` the boxes they were decoded in.
+
+    Returns:
+        ``(N,)`` boolean.
+    """
+    if isinstance(masks, CompactMask):
+        return masks.area > 0
+    found = np.zeros(len(masks), dtype=np.bool_)
+    for index, (x1, y1, x2, y2) in enumerate(boxes_xyxy):
+        found[index] = masks[index, max(int(y1), 0) : math.ceil(y2), max(int(x1), 0) : math.ceil(x2)].any()
+    return found
+
+
 def _compact_masks(
     crops: Iterator[tuple[int, int, npt.NDArray[np.bool_]]], count: int, image_hw: tuple[int, int]
 ) -> CompactMask:

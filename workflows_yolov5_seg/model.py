@@ -25,11 +25,17 @@ from workflows_yolov5_seg.errors import (
     InvalidParameterError,
     check_choice,
 )
-from workflows_yolov5_seg.masks import MASK_DECODE_MODES, MaskDecodeMode, decode_masks, dense_mask_bytes
+from workflows_yolov5_seg.layouts import YOLOV5, OutputLayout, Selection
+from workflows_yolov5_seg.masks import (
+    MASK_DECODE_MODES,
+    MaskDecodeMode,
+    decode_masks,
+    dense_mask_bytes,
+    masks_with_pixels,
+)
 from workflows_yolov5_seg.model_package import ModelPackage
 from workflows_yolov5_seg.model_source import resolve_model
 from workflows_yolov5_seg.network import NUM_MASK_COEFFICIENTS
-from workflows_yolov5_seg.nms import non_max_suppression, select_candidates
 from workflows_yolov5_seg.preprocessing import ImageGeometry, preprocess_images
 
 logger = logging.getLogger(__name__)
@@ -40,15 +46,18 @@ class InferenceParameters:
     """Post-processing parameters; defaults equal those of Roboflow's instance-segmentation block.
 
     Attributes:
-        confidence: minimum ``objectness x class probability``, in [0, 1].
-        iou_threshold: IoU above which NMS drops the lower-scoring box, in [0, 1].
+        confidence: minimum score, in [0, 1]: ``objectness x class probability`` for YOLOv5, the class probability
+            for YOLOv8 and later, the graph's score for end-to-end exports (see :mod:`workflows_yolov5_seg.layouts`).
+        iou_threshold: IoU above which NMS drops the lower-scoring box, in [0, 1] (no effect on end-to-end exports,
+            which select their detections in the graph).
         class_filter: class names to keep (applied before NMS), or ``None`` for all.
         max_detections: at most this many detections per image, >= 1.
-        class_agnostic_nms: suppress overlapping boxes across classes.
+        class_agnostic_nms: suppress overlapping boxes across classes (no effect on end-to-end exports).
         mask_decode_mode: ``accurate``, ``fast`` or ``tradeoff``.
         tradeoff_factor: in [0, 1]; ``tradeoff`` decodes on a grid this far from the prototype grid to the image.
-        multi_label: every class above the threshold makes its own detection (Ultralytics' ``val.py`` setting for
-            mAP); by default only the best class of each anchor does (``predict``).
+        multi_label: every class above the threshold makes its own detection (Ultralytics' ``val`` setting for
+            mAP); by default only the best class of each anchor does (``predict``). End-to-end exports give one
+            class per row.
         compact_masks: return masks as ``supervision`` ``CompactMask`` (run-length crops of the boxes, a few MB even
             for hundreds of detections on 12 MP images) instead of dense ``(N, H, W)`` arrays.
     """
@@ -103,6 +112,10 @@ class YOLOv5SegModel:
         self.max_image_pixels = max_image_pixels or settings.MAX_IMAGE_PIXELS.get()
         self.max_mask_bytes = max_mask_bytes or settings.MAX_MASK_BYTES.get()
         self.class_names = package.class_names
+        # an engine-only package has no ONNX to read: its engine's shapes tell the layout
+        self.layout: OutputLayout = (
+            package.signature.layout if package.signature is not None else backend.info.layout or YOLOV5
+        )
 
     @classmethod
     def from_pretrained(
@@ -151,7 +164,7 @@ class YOLOv5SegModel:
             tensor: ``(B, 3, H, W)``.
 
         Returns:
-            ``(instances, protos)``: ``(B, N, 5 + nc + 32)`` and ``(B, 32, H / 4, W / 4)``.
+            ``(instances, protos)``: ``output0`` in the model's layout (:attr:`layout`) and ``(B, 32, H / 4, W / 4)``.
         """
         info = self.backend.info
         instances, protos = [], []
@@ -170,17 +183,17 @@ class YOLOv5SegModel:
         return np.concatenate(instances), np.concatenate(protos)
 
     def _check_outputs(self, instances: np.ndarray, protos: np.ndarray, batch: int) -> None:
-        width = 5 + len(self.class_names) + NUM_MASK_COEFFICIENTS
         net_h, net_w = self.backend.info.input_hw
-        if instances.ndim != 3 or instances.shape[0] != batch or instances.shape[2] != width:
+        problem = self.layout.check(instances, batch, len(self.class_names))
+        if problem is not None:
             raise InvalidModelOutputError(
-                f"'{self.model_id}' returned instances of shape {instances.shape}; expected ({batch}, N, {width}) "
-                f"for {len(self.class_names)} classes. Check that the class names match the model."
+                f"'{self.model_id}' returned output0 of shape {instances.shape} for its {self.layout.title} layout; "
+                f"{problem}. Check that the class names match the model."
             )
         if protos.shape != (batch, NUM_MASK_COEFFICIENTS, net_h // 4, net_w // 4):
             raise InvalidModelOutputError(
                 f"'{self.model_id}' returned prototypes of shape {protos.shape}; expected "
-                f"({batch}, 32, {net_h // 4}, {net_w // 4}). Is this a YOLOv5-seg export?"
+                f"({batch}, 32, {net_h // 4}, {net_w // 4}). Is this a YOLO segmentation export?"
             )
         if not (np.isfinite(instances).all() and np.isfinite(protos).all()):
             raise InvalidModelOutputError(
@@ -212,14 +225,15 @@ class YOLOv5SegModel:
         """Scores, suppresses and decodes masks, per image.
 
         Args:
-            instances: ``(B, N, 5 + nc + 32)`` raw ``output0``.
+            instances: raw ``output0``, in the model's layout (:attr:`layout`).
             protos: ``(B, 32, mh, mw)`` raw ``output1``.
             geometries: one per image, from :meth:`pre_process`.
             parameters: thresholds and modes.
 
         Returns:
             One ``sv.Detections`` per image, boxes and ``(N, H0, W0)`` masks on the original image, by descending
-            confidence.
+            confidence. For Ultralytics' generations (not YOLOv5), detections whose mask has no pixel are dropped,
+            as their ``predict`` does.
         """
         if not len(instances) == len(protos) == len(geometries):
             raise InvalidParameterError(
@@ -227,19 +241,17 @@ class YOLOv5SegModel:
                 "geometries; pass the outputs of forward() and the geometries of pre_process() for the same images."
             )
         parameters = parameters or InferenceParameters()
-        allowed = self.class_ids_for(parameters.class_filter)
-        kept_per_image = []
-        for image_instances in instances:
-            candidates = select_candidates(
-                image_instances, len(self.class_names), parameters.confidence, allowed, parameters.multi_label
-            )
-            kept_per_image.append(
-                candidates.take(
-                    non_max_suppression(
-                        candidates, parameters.iou_threshold, parameters.class_agnostic_nms, parameters.max_detections
-                    )
-                )
-            )
+        selection = Selection(
+            confidence=parameters.confidence,
+            iou_threshold=parameters.iou_threshold,
+            allowed_class_ids=self.class_ids_for(parameters.class_filter),
+            max_detections=parameters.max_detections,
+            class_agnostic=parameters.class_agnostic_nms,
+            multi_label=parameters.multi_label,
+        )
+        kept_per_image = [
+            self.layout.detections(image_instances, len(self.class_names), selection) for image_instances in instances
+        ]
         if not parameters.compact_masks:
             self._check_dense_mask_budget([len(kept) for kept in kept_per_image], geometries)
         results = []
@@ -254,7 +266,12 @@ class YOLOv5SegModel:
                 tradeoff_factor=parameters.tradeoff_factor,
                 compact=parameters.compact_masks,
             )
-            results.append(build_detections(boxes, masks, kept.scores, kept.class_ids, self.class_names))
+            scores, class_ids = kept.scores, kept.class_ids
+            if self.layout.drops_empty_masks:
+                keep = masks_with_pixels(masks, boxes)
+                if not keep.all():
+                    boxes, masks, scores, class_ids = boxes[keep], masks[keep], scores[keep], class_ids[keep]
+            results.append(build_detections(boxes, masks, scores, class_ids, self.class_names))
         return results
 
     def _check_dense_mask_budget(self, counts: list[int], geometries: Sequence[ImageGeometry]) -> None:

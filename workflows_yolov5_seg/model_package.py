@@ -36,7 +36,8 @@ from workflows_yolov5_seg.errors import (
     ModelNotFoundError,
     UntrustedModelError,
 )
-from workflows_yolov5_seg.network import DEFAULT_STRIDE, NUM_MASK_COEFFICIENTS, IOSignature, check_io_signature
+from workflows_yolov5_seg.layouts import ANCHOR_FREE_ARCHITECTURES
+from workflows_yolov5_seg.network import DEFAULT_STRIDE, IOSignature, check_io_signature
 from workflows_yolov5_seg.onnx_file import OnnxFormatError, OnnxHeader, read_onnx_header
 from workflows_yolov5_seg.package_layout import (
     CLASS_NAMES_FILE,
@@ -86,8 +87,9 @@ class ModelPackage:
         input_hw: training input size from the package config, used when the network's input size is dynamic.
         engine_path: a pre-built TensorRT engine shipped in the package, if any.
         trt_batch_sizes: ``(min, opt, max)`` batch sizes of that engine (``trt_config.json``).
-        signature: the ONNX's YOLOv5-seg inputs and outputs (``None`` without ONNX weights).
+        signature: the ONNX's inputs and outputs, with its output layout (``None`` without ONNX weights).
         stride: the network's largest stride (Ultralytics' ``stride`` metadata, else 32).
+        architecture: the architecture the package's config names (``yolov5``, ``yolov8``, ``yolo26``, ...), if any.
     """
 
     model_id: str
@@ -99,6 +101,7 @@ class ModelPackage:
     trt_batch_sizes: tuple[int, int, int] | None = None
     signature: IOSignature | None = None
     stride: int = DEFAULT_STRIDE
+    architecture: str | None = None
 
 
 CONFIG_FILE_MAX_BYTES = 16 * 2**20  # configs and class names are a few KB; refuse to read anything large
@@ -458,8 +461,11 @@ def parse_inference_config(path: Path) -> tuple[PreprocessingConfig, tuple[int, 
     return preprocessing, input_hw
 
 
+SEGMENTATION_ARCHITECTURES = ("yolov5", *ANCHOR_FREE_ARCHITECTURES)
+
+
 def parse_model_config(path: Path) -> dict[str, Any]:
-    """Checks an inference-models ``model_config.json`` describes a YOLOv5 instance-segmentation package.
+    """Checks an inference-models ``model_config.json`` describes a YOLO instance-segmentation package.
 
     Raises:
         InvalidModelPackageError: naming the key (e.g. the docs' ``backend``, which inference-models does not
@@ -469,8 +475,11 @@ def parse_model_config(path: Path) -> dict[str, Any]:
     if "backend" in config.mapping and "backend_type" not in config.mapping:
         raise config.fail("backend", "is not read by inference-models; name it 'backend_type'.")
     architecture = config.value("model_architecture", "str")
-    if architecture is not None and not architecture.lower().startswith("yolov5"):
-        raise config.fail("model_architecture", f"is {architecture!r}; this block runs YOLOv5 models only.")
+    if architecture is not None and not architecture.lower().startswith(SEGMENTATION_ARCHITECTURES):
+        raise config.fail(
+            "model_architecture",
+            f"is {architecture!r}; this block runs {', '.join(SEGMENTATION_ARCHITECTURES)} segmentation models.",
+        )
     task = config.value("task_type", "str")
     if task is not None and task != "instance-segmentation":
         raise config.fail("task_type", f"is {task!r}; this block needs 'instance-segmentation'.")
@@ -587,8 +596,9 @@ def _load_folder(folder: Path, model_id: str) -> ModelPackage:
     if engine_path is not None:
         _check_model_file(engine_path)
     trt_batch_sizes = _parse_trt_config(folder / TRT_CONFIG_FILE) if _present(folder / TRT_CONFIG_FILE) else None
+    architecture = None
     if _present(folder / MODEL_CONFIG_FILE):
-        parse_model_config(folder / MODEL_CONFIG_FILE)
+        architecture = parse_model_config(folder / MODEL_CONFIG_FILE).get("model_architecture")
     if _present(folder / INFERENCE_CONFIG_FILE):
         preprocessing, input_hw = parse_inference_config(folder / INFERENCE_CONFIG_FILE)
         weights = folder / PACKAGE_WEIGHTS_FILE
@@ -608,7 +618,9 @@ def _load_folder(folder: Path, model_id: str) -> ModelPackage:
                 f"*.onnx file).{hint}"
             )
         weights = None
-    return _with_network(model_id, weights, class_names, preprocessing, input_hw, engine_path, trt_batch_sizes)
+    return _with_network(
+        model_id, weights, class_names, preprocessing, input_hw, engine_path, trt_batch_sizes, architecture
+    )
 
 
 def _with_network(
@@ -619,19 +631,25 @@ def _with_network(
     input_hw: tuple[int, int] | None = None,
     engine_path: Path | None = None,
     trt_batch_sizes: tuple[int, int, int] | None = None,
+    architecture: str | None = None,
 ) -> ModelPackage:
-    """The package, with what the pipeline needs from its ONNX: the checked signature, class names and stride."""
+    """The package, with what the pipeline needs from its ONNX: the checked signature (and so the output layout),
+    class names and stride."""
     if weights is None:  # an engine-only package: its class_names.txt names the classes
         names = resolve_class_names(model_id, class_names, None)
-        return ModelPackage(model_id, None, names, preprocessing, input_hw, engine_path, trt_batch_sizes)
+        return ModelPackage(
+            model_id, None, names, preprocessing, input_hw, engine_path, trt_batch_sizes, architecture=architecture
+        )
     header = read_weights_header(weights)
     stride = stride_from_metadata(header.metadata)
     signature = check_io_signature(
         str(weights),
         [(spec.name, spec.shape) for spec in header.inputs],
         [(spec.name, spec.shape) for spec in header.outputs],
-        default_input_hw=input_hw,
+        default_input_hw=input_hw or input_hw_from_metadata(header.metadata),
         stride=stride,
+        metadata=header.metadata,
+        architecture=architecture,
     )
     if header.inputs[0].dtype is None:
         raise InvalidModelFileError(
@@ -639,7 +657,7 @@ def _with_network(
         )
     names = resolve_class_names(model_id, class_names or class_names_from_metadata(header.metadata), signature)
     return ModelPackage(
-        model_id, weights, names, preprocessing, input_hw, engine_path, trt_batch_sizes, signature, stride
+        model_id, weights, names, preprocessing, input_hw, engine_path, trt_batch_sizes, signature, stride, architecture
     )
 
 
@@ -676,6 +694,18 @@ def class_names_from_metadata(metadata: dict[str, str]) -> tuple[str, ...] | Non
     return None
 
 
+def input_hw_from_metadata(metadata: dict[str, str]) -> tuple[int, int] | None:
+    """Ultralytics' ``imgsz`` metadata (``[320, 320]``, or one int), the export's input size, else ``None``."""
+    try:
+        value = ast.literal_eval(metadata.get("imgsz", ""))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    sizes = [value, value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) else []
+    if len(sizes) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+        return int(sizes[0]), int(sizes[1])
+    return None
+
+
 def stride_from_metadata(metadata: dict[str, str]) -> int:
     """Ultralytics' ``stride`` metadata (``32``, or ``[8, 16, 32]``-like lists: the largest), else 32."""
     try:
@@ -708,11 +738,11 @@ def resolve_class_names(model_id: str, names: tuple[str, ...] | None, signature:
             expected,
         )
         return tuple(str(index) for index in range(expected))
-    if expected is not None and len(names) != expected:
+    if expected is not None and signature is not None and len(names) != expected:
         raise ClassNamesMismatchError(
-            f"'{model_id}' predicts {expected} classes (output width {expected + 5 + NUM_MASK_COEFFICIENTS} "
-            f"= 5 + {expected} + 32) but {len(names)} class names were given; make class_names.txt list exactly "
-            f"{expected} names, in the model's class order."
+            f"'{model_id}' predicts {expected} classes (its {signature.layout.title} output0 "
+            f"{list(signature.instances_shape)} is {signature.layout.shape_text}) but {len(names)} class names were "
+            f"given; make class_names.txt list exactly {expected} names, in the model's class order."
         )
     return names
 

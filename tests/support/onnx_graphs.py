@@ -22,19 +22,22 @@ def make_constant_seg_onnx(
     input_hw: tuple[int, int] = (320, 320),
     batch: int | None = None,
     names: dict[int, str] | None = None,
+    metadata: dict[str, str] | None = None,
     output_names: tuple[str, str] = ("output0", "output1"),
     swap_output_order: bool = False,
     input_type: int = TensorProto.FLOAT,
 ) -> Path:
-    """Writes an ONNX model with YOLOv5-seg's signature that returns fixed tensors.
+    """Writes an ONNX segmentation model that returns fixed tensors.
 
     Args:
         path: where to write the model.
-        instances: ``(N, 5 + nc + 32)`` rows returned for every image.
+        instances: ``output0`` of every image in any layout: ``(N, 5 + nc + 32)`` YOLOv5 rows, ``(4 + nc + 32, N)``
+            anchor-free channels or ``(K, 38)`` end-to-end rows.
         protos: ``(32, H/4, W/4)`` prototypes returned for every image.
         input_hw: ``(H, W)`` of the input.
         batch: static batch size, or ``None`` for a dynamic batch.
-        names: Ultralytics-style ``names`` metadata, if any.
+        names: Ultralytics-style ``names`` metadata, if any (with YOLOv5's ``stride``).
+        metadata: the whole ``metadata_props`` instead (see :func:`ultralytics_metadata`).
         output_names: names of the instances and protos outputs.
         swap_output_order: declare the protos output first.
         input_type: ONNX element type of the input.
@@ -67,6 +70,8 @@ def make_constant_seg_onnx(
     model.ir_version = 8
     if names is not None:
         helper.set_model_props(model, {"stride": "32", "names": str(names)})
+    if metadata is not None:
+        helper.set_model_props(model, metadata)
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
@@ -129,6 +134,46 @@ def make_row(
     return np.concatenate(
         [[(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, objectness], class_probs, coefficients]
     ).astype(np.float32)
+
+
+def make_anchor_free_column(
+    xyxy: tuple[float, float, float, float], class_probs: list[float], coefficients: np.ndarray | None = None
+) -> np.ndarray:
+    """One ``output0`` column of an Ultralytics YOLOv8+ export: cx, cy, w, h, class probabilities, coefficients."""
+    row = make_row(xyxy, 0.0, class_probs, coefficients)
+    return np.delete(row, 4)
+
+
+def make_end_to_end_row(
+    xyxy: tuple[float, float, float, float], score: float, class_id: int, coefficients: np.ndarray | None = None
+) -> np.ndarray:
+    """One ``output0`` row of an end-to-end export: x1, y1, x2, y2, score, class index, coefficients."""
+    coefficients = np.zeros(NUM_COEFFICIENTS, dtype=np.float32) if coefficients is None else coefficients
+    return np.concatenate([xyxy, [score, class_id], coefficients]).astype(np.float32)
+
+
+def ultralytics_metadata(
+    names: dict[int, str],
+    task: str = "segment",
+    end2end: bool = False,
+    nms: bool = False,
+    imgsz: tuple[int, int] = (320, 320),
+    stride: int = 32,
+) -> dict[str, str]:
+    """``metadata_props`` as the ``ultralytics`` package writes them (see tests/data/ultralytics_interfaces.json)."""
+    return {
+        "description": "Ultralytics model",
+        "author": "Ultralytics",
+        "version": "8.4.190",
+        "stride": str(stride),
+        "task": task,
+        "batch": "1",
+        "imgsz": str(list(imgsz)),
+        "names": str(names),
+        "args": str({"batch": 1, "half": False, "dynamic": False, "nms": nms}),
+        "channels": "3",
+        "end2end": str(end2end),
+    }
 
 
 def box_protos(proto_hw: tuple[int, int], strength: float = 8.0) -> tuple[np.ndarray, np.ndarray]:

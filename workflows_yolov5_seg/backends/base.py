@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from workflows_yolov5_seg.errors import BackendUnavailableError
+from workflows_yolov5_seg.layouts import OutputLayout
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class BackendInfo:
         providers: what actually runs the network, for reporting: the ONNX Runtime execution providers the session
             uses, or ``("TensorRT <version>",)``.
         precision: ``fp32`` / ``fp16`` where known (TensorRT engines), else ``None``.
+        layout: the layout of ``output0`` the network was checked against (for an engine without its ONNX, the one
+            recognised from the engine's shapes), or ``None`` when the model package's is used.
     """
 
     name: str
@@ -36,6 +39,7 @@ class BackendInfo:
     max_batch_size: int
     providers: tuple[str, ...] = ()
     precision: str | None = None
+    layout: OutputLayout | None = None
 
     @property
     def static_batch(self) -> bool:

@@ -49,6 +49,7 @@ from workflows_yolov5_seg.errors import (
     MissingDependencyError,
     NotYOLOv5SegModelError,
 )
+from workflows_yolov5_seg.layouts import OutputLayout
 from workflows_yolov5_seg.model_package import ModelPackage
 from workflows_yolov5_seg.network import IOSignature, check_io_signature
 
@@ -560,6 +561,8 @@ class TensorRTBackend(Backend):
         expected_batch: tuple[int, int, int] | None = None,
         precision: str | None = None,
         num_classes: int | None = None,
+        layout: OutputLayout | None = None,
+        architecture: str | None = None,
         trt: Any | None = None,
         cuda: CudaRuntime | None = None,
     ) -> None:
@@ -574,6 +577,9 @@ class TensorRTBackend(Backend):
             expected_batch: ``(min, opt, max)`` from a package's trt_config.json, checked against the engine.
             precision: the precision the engine was built with, if known, for reporting.
             num_classes: the classes the model package names; an engine predicting another number is refused.
+            layout: the ``output0`` layout of the ONNX the engine was built from, if known; else it is recognised
+                from the engine's shapes and ``architecture``.
+            architecture: the architecture the model package names, if any.
             trt: the tensorrt module (tests pass a stand-in).
             cuda: the CUDA runtime wrapper (tests pass a stand-in).
 
@@ -609,7 +615,7 @@ class TensorRTBackend(Backend):
                 f"version that built them; rebuild it from the ONNX.{host_hint}"
             )
         try:
-            self._setup(source, default_input_hw, expected_batch, precision, num_classes)
+            self._setup(source, default_input_hw, expected_batch, precision, num_classes, layout, architecture)
         except BaseException:
             self.close()
             raise
@@ -621,6 +627,8 @@ class TensorRTBackend(Backend):
         expected_batch: tuple[int, int, int] | None,
         precision: str | None,
         num_classes: int | None,
+        layout: OutputLayout | None,
+        architecture: str | None,
     ) -> None:
         trt, engine = self._trt, self._engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -635,6 +643,8 @@ class TensorRTBackend(Backend):
             list(zip(inputs, input_shapes, strict=True)),
             [(name, _dims(engine.get_tensor_shape(name))) for name in outputs],
             default_input_hw=default_input_hw,
+            architecture=architecture,
+            layout=layout,
         )
         if None not in (signature.num_classes, num_classes) and signature.num_classes != num_classes:
             raise ClassNamesMismatchError(
@@ -694,6 +704,7 @@ class TensorRTBackend(Backend):
             max_batch_size=max_batch,
             providers=(f"TensorRT {self._trt.__version__}",),
             precision=precision,
+            layout=signature.layout,
         )
 
     @property
@@ -823,6 +834,8 @@ def load_tensorrt_backend(
                 default_input_hw=package.signature.input_hw if package.signature else package.input_hw,
                 expected_batch=package.trt_batch_sizes,
                 num_classes=len(package.class_names),
+                layout=package.signature.layout if package.signature else None,
+                architecture=package.architecture,
                 trt=trt,
                 cuda=cuda,
             )
@@ -851,7 +864,16 @@ def load_tensorrt_backend(
 
     def run(engine: bytes) -> TensorRTBackend:
         return TensorRTBackend(
-            engine, source, device_id, False, signature.input_hw, None, key.precision, trt=trt, cuda=cuda
+            engine,
+            source,
+            device_id,
+            False,
+            signature.input_hw,
+            None,
+            key.precision,
+            layout=signature.layout,
+            trt=trt,
+            cuda=cuda,
         )
 
     try:
