@@ -655,7 +655,10 @@ def _with_network(
         raise InvalidModelFileError(
             f"'{weights}' takes input of type {header.inputs[0].type_name}; YOLOv5-seg takes float32 or float16 images."
         )
-    names = resolve_class_names(model_id, class_names or class_names_from_metadata(header.metadata), signature)
+    metadata_names = class_names_from_metadata(header.metadata)
+    if class_names is not None and metadata_names is not None and signature.num_classes is None:
+        _check_names_against_metadata(model_id, class_names, metadata_names, signature)
+    names = resolve_class_names(model_id, class_names or metadata_names, signature)
     return ModelPackage(
         model_id, weights, names, preprocessing, input_hw, engine_path, trt_batch_sizes, signature, stride, architecture
     )
@@ -715,6 +718,19 @@ def stride_from_metadata(metadata: dict[str, str]) -> int:
     values = value if isinstance(value, (list, tuple)) else [value]
     strides = [int(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
     return max(strides) if strides else DEFAULT_STRIDE
+
+
+def _check_names_against_metadata(
+    model_id: str, names: tuple[str, ...], metadata_names: tuple[str, ...], signature: IOSignature
+) -> None:
+    """A network whose output0 does not tell its class count (end-to-end rows carry a class index) is checked
+    against the class names its export wrote in its metadata."""
+    if len(names) != len(metadata_names):
+        raise ClassNamesMismatchError(
+            f"'{model_id}' names {len(metadata_names)} classes in its metadata (its {signature.layout.title} output0 "
+            f"gives a class index per detection) but {len(names)} class names were given; make class_names.txt list "
+            f"exactly {len(metadata_names)} names, in the model's class order, or remove it to use the export's names."
+        )
 
 
 def resolve_class_names(model_id: str, names: tuple[str, ...] | None, signature: IOSignature | None) -> tuple[str, ...]:

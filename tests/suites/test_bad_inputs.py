@@ -29,7 +29,12 @@ from workflows_yolov5_seg.model import YOLOv5SegModel
 from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
 from support.fake_tensorrt import FakeCuda, FakeTrt
 from support.models import CLASS_NAMES, LETTERBOX_320_CONFIG, two_box_rows
-from support.onnx_graphs import make_classification_onnx, make_constant_seg_onnx, make_detection_only_onnx
+from support.onnx_graphs import (
+    make_classification_onnx,
+    make_constant_seg_onnx,
+    make_detection_only_onnx,
+    ultralytics_metadata,
+)
 from support.required import require_module
 from support.workflows import init_engine, workflow
 
@@ -212,6 +217,24 @@ def names_file(count: int) -> Callable[[Env], Path]:
         (env.tmp / "class_names.txt").write_text("\n".join(f"class{i}" for i in range(count)))
         return model
 
+    return path
+
+
+def ultralytics_export(
+    env: Env, task: str = "segment", end2end: bool = False, names_file: list[str] | None = None
+) -> Path:
+    """An ONNX with the interface and metadata of an ``ultralytics`` export (3 classes, 320 input)."""
+    names = {0: "a", 1: "b", 2: "c"}
+    instances = np.zeros((300, 38) if end2end else (39, 2100), np.float32)
+    path = make_constant_seg_onnx(
+        env.tmp / "u.onnx",
+        instances,
+        np.zeros((32, 80, 80), np.float32),
+        batch=1,
+        metadata=ultralytics_metadata(names, task=task, end2end=end2end),
+    )
+    if names_file is not None:
+        (env.tmp / "class_names.txt").write_text("\n".join(names_file))
     return path
 
 
@@ -399,19 +422,45 @@ LOAD = [
         "detection-only-onnx",
         load(lambda env: make_detection_only_onnx(env.tmp / "det.onnx")),
         errors.NotYOLOv5SegModelError,
-        ("det.onnx", "not a YOLOv5-seg model", "detection model", "export a -seg"),
+        ("det.onnx", "not a YOLO segmentation model", "detection model", "yolo export", "export.py"),
     ),
     Case(
         "classification-onnx",
         load(lambda env: make_classification_onnx(env.tmp / "cls.onnx")),
         errors.NotYOLOv5SegModelError,
-        ("cls.onnx", "not a YOLOv5-seg model", "classification model", "-seg"),
+        ("cls.onnx", "not a YOLO segmentation model", "classification model", "-seg"),
+    ),
+    *[
+        Case(
+            f"ultralytics-{task}-onnx",
+            load(lambda env, task=task: ultralytics_export(env, task=task)),
+            errors.NotYOLOv5SegModelError,
+            ("u.onnx", kind, f"task '{task}'", "not instance segmentation", "yolo export model=yolo11n-seg.pt"),
+        )
+        for task, kind in [
+            ("detect", "a detection model"),
+            ("classify", "a classification model"),
+            ("pose", "a pose"),
+            ("obb", "an oriented-box"),
+        ]
+    ],
+    Case(  # issue 20: an anchor-free export was read as YOLOv5's rows ("2063 classes")
+        "anchor-free-export-with-the-wrong-class-names",
+        load(lambda env: ultralytics_export(env, names_file=["a", "b"])),
+        errors.ClassNamesMismatchError,
+        ("predicts 3 classes", r"output0 \[1, 39, 2100\]", r"4 \+ classes \+ 32, N", "2 class names"),
+    ),
+    Case(  # issue 20: an end-to-end export loaded as a one-class YOLOv5 model
+        "end-to-end-export-with-the-wrong-class-names",
+        load(lambda env: ultralytics_export(env, end2end=True, names_file=["a"])),
+        errors.ClassNamesMismatchError,
+        ("names 3 classes in its metadata", "1 class names", "class_names.txt list exactly 3"),
     ),
     Case(
         "fewer-class-names-than-outputs",
         load(names_file(2)),
         errors.ClassNamesMismatchError,
-        ("predicts 3 classes", "output width 40", "2 class names", "class_names.txt list exactly 3"),
+        ("predicts 3 classes", r"output0 \[.batch., 2, 40\]", "2 class names", "class_names.txt list exactly 3"),
     ),
     Case(
         "more-class-names-than-outputs",
@@ -423,13 +472,13 @@ LOAD = [
         "protos-with-16-channels",
         load(lambda env: env.seg_model(protos=np.zeros((16, 80, 80), np.float32))),
         errors.NotYOLOv5SegModelError,
-        ("not a YOLOv5-seg model", r"output1 \[B, 32, H/4, W/4\]"),
+        ("not a YOLO segmentation model", r"output1 \[B, 32, H/4, W/4\]"),
     ),
     Case(
         "protos-of-the-wrong-size",
         load(lambda env: env.seg_model(protos=np.zeros((32, 40, 40), np.float32))),
         errors.InvalidModelOutputError,
-        (r"prototypes of shape \(1, 32, 40, 40\)", r"expected \(1, 32, 80, 80\)", "YOLOv5-seg export"),
+        (r"prototypes of shape \(1, 32, 40, 40\)", r"expected \(1, 32, 80, 80\)", "YOLO segmentation export"),
     ),
     Case(
         "nan-in-model-outputs",
