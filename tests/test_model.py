@@ -18,8 +18,16 @@ from workflows_yolov5_seg.errors import (
 )
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
-from support.models import CLASS_NAMES, two_box_rows
-from support.onnx_graphs import box_protos, make_constant_seg_onnx, make_detection_only_onnx, make_row
+from support.models import CLASS_NAMES, make_two_box_model_of, two_box_rows
+from support.onnx_graphs import (
+    box_protos,
+    make_constant_seg_onnx,
+    make_detection_only_onnx,
+    make_row,
+    ultralytics_metadata,
+)
+
+IMAGE = np.zeros((160, 320, 3), dtype=np.uint8)  # letterboxed: scale 1, pads (0, 80)
 
 
 def test_detections_on_the_original_image(two_box_model: Path) -> None:
@@ -246,3 +254,33 @@ def test_inference_parameters_accept_the_bounds() -> None:
     """The edges of every range are valid (the matrix checks just outside them)."""
     InferenceParameters(confidence=0, iou_threshold=1, tradeoff_factor=1, max_detections=1)
     InferenceParameters(confidence=1, iou_threshold=0, tradeoff_factor=0, mask_decode_mode="tradeoff")
+
+
+@pytest.mark.parametrize(
+    ("layout", "scores"), [("yolov5", [0.855, 0.81]), ("anchor-free", [0.95, 0.9]), ("end2end", [0.95, 0.9])]
+)
+@pytest.mark.parametrize("batch", [1, None])
+def test_every_layout_gives_the_same_detections(tmp_path: Path, layout: str, scores: list[float], batch) -> None:
+    reference = YOLOv5SegModel.from_pretrained(make_two_box_model_of("yolov5", tmp_path / "v5.onnx"))(IMAGE)[0]
+    model = YOLOv5SegModel.from_pretrained(make_two_box_model_of(layout, tmp_path / "m.onnx", batch=batch))
+    assert model.layout.name == layout
+    found = model([IMAGE, IMAGE], compact_masks=True)[1]
+    np.testing.assert_allclose(found.xyxy, reference.xyxy, atol=1e-4)
+    assert found.data["class_name"].tolist() == ["rectangle", "circle"]
+    np.testing.assert_allclose(found.confidence, scores, rtol=1e-6)
+    np.testing.assert_array_equal(found.mask.to_dense(), reference.mask)
+
+
+def test_ultralytics_generations_drop_detections_without_mask_pixels(tmp_path: Path) -> None:
+    """Ultralytics' predict drops a detection whose decoded mask is empty; YOLOv5's predict keeps it."""
+    rows, protos = two_box_rows()
+    rows[1, 5 + 3 :] = -rows[1, 5 + 3 :]  # the circle's mask logits are all negative
+    kept = YOLOv5SegModel.from_pretrained(make_constant_seg_onnx(tmp_path / "v5.onnx", rows, protos, names=CLASS_NAMES))
+    columns = np.zeros((39, 2100), np.float32)
+    columns[:, :2] = np.delete(rows, 4, axis=1).T
+    dropped = YOLOv5SegModel.from_pretrained(
+        make_constant_seg_onnx(tmp_path / "v8.onnx", columns, protos, metadata=ultralytics_metadata(CLASS_NAMES))
+    )
+    assert kept(IMAGE)[0].data["class_name"].tolist() == ["rectangle", "circle"]
+    for compact in (False, True):
+        assert dropped(IMAGE, compact_masks=compact)[0].data["class_name"].tolist() == ["rectangle"]

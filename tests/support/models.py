@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from support.onnx_graphs import NUM_COEFFICIENTS, box_protos, make_constant_seg_onnx, make_row
+from support.onnx_graphs import (
+    NUM_COEFFICIENTS,
+    box_protos,
+    make_anchor_free_column,
+    make_constant_seg_onnx,
+    make_end_to_end_row,
+    make_row,
+    ultralytics_metadata,
+)
 
 CLASS_NAMES = {0: "circle", 1: "rectangle", 2: "triangle"}
 # inference_config.json of a 320x320 package letterboxed with grey 114 (as a bare Ultralytics export is)
@@ -46,6 +54,30 @@ def make_two_box_model(path: Path, second_objectness: float = 0.9, **options: An
     :func:`~support.onnx_graphs.make_constant_seg_onnx`)."""
     rows, protos = two_box_rows(second_objectness)
     return make_constant_seg_onnx(path, rows, protos, **{"names": CLASS_NAMES, **options})
+
+
+def make_two_box_model_of(layout: str, path: Path, **options: Any) -> Path:
+    """The :func:`two_box_rows` detections as a ``yolov5``, ``anchor-free`` or ``end2end`` export (the last two with
+    Ultralytics' metadata; an anchor-free head has 2100 points at 320, the end-to-end one 300 rows, zeros unused).
+
+    Scores: YOLOv5 ``obj * cls`` (0.855 and 0.81), anchor-free the class probability (0.95 and 0.9), end-to-end the
+    same as anchor-free.
+    """
+    rows, protos = two_box_rows()
+    if layout == "yolov5":
+        return make_constant_seg_onnx(path, rows, protos, **{"names": CLASS_NAMES, **options})
+    coefficients = rows[:, 5 + len(CLASS_NAMES) :]
+    boxes = [(40, 60, 120, 140), (200, 180, 300, 260)]
+    if layout == "anchor-free":
+        instances = np.zeros((4 + len(CLASS_NAMES) + NUM_COEFFICIENTS, 2100), np.float32)
+        instances[:, 100] = make_anchor_free_column(boxes[0], [0.1, 0.95, 0.2], coefficients[0])
+        instances[:, 1500] = make_anchor_free_column(boxes[1], [0.9, 0.1, 0.1], coefficients[1])
+    else:
+        instances = np.zeros((300, 6 + NUM_COEFFICIENTS), np.float32)
+        instances[0] = make_end_to_end_row(boxes[0], 0.95, 1, coefficients[0])
+        instances[1] = make_end_to_end_row(boxes[1], 0.9, 0, coefficients[1])
+    metadata = ultralytics_metadata(CLASS_NAMES, end2end=layout == "end2end")
+    return make_constant_seg_onnx(path, instances, protos, **{"metadata": metadata, **options})
 
 
 def make_rectangle_model(path: Path, **options: Any) -> Path:
