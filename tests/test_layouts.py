@@ -67,6 +67,9 @@ def select_candidates(
         ((1, 300, 38), (320, 320), 32, ultralytics_metadata(NAMES, nms=True), None, END_TO_END),
         ((1, 300, 38), (320, 320), 32, ultralytics_metadata(NAMES, end2end=True), None, END_TO_END),
         (("batch", 300, 38), (640, 640), 32, ultralytics_metadata(NAMES, end2end=True), "yolo26", END_TO_END),
+        # an engine (no metadata) of a package that declares its architecture
+        ((1, 300, 38), (320, 320), 32, {}, "yolo26", END_TO_END),
+        ((1, 300, 38), (320, 320), 32, {}, "yolov8", END_TO_END),
     ],
 )
 def test_layouts_are_recognised(shape, input_hw, stride, metadata, architecture, expected: OutputLayout) -> None:
@@ -82,8 +85,13 @@ def test_layouts_are_recognised(shape, input_hw, stride, metadata, architecture,
         ((1, 300, 38), ultralytics_metadata(NAMES, task="classify"), "classification model"),
         # the metadata says end-to-end but the rows are not x1, y1, x2, y2, score, class + 32
         ((1, 300, 40), ultralytics_metadata(NAMES, end2end=True), r"output0 \[B, K, 6 \+ 32\]"),
-        # the metadata says Ultralytics but there are no class channels
+        # the metadata says Ultralytics but there are no class channels, or not one column per point
         ((1, 36, 2100), ultralytics_metadata(NAMES), r"output0 \[B, 4 \+ classes \+ 32, N\]"),
+        (
+            (1, 39, 6300),
+            ultralytics_metadata(NAMES),
+            r"shape \[1, 39, 6300\], .* output0 \[B, 4 \+ classes \+ 32, N\] \(N = 2100",
+        ),
     ],
 )
 def test_refusals_name_the_real_problem(shape, metadata, message: str) -> None:

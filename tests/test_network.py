@@ -81,7 +81,11 @@ def test_a_dynamic_size_without_a_training_size_is_640_with_a_warning(caplog: py
         ([IMAGES], [("output0", (1, 3))], "is a classification model. Export an instance segmentation model"),
         ([IMAGES], [OUTPUT0, OUTPUT1, ("extra", (1, 1))], r"it has 3 output\(s\)"),
         ([IMAGES], [OUTPUT0, ("output1", (1, 16, 80, 80))], r"output1 \[B, 32, H/4, W/4\]"),
-        ([IMAGES], [("output0", (1, 6300, 37)), OUTPUT1], r"classes \+ 32\] of a YOLOv5-seg model"),
+        (
+            [IMAGES],
+            [("output0", (1, 6300, 37)), OUTPUT1],
+            r"YOLOv5-seg model, whose output0 \[B, N, 5 \+ classes \+ 32\]",
+        ),
         ([IMAGES], [("output0", (1, 6300, 40, 1)), OUTPUT1], "not a YOLO segmentation model"),
         (
             [("images", (1, 3, 330, 320))],

@@ -101,17 +101,23 @@ class OutputLayout(ABC):
             non_max_suppression(found, selection.iou_threshold, selection.class_agnostic, selection.max_detections)
         )
 
-    def fits(self, shape: tuple[Dimension, ...]) -> bool:
-        """Whether a declared ``output0`` shape can be this layout's."""
+    def fits(self, shape: tuple[Dimension, ...], points: int | None = None) -> bool:
+        """Whether a declared ``output0`` shape can be this layout's.
+
+        Args:
+            shape: ``output0``'s shape, symbolic dimensions as strings or ``None``.
+            points: the anchor-free head's prediction points for the input size (:func:`anchor_points`), if known.
+        """
         classes = self.num_classes(shape) if len(shape) == 3 else 0
         return len(shape) == 3 and (classes is None or classes >= 1)
 
-    def require_shape(self, source: str, shape: tuple[Dimension, ...]) -> None:
-        """Raises :class:`NotYOLOv5SegModelError` unless ``shape`` fits this layout."""
-        if not self.fits(shape):
+    def require_shape(self, source: str, shape: tuple[Dimension, ...], points: int | None = None) -> None:
+        """Raises :class:`NotYOLOv5SegModelError` unless ``shape`` fits this layout (see :meth:`fits`)."""
+        if not self.fits(shape, points):
+            anchors = "" if points is None else f" (N = {points} at its input size)"
             raise NotYOLOv5SegModelError(
-                f"'{source}' has output0 of shape {list(shape)}, not the {self.shape_text} of a {self.title} model "
-                "(recognised from its metadata, its package's architecture or its input size)."
+                f"'{source}' has output0 of shape {list(shape)}, but its metadata, its package's architecture or its "
+                f"input size make it a {self.title} model, whose {self.shape_text}{anchors}."
             )
 
     def check(self, instances: np.ndarray, batch: int, num_classes: int) -> str | None:
@@ -189,6 +195,11 @@ class AnchorFreeLayout(OutputLayout):
         channels = _static(shape[1]) if len(shape) == 3 else None
         return None if channels is None else channels - 4 - NUM_MASK_COEFFICIENTS
 
+    def fits(self, shape: tuple[Dimension, ...], points: int | None = None) -> bool:
+        if not super().fits(shape):
+            return False
+        return points is None or _static(shape[2]) in (points, None)
+
     def candidates(self, prediction: npt.NDArray[np.floating], num_classes: int, selection: Selection) -> Candidates:
         class_scores = prediction[4 : 4 + num_classes]
         # the transposed copy is made of the few columns above the threshold only
@@ -219,8 +230,10 @@ class EndToEndLayout(OutputLayout):
     def num_classes(self, shape: tuple[Dimension, ...]) -> int | None:
         return None  # the class is an index column
 
-    def fits(self, shape: tuple[Dimension, ...]) -> bool:
-        return len(shape) == 3 and _static(shape[2]) in (6 + NUM_MASK_COEFFICIENTS, None)
+    def fits(self, shape: tuple[Dimension, ...], points: int | None = None) -> bool:
+        if len(shape) != 3 or _static(shape[2]) not in (6 + NUM_MASK_COEFFICIENTS, None):
+            return False
+        return points is None or _static(shape[1]) != points
 
     def check(self, instances: np.ndarray, batch: int, num_classes: int) -> str | None:
         if instances.ndim != 3 or instances.shape[0] != batch or instances.shape[2] != 6 + NUM_MASK_COEFFICIENTS:
@@ -354,12 +367,14 @@ def recognise_layout(
     if export.end2end:
         layout: OutputLayout = END_TO_END
     elif export.task == "segment" or arch.startswith(ANCHOR_FREE_ARCHITECTURES):
-        layout = ANCHOR_FREE
+        # a package (or its engine) of these architectures may hold an end-to-end export without metadata
+        end_to_end = END_TO_END.fits(shape, points) and not ANCHOR_FREE.fits(shape, points) and not export.task
+        layout = END_TO_END if end_to_end else ANCHOR_FREE
     elif arch.startswith("yolov5") or first == 3 * points:
         layout = YOLOV5
     elif second == points or (first is not None and second is None):
         layout = ANCHOR_FREE
     else:  # YOLOv5's rows, also of networks that do not have a whole number of anchors (hand-made graphs)
         layout = YOLOV5
-    layout.require_shape(source, shape)
+    layout.require_shape(source, shape, points)
     return layout

@@ -18,6 +18,7 @@ from workflows_yolov5_seg.layouts import (
     YOLOV5,
     OutputLayout,
     UltralyticsExport,
+    anchor_points,
     describe_other_task,
     recognise_layout,
 )
@@ -137,7 +138,7 @@ def check_io_signature(
     if layout is None:
         layout = recognise_layout(source, tuple(instances), input_hw, stride, metadata, architecture)
     else:
-        layout.require_shape(source, tuple(instances))
+        layout.require_shape(source, tuple(instances), anchor_points(input_hw, stride))
     return IOSignature(
         input_name=inputs[0][0],
         input_hw=input_hw,

@@ -43,7 +43,7 @@ from workflows_yolov5_seg.model import YOLOv5SegModel
 from workflows_yolov5_seg.model_package import load_model_package
 
 from support.fake_tensorrt import FakeCuda, FakeTrt
-from support.models import CLASS_NAMES, make_two_box_model, two_box_rows
+from support.models import CLASS_NAMES, make_two_box_model, make_two_box_model_of, two_box_rows
 from support.onnx_graphs import make_constant_seg_onnx
 
 SECOND_OBJECTNESS = 0.8  # the circle's, so the two detections' scores differ
@@ -641,3 +641,45 @@ def test_tensorrt_concurrent_forwards(real_tensorrt, tmp_path: Path) -> None:
         thread.join()
     backend.close()
     assert errors == []
+
+
+# ------------------------------------------------------------------------------------------------ model generations
+
+
+@pytest.mark.parametrize("layout", ["anchor-free", "end2end"])
+def test_engines_of_every_layout_give_onnx_runtimes_detections(tmp_path: Path, cache_dir: Path, layout: str) -> None:
+    onnx_path = make_two_box_model_of(layout, tmp_path / "model.onnx")
+    package = load_model_package(onnx_path)
+    backend = load_tensorrt_backend(package, cache_dir=cache_dir, trt=FakeTrt(), cuda=FakeCuda())
+    assert backend.info.layout is package.signature.layout
+    image = np.zeros((160, 320, 3), np.uint8)
+    on_trt = YOLOv5SegModel(package, backend)(image)[0]
+    on_ort = YOLOv5SegModel.from_pretrained(onnx_path, backend="onnx")(image)[0]
+    assert on_trt.class_id.tolist() == on_ort.class_id.tolist() == [1, 0]
+    np.testing.assert_allclose(on_trt.xyxy, on_ort.xyxy)
+    np.testing.assert_array_equal(on_trt.mask, on_ort.mask)
+    backend.close()
+
+
+@pytest.mark.parametrize(
+    ("layout", "architecture"), [("anchor-free", None), ("anchor-free", "yolo11"), ("end2end", "yolo26")]
+)
+def test_an_engine_only_package_of_a_later_generation(
+    tmp_path: Path, cache_dir: Path, layout: str, architecture: str | None
+) -> None:
+    """Without an ONNX to read, the layout comes from the engine's shapes (the anchor count) and the package's
+    declared architecture."""
+    trt = FakeTrt()
+    folder = make_package(
+        tmp_path / "pkg", trt.package_engine(make_two_box_model_of(layout, tmp_path / "m.onnx")), None
+    )
+    if architecture is not None:
+        (folder / "model_config.json").write_text(json.dumps({"model_architecture": architecture}))
+    package = load_model_package(folder)
+    assert package.signature is None and package.architecture == architecture
+    model = YOLOv5SegModel(package, load_tensorrt_backend(package, cache_dir=cache_dir, trt=trt, cuda=FakeCuda()))
+    assert model.layout.name == layout
+    found = model(np.zeros((160, 320, 3), np.uint8))[0]
+    assert found.data["class_name"].tolist() == ["rectangle", "circle"]
+    np.testing.assert_allclose(found.confidence, [0.95, 0.9], rtol=1e-6)
+    model.close()
