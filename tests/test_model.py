@@ -284,3 +284,21 @@ def test_ultralytics_generations_drop_detections_without_mask_pixels(tmp_path: P
     assert kept(IMAGE)[0].data["class_name"].tolist() == ["rectangle", "circle"]
     for compact in (False, True):
         assert dropped(IMAGE, compact_masks=compact)[0].data["class_name"].tolist() == ["rectangle"]
+
+
+def test_a_p6_export_of_a_later_generation(tmp_path: Path) -> None:
+    """P6 models (stride 64) have a fourth grid: 2125 points at 320 instead of 2100."""
+    rows, protos = two_box_rows()
+    columns = np.zeros((39, 2125), np.float32)
+    columns[:, 2124] = np.delete(rows[0], 4)
+    metadata = ultralytics_metadata(CLASS_NAMES, stride=64)
+    model = YOLOv5SegModel.from_pretrained(
+        make_constant_seg_onnx(tmp_path / "p6.onnx", columns, protos, metadata=metadata)
+    )
+    assert (model.layout.name, model.package.stride) == ("anchor-free", 64)
+    assert model(IMAGE)[0].data["class_name"].tolist() == ["rectangle"]
+    metadata["imgsz"] = "[352, 352]"  # not a multiple of 64
+    with pytest.raises(NotYOLOv5SegModelError, match="multiple of the model's stride 64"):
+        YOLOv5SegModel.from_pretrained(
+            make_constant_seg_onnx(tmp_path / "p6-352.onnx", columns, protos, input_hw=(352, 352), metadata=metadata)
+        )

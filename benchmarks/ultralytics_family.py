@@ -1,0 +1,171 @@
+"""This package's pre- and post-processing against Ultralytics' ``predict`` pipeline on the same ONNX outputs.
+
+Runs in the Ultralytics venv (torch + ``ultralytics``; training/README.md) with the repository on the path::
+
+    PYTHONPATH=. /work/ul-venv/bin/python -m benchmarks.ultralytics_family \\
+        --model models/shapes-yolov8n-seg-640-dynamic.onnx --imgsz 640 --out docs/results/benchmark-family.json
+
+One 1280x720 scene of the synthetic shapes, one ONNX forward (this package's), and then, interleaved round by round
+on the same ``output0`` / ``output1``:
+
+- **ours**: ``model.pre_process`` + ``model.post_process`` (letterbox; scoring, NMS, masks decoded inside their boxes
+  at the original resolution, ``sv.Detections``);
+- **ultralytics**: ``predictor.preprocess`` + ``predictor.postprocess`` of the ``SegmentationPredictor`` that
+  ``YOLO(model).predict(retina_masks=True)`` builds (``LetterBox``, ``non_max_suppression``,
+  ``process_mask_native``, ``Results``), the exact calls ``predict`` makes around its forward.
+
+Both run with the same confidence, IoU and ``max_det``; the detection counts are recorded and must be equal. The
+forward alone is timed too (ONNX Runtime, same session options for both: the one this package creates), so the
+record also gives the pipeline / forward ratio of both. The ratio ultralytics / ours is reported with its 90 %
+bootstrap interval (``benchmarks.stats``) and a verdict against the target (>= 10x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.provenance import cpu_description, git_state, package_versions, write_report
+from benchmarks.stats import ratio_interval, verdict
+from tools.synthetic_shapes import generate_scene
+from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+
+TARGET_SPEEDUP = 10.0
+SCENE_WH = (1280, 720)
+
+
+def find_scene(model: YOLOv5SegModel, parameters: InferenceParameters, min_detections: int, seeds: int) -> tuple:
+    """The first generated 1280x720 scene on which the model finds at least ``min_detections`` objects."""
+    best = (-1, None, 0)
+    for seed in range(seeds):
+        image, _ = generate_scene(seed, SCENE_WH, num_shapes=(40, 60))
+        count = len(model.infer(image, parameters)[0])
+        if count >= min_detections:
+            return seed, image, count
+        best = max(best, (count, seed, image), key=lambda item: item[0])
+    raise SystemExit(
+        f"no scene among {seeds} seeds gives {min_detections} detections (best: {best[0]} with seed {best[1]}); "
+        "lower --confidence or --min-detections"
+    )
+
+
+def ultralytics_pipeline(model_path: Path, image: np.ndarray, imgsz: int, parameters: InferenceParameters) -> Any:  # noqa: ANN401
+    """The ``SegmentationPredictor`` that ``YOLO(model).predict`` sets up, after one real ``predict`` call."""
+    from ultralytics import YOLO
+
+    yolo = YOLO(str(model_path), task="segment")
+    yolo.predict(
+        image,
+        imgsz=imgsz,
+        conf=parameters.confidence,
+        iou=parameters.iou_threshold,
+        max_det=parameters.max_detections,
+        retina_masks=True,
+        verbose=False,
+    )
+    return yolo.predictor
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - start) * 1000.0, result
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    parameters = InferenceParameters(
+        confidence=args.confidence, iou_threshold=args.iou, max_detections=300, mask_decode_mode="accurate"
+    )
+    model = YOLOv5SegModel.from_pretrained(args.model, backend="onnx", intra_op_threads=args.threads)
+    seed, image, count = find_scene(model, parameters, args.min_detections, args.seeds)
+    predictor = ultralytics_pipeline(Path(args.model), image, args.imgsz, parameters)
+    predictor.batch = ([str(args.model)], [image], [""])
+
+    batch = model.pre_process(image)
+    instances, protos = model.forward(batch.tensor)
+    raw = [torch.from_numpy(instances), torch.from_numpy(protos)]
+
+    def ours() -> int:
+        prepared = model.pre_process(image)
+        return len(model.post_process(instances, protos, prepared.geometries, parameters)[0])
+
+    def theirs() -> int:
+        tensor = predictor.preprocess([image])
+        return len(predictor.postprocess(raw, tensor, [image])[0])
+
+    ours_count, theirs_count = ours(), theirs()
+    if ours_count != theirs_count:
+        raise SystemExit(f"detection counts differ: ours {ours_count}, Ultralytics {theirs_count}")
+    for _ in range(args.warmup):
+        ours(), theirs(), model.forward(batch.tensor)
+    samples: dict[str, list[float]] = {"ours": [], "ultralytics": [], "forward": []}
+    for _ in range(args.rounds):  # interleaved: a load change hits every stage of the round
+        samples["ours"].append(timed(ours)[0])
+        samples["ultralytics"].append(timed(theirs)[0])
+        samples["forward"].append(timed(lambda: model.forward(batch.tensor))[0])
+    speedup = ratio_interval(samples["ultralytics"], samples["ours"])
+    medians = {name: float(np.median(values)) for name, values in samples.items()}
+    return {
+        "model": str(args.model),
+        "imgsz": args.imgsz,
+        "layout": model.layout.name,
+        "scene": {"generator": "tools.synthetic_shapes.generate_scene", "seed": seed, "size_wh": list(SCENE_WH)},
+        "parameters": {"confidence": args.confidence, "iou": args.iou, "max_det": 300, "retina_masks": True},
+        "detections": ours_count,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "median_ms": medians,
+        "per_detection_ms": {
+            "ours": medians["ours"] / max(ours_count, 1),
+            "ultralytics": medians["ultralytics"] / max(ours_count, 1),
+        },
+        "speedup_ultralytics_over_ours": speedup.as_dict(),
+        "speedup_text": speedup.text(),
+        "target": {"speedup_at_least": TARGET_SPEEDUP, "verdict": verdict(speedup, TARGET_SPEEDUP, "at_least")},
+        "pipeline_over_forward": {
+            "ours": (medians["ours"] + medians["forward"]) / medians["forward"],
+            "ultralytics": (medians["ultralytics"] + medians["forward"]) / medians["forward"],
+        },
+        "samples_ms": samples,
+        "machine": {**cpu_description(), "python": platform.python_version()},
+        "git": git_state(),
+        "versions": package_versions(["ultralytics", "torch", "onnxruntime", "numpy", "supervision", "opencv-python"]),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="an Ultralytics segmentation ONNX export")
+    parser.add_argument("--imgsz", type=int, default=640, help="the export's input size")
+    parser.add_argument("--confidence", type=float, default=0.25, help="as predict's conf (default 0.25)")
+    parser.add_argument("--iou", type=float, default=0.7, help="as predict's iou (default 0.7)")
+    parser.add_argument("--min-detections", type=int, default=30, help="the scene must give at least this many")
+    parser.add_argument("--seeds", type=int, default=50, help="scenes tried to find one with enough detections")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (default 1)")
+    parser.add_argument("--out", type=Path, help="write the JSON record here")
+    args = parser.parse_args(argv)
+    report = run(args)
+    print(
+        f"{report['detections']} detections on a {SCENE_WH[0]}x{SCENE_WH[1]} scene: pre+post ours "
+        f"{report['median_ms']['ours']:.1f} ms, Ultralytics {report['median_ms']['ultralytics']:.1f} ms "
+        f"(forward {report['median_ms']['forward']:.1f} ms); Ultralytics / ours {report['speedup_text']}: "
+        f"{report['target']['verdict']} (target >= {TARGET_SPEEDUP:g}x)"
+    )
+    if args.out is not None:
+        write_report(args.out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
