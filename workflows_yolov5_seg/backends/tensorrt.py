@@ -498,21 +498,33 @@ def get_or_build_engine(
 ) -> tuple[EngineKey, bytes, bool]:
     """The serialized engine for an ONNX on a GPU, from the cache or built (then cached).
 
-    Concurrent callers (threads or processes) wait for one build through a file lock. ``signature`` is the ONNX's,
-    from its model package.
+    The cache is looked up first, without writing anything, so a read-only cache folder serves its engines. Only a
+    build takes the file lock, so that concurrent callers (threads or processes) wait for one build; the cache is
+    looked up again once the lock is held. ``signature`` is the ONNX's, from its model package.
 
     Returns:
         ``(key, engine, from_cache)``.
+
+    Raises:
+        CacheNotWritableError: the engine is not cached and the cache folder cannot be written (or read).
     """
     cache = cache or EngineCache()
     parsed = parse_onnx(trt, onnx_path, signature)
     key = engine_key_for(trt, parsed, onnx_path, gpu, precision, batch)
+
+    def cached() -> bytes | None:
+        engine = None if rebuild else cache.load(key)
+        if engine is not None:
+            logger.info("Using the cached TensorRT engine %s", cache.engine_path(key))
+        return engine
+
+    engine = cached()
+    if engine is not None:
+        return key, engine, True
     with cache.build_lock(key):
-        if not rebuild:
-            cached = cache.load(key)
-            if cached is not None:
-                logger.info("Using the cached TensorRT engine %s", cache.engine_path(key))
-                return key, cached, True
+        engine = cached()  # built by another caller while this one waited for the lock
+        if engine is not None:
+            return key, engine, True
         engine = build_serialized_engine(trt, parsed, key.precision, key.batch, f"'{onnx_path.name}'", workspace_bytes)
         path = cache.store(key, engine)
         logger.info("Cached the TensorRT engine at %s", path)
