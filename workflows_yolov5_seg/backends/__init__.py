@@ -17,6 +17,8 @@ from typing import Any
 from workflows_yolov5_seg.backends.base import Backend, BackendInfo
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
+    CacheNotWritableError,
+    InvalidModelFileError,
     InvalidParameterError,
     MissingDependencyError,
     check_choice,
@@ -39,6 +41,20 @@ TRT_OPTIONS = frozenset(
         "workspace_bytes",
         "rebuild_engine",
     }
+)
+
+# The errors by which backend='auto' learns that a backend cannot run here and tries the next; any other error (a bad
+# parameter, a model that is not YOLOv5-seg or whose class names do not match) would fail the same on every backend
+# and is raised.
+CANNOT_RUN_HERE: tuple[type[Exception], ...] = (
+    BackendUnavailableError,  # no usable device or provider, a failed build, a failed first run
+    MissingDependencyError,  # the backend's package is not installed
+)
+# A GPU backend also gives way when its own loader or cache is what fails, where ONNX Runtime may still run the file.
+GPU_CANNOT_RUN_HERE: tuple[type[Exception], ...] = (
+    *CANNOT_RUN_HERE,
+    CacheNotWritableError,  # TensorRT's engine cache cannot be written (e.g. read-only without the engine)
+    InvalidModelFileError,  # TensorRT's parser refuses the ONNX, an engine.plan does not load, a GPU session fails
 )
 
 __all__ = ["BACKENDS", "Backend", "BackendInfo", "create_backend", "onnxruntime_has_cuda", "tensorrt_usable"]
@@ -165,7 +181,9 @@ def describe(info: BackendInfo) -> str:
 
 
 def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict[str, Any]) -> tuple[Backend, str]:
-    """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; the first that loads and runs wins.
+    """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; the first that loads and runs wins. A candidate that
+    fails with one of :data:`GPU_CANNOT_RUN_HERE` (the CPU: :data:`CANNOT_RUN_HERE`) is logged as a warning and the
+    next is tried; any other error is raised.
 
     Returns:
         ``(backend, note)``: the note says, for the load log line, which GPU backends were not installed.
@@ -184,12 +202,13 @@ def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict
         return _load_onnx(package, f"tensorrt:{device_id}", tensorrt_options), " (device='tensorrt')"
     cuda_device = f"cuda:{device_id}"
     gpu_required = kind == "cuda" and user_policy != "warn" or user_policy == "raise"
-    candidates: list[tuple[str, Callable[[], Backend]]] = []
+    # (label, loader, the errors on which the next candidate is tried)
+    candidates: list[tuple[str, Callable[[], Backend], tuple[type[Exception], ...]]] = []
     skipped: list[str] = []
 
     usable, reason = tensorrt_usable(device_id)
     if usable and (package.weights_path is not None or package.engine_path is not None):
-        candidates.append(("TensorRT", lambda: _load_trt(package, cuda_device, trt_options)))
+        candidates.append(("TensorRT", lambda: _load_trt(package, cuda_device, trt_options), GPU_CANNOT_RUN_HERE))
     else:
         skipped.append(f"TensorRT: {reason or 'no weights'}")
     if package.weights_path is not None and onnxruntime_has_cuda():
@@ -199,17 +218,18 @@ def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict
             loaded.warmup()
             return loaded
 
-        candidates.append(("ONNX Runtime CUDA", ort_cuda))
+        candidates.append(("ONNX Runtime CUDA", ort_cuda, GPU_CANNOT_RUN_HERE))
     else:
         skipped.append("ONNX Runtime CUDA: onnxruntime-gpu with CUDAExecutionProvider is not installed")
     if not gpu_required:
-        candidates.append(("ONNX Runtime CPU", lambda: _load_onnx(package, "cpu", onnx_options)))
+        # The last resort: a file ONNX Runtime cannot load on the CPU raises its own InvalidModelFileError.
+        candidates.append(("ONNX Runtime CPU", lambda: _load_onnx(package, "cpu", onnx_options), CANNOT_RUN_HERE))
 
     failures: list[str] = []
-    for label, load in candidates:
+    for label, load, cannot_run_here in candidates:
         try:
             chosen = load()
-        except (BackendUnavailableError, MissingDependencyError) as error:
+        except cannot_run_here as error:
             failures.append(f"{label}: {error}")
             logger.warning(
                 "backend='auto': %s is not usable here (%s); trying the next backend.", label, str(error)[:400]
