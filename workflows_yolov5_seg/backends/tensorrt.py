@@ -444,8 +444,8 @@ def build_serialized_engine(
             monitor = None
     logger.info(
         "Building a TensorRT %s engine for %s (batch %s, %dx%d, TensorRT %s); this can take several minutes and "
-        "happens once per GPU model and TensorRT version (pre-build with: python -m "
-        "workflows_yolov5_seg.build_engine).",
+        "happens once per GPU model and TensorRT version (pre-build with: workflows-yolov5-seg build-engine "
+        "--model MODEL).",
         precision,
         label,
         batch,
