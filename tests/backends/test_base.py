@@ -26,6 +26,9 @@ class Recording(Backend):
             raise self.error
         return np.zeros((len(batch), 1, 40), np.float32), np.zeros((len(batch), 32, 80, 64), np.float32)
 
+    def close(self) -> None:
+        pass
+
 
 def test_info_reports_the_batch_range_and_a_json_summary() -> None:
     assert not INFO.static_batch
@@ -58,3 +61,12 @@ def test_a_failed_warmup_says_which_backend_could_not_run() -> None:
         "trt on cuda:0 (TensorRT 10.8.0) could not run the model: RuntimeError: CUDA error: no kernel image"
     )
     assert len(message) < 400 and caught.value.__cause__ is cause
+
+
+def test_a_backend_must_implement_infer_and_close() -> None:
+    class NoClose(Backend):
+        def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match="close"):
+        NoClose()  # type: ignore[abstract]

@@ -1,9 +1,13 @@
-"""The contract every inference backend fulfils: one input batch in, the two raw YOLOv5-seg outputs out."""
+"""The contract every inference backend fulfils: one input batch in, the two raw YOLOv5-seg outputs out.
+
+:class:`Backend` is an abstract base class, not a ``Protocol``: each backend subclasses it, implements ``infer`` and
+``close``, and inherits ``warmup``; a class that forgets one cannot be instantiated.
+"""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -55,14 +59,15 @@ class BackendInfo:
         }
 
 
-class Backend(Protocol):
+class Backend(abc.ABC):
     """Maps a pre-processed batch to YOLOv5-seg's raw outputs; nothing more.
 
-    Backends subclass it explicitly and inherit :meth:`warmup`.
+    Subclasses set :attr:`info` and implement :meth:`infer` and :meth:`close`; they inherit :meth:`warmup`.
     """
 
     info: BackendInfo
 
+    @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """Runs the network.
 
@@ -72,7 +77,6 @@ class Backend(Protocol):
         Returns:
             ``(instances, protos)``: ``(B, N, 5 + nc + 32)`` and ``(B, 32, H / 4, W / 4)``, float32.
         """
-        ...
 
     def warmup(self) -> None:
         """Runs one zero batch, so that a device that loads but cannot run fails at load time, not on the first image.
@@ -90,6 +94,6 @@ class Backend(Protocol):
                 f"{type(error).__name__}: {str(error)[:300]}"
             ) from error
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Releases the network's memory; later ``infer`` calls raise."""
-        ...
