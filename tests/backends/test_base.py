@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from workflows_yolov5_seg.backends.base import Backend, BackendInfo
+from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
+from workflows_yolov5_seg.backends.tensorrt import load_tensorrt_backend
 from workflows_yolov5_seg.errors import BackendUnavailableError
+from workflows_yolov5_seg.model_package import load_model_package
+
+from support.fake_tensorrt import FakeCuda, FakeTrt
+from support.models import make_rectangle_model
 
 INFO = BackendInfo("trt", "cuda:0", (320, 256), np.dtype(np.float16), 2, 8, ("TensorRT 10.8.0",), "fp16")
 
@@ -70,3 +76,18 @@ def test_a_backend_must_implement_infer_and_close() -> None:
 
     with pytest.raises(TypeError, match="close"):
         NoClose()  # type: ignore[abstract]
+
+
+@pytest.mark.parametrize("name", ["onnx", "trt"])
+def test_every_backend_refuses_to_run_once_closed(tmp_path, name: str) -> None:
+    package = load_model_package(make_rectangle_model(tmp_path / "m.onnx", names={0: "a", 1: "b", 2: "c"}))
+    if name == "onnx":
+        backend: Backend = OnnxRuntimeBackend(package, "cpu")
+    else:
+        backend = load_tensorrt_backend(package, cache_dir=tmp_path / "cache", trt=FakeTrt(), cuda=FakeCuda())
+    height, width = backend.info.input_hw
+    batch = np.zeros((1, 3, height, width), np.float32)
+    backend.infer(batch)
+    backend.close()
+    with pytest.raises(BackendUnavailableError, match=f"This {name} backend on .* was closed; load the model again"):
+        backend.infer(batch)

@@ -76,6 +76,9 @@ class Backend(abc.ABC):
 
         Returns:
             ``(instances, protos)``: ``(B, N, 5 + nc + 32)`` and ``(B, 32, H / 4, W / 4)``, float32.
+
+        Raises:
+            BackendUnavailableError: the backend was closed (:meth:`closed_error`, the same for every backend).
         """
 
     def warmup(self) -> None:
@@ -96,4 +99,10 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Releases the network's memory; later ``infer`` calls raise."""
+        """Releases the network's memory; later ``infer`` calls raise :meth:`closed_error`."""
+
+    def closed_error(self) -> BackendUnavailableError:
+        """What ``infer`` raises after :meth:`close`."""
+        return BackendUnavailableError(
+            f"This {self.info.name} backend on {self.info.device} was closed; load the model again."
+        )

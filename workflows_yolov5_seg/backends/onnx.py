@@ -279,8 +279,11 @@ class OnnxRuntimeBackend(Backend):
         )
 
     def infer(self, batch: np.ndarray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        session = self._session
+        if session is None:
+            raise self.closed_error()
         batch = batch.astype(self.info.input_dtype, copy=False)
-        instances, protos = self._session.run(self._output_names, {self._input_name: batch})
+        instances, protos = session.run(self._output_names, {self._input_name: batch})
         return instances.astype(np.float32, copy=False), protos.astype(np.float32, copy=False)
 
     def close(self) -> None:

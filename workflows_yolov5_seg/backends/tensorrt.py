@@ -726,7 +726,7 @@ class TensorRTBackend(Backend):
             )
         with self._lock:
             if self._closed:
-                raise BackendUnavailableError("This TensorRT backend was closed; load the model again.")
+                raise self.closed_error()
             cuda, context, stream = self._cuda, self._context, self._stream
             cuda.set_device(self._device_id)
             shape = (size, *self._input_shape_max[1:])
