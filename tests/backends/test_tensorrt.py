@@ -454,12 +454,12 @@ def test_missing_device(onnx_model: Path, cache_dir: Path) -> None:
         load(onnx_model, cache_dir, FakeTrt(), device="cuda:1")
 
 
-@pytest.mark.parametrize(("device", "index"), [(None, 0), ("cuda", 0), ("cuda:1", 1), ("GPU:2", 2), ("3", 3)])
+@pytest.mark.parametrize(("device", "index"), [(None, 0), ("cuda", 0), ("cuda:1", 1), ("CUDA:2", 2)])
 def test_parse_cuda_device(device: str | None, index: int) -> None:
     assert parse_cuda_device(device) == index
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda:x", "tensorrt:0", "mps"])
+@pytest.mark.parametrize("device", ["cpu", "cuda:x", "tensorrt:0", "mps", "3", "gpu"])
 def test_parse_cuda_device_rejects(device: str) -> None:
     with pytest.raises(InvalidParameterError):
         parse_cuda_device(device)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from workflows_yolov5_seg.backends.base import Backend, BackendInfo
+from workflows_yolov5_seg.backends.base import Backend, BackendInfo, parse_device
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
     CacheNotWritableError,
@@ -99,17 +99,6 @@ def _split_options(options: dict[str, Any], allowed: frozenset[str], backend: st
     return {k: v for k, v in options.items() if k in allowed}
 
 
-def _device_kind(device: str | None) -> tuple[str | None, int]:
-    if device is None:
-        return None, 0
-    kind, _, index = str(device).strip().lower().partition(":")
-    if kind == "gpu":
-        kind = "cuda"
-    if kind not in ("cpu", "cuda", "tensorrt") or (index and not index.isdigit()):
-        raise InvalidParameterError(f"device must be cpu, cuda[:N] or tensorrt[:N] (ONNX Runtime), got {device!r}.")
-    return kind, int(index or 0)
-
-
 def _load_onnx(package: ModelPackage, device: str, options: dict[str, Any]) -> Backend:
     from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
 
@@ -128,7 +117,8 @@ def create_backend(package: ModelPackage, backend: str = "auto", device: str | N
     Args:
         package: the resolved model.
         backend: ``onnx`` (ONNX Runtime), ``trt`` (TensorRT) or ``auto``.
-        device: ``cpu``, ``cuda[:N]``, or ``tensorrt[:N]`` (ONNX Runtime's TensorRT provider; ``onnx`` only).
+        device: ``cpu``, ``cuda[:N]``, or ``tensorrt[:N]`` (ONNX Runtime's TensorRT provider; ``onnx`` only); see
+            :func:`~workflows_yolov5_seg.backends.base.parse_device`.
             ``None``: ``auto`` picks the best that works; ``onnx`` picks CUDA when ONNX Runtime offers it (falling
             back to the CPU with a warning), ``trt`` uses ``cuda:0``.
         **options: ONNX Runtime options (``fallback_policy``, ``max_dynamic_batch``, ``intra_op_threads``,
@@ -143,7 +133,7 @@ def create_backend(package: ModelPackage, backend: str = "auto", device: str | N
         MissingDependencyError: the backend's package is not installed.
     """
     check_choice("backend", backend, BACKENDS)
-    kind, device_id = _device_kind(device)
+    kind, device_id = (None, 0) if device is None else parse_device(device)
     if backend == "trt":
         if kind in ("cpu", "tensorrt"):
             raise InvalidParameterError(

@@ -12,7 +12,29 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from workflows_yolov5_seg.errors import BackendUnavailableError
+from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError
+
+DEVICE_KINDS = ("cpu", "cuda", "tensorrt")
+DEVICE_GRAMMAR = "cpu, cuda[:N] or tensorrt[:N] (ONNX Runtime's TensorRT provider; N: the CUDA device index, default 0)"
+
+
+def parse_device(device: object) -> tuple[str, int]:
+    """Reads a device, the one grammar of every backend: ``cpu``, ``cuda[:N]`` or ``tensorrt[:N]``.
+
+    Letters may be in any case and surrounding spaces are ignored; nothing else is a device (not ``cpu:N``, a bare
+    ``N`` or ``gpu``). Which kinds a backend runs on is its own business (``trt``: ``cuda`` only).
+
+    Returns:
+        ``(kind, index)``, e.g. ``("cuda", 1)`` for ``cuda:1``; ``index`` is 0 for ``cpu``.
+
+    Raises:
+        InvalidParameterError: anything else, naming the grammar.
+    """
+    kind, colon, index = device.strip().lower().partition(":") if isinstance(device, str) else ("", "", "")
+    number = index.isascii() and index.isdigit()
+    if kind not in DEVICE_KINDS or (colon and (kind == "cpu" or not number)):
+        raise InvalidParameterError(f"device must be {DEVICE_GRAMMAR}, got {device!r}.")
+    return kind, int(index) if number else 0
 
 
 @dataclass(frozen=True)

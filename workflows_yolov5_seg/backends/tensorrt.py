@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from workflows_yolov5_seg import settings
-from workflows_yolov5_seg.backends.base import Backend, BackendInfo
+from workflows_yolov5_seg.backends.base import Backend, BackendInfo, parse_device
 from workflows_yolov5_seg.backends.engine_cache import (
     BatchProfile,
     EngineCache,
@@ -219,18 +219,20 @@ def probe_tensorrt() -> tuple[bool, str]:
 
 
 def parse_cuda_device(device: str | None) -> int:
-    """``None`` / ``cuda`` / ``cuda:N`` / ``gpu`` / ``N`` -> ``N``; anything else (``cpu``) is refused."""
+    """The index of a ``cuda[:N]`` device (:func:`~workflows_yolov5_seg.backends.base.parse_device`; ``None``: 0).
+
+    Raises:
+        InvalidParameterError: not a device, or not a CUDA one (``cpu``, ``tensorrt[:N]``).
+    """
     if device is None:
         return 0
-    kind, _, index = str(device).strip().lower().partition(":")
-    if kind.isdigit() and not index:
-        return int(kind)
-    if kind in ("cuda", "gpu") and (not index or index.isdigit()):
-        return int(index or 0)
-    raise InvalidParameterError(
-        f"The TensorRT backend runs on a CUDA device ('cuda' or 'cuda:N'), not {device!r}; use backend='onnx' for "
-        "the CPU."
-    )
+    kind, index = parse_device(device)
+    if kind != "cuda":
+        raise InvalidParameterError(
+            f"The TensorRT backend runs on a CUDA device ('cuda' or 'cuda:N'), not {device!r}; use backend='onnx' for "
+            "the CPU or ONNX Runtime's TensorRT provider."
+        )
+    return index
 
 
 # --------------------------------------------------------------------------------------------------------------
