@@ -30,7 +30,6 @@ import numpy as np
 DEFAULT_CONFIDENCE = 0.90
 DEFAULT_RESAMPLES = 4000
 Direction = Literal["at_least", "at_most"]
-VERDICTS = ("met", "borderline", "not met")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from support.onnx_graphs import (
     make_row,
     ultralytics_metadata,
 )
+from support.paths import REPOSITORY
 
 IMAGE = np.zeros((160, 320, 3), dtype=np.uint8)  # letterboxed: scale 1, pads (0, 80)
 
@@ -233,6 +236,38 @@ def test_pipeline_steps_compose(two_box_model: Path) -> None:
     np.testing.assert_array_equal(detections.xyxy, model(image)[0].xyxy)
     with pytest.raises(InvalidParameterError, match="1 output0 rows, 1 output1 rows and 2 geometries"):
         model.post_process(instances, protos, batch.geometries * 2)
+
+
+PIPELINE_ON_A_LOCAL_PACKAGE = """
+import sys
+from pathlib import Path
+import numpy as np
+from workflows_yolov5_seg.backends import create_backend
+from workflows_yolov5_seg.model import YOLOv5SegModel
+from workflows_yolov5_seg.model_package import load_model_package
+
+package = load_model_package(Path(sys.argv[1]))
+model = YOLOv5SegModel(package, create_backend(package, "onnx", device="cpu"))
+batch = model.pre_process(np.zeros((160, 320, 3), np.uint8))
+model.post_process(*model.forward(batch.tensor), batch.geometries)
+print(" ".join(sorted(name for name in sys.modules if name.startswith("workflows_yolov5_seg"))))
+"""
+
+
+def test_the_pipeline_on_a_local_package_loads_no_model_source(two_box_model: Path) -> None:
+    """Model sources (and with them the Roboflow client and key authorisation) are imported by from_pretrained only."""
+    result = subprocess.run(
+        [sys.executable, "-c", PIPELINE_ON_A_LOCAL_PACKAGE, str(two_box_model)],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        timeout=120,
+        check=True,
+    )
+    loaded = set(result.stdout.split())
+    assert "workflows_yolov5_seg.model" in loaded
+    network_stack = {"model_source", "roboflow", "authorization"}
+    assert loaded & {f"workflows_yolov5_seg.{name}" for name in network_stack} == set()
 
 
 def test_compact_masks_and_the_dense_mask_budget(two_box_model: Path) -> None:

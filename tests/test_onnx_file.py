@@ -4,6 +4,7 @@ bytes that are not an ONNX model."""
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,29 @@ def test_a_truncated_model_is_refused(fraction: float) -> None:
 def test_a_missing_file_is_an_os_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_onnx_header(tmp_path / "missing.onnx")
+
+
+def test_reading_the_header_does_not_read_the_weights(tmp_path: Path) -> None:
+    """The header of a model with 64 MiB of weights is read in well under 1 MiB of memory (ONNX Runtime reads the
+    file once more, whole; the header reader must not read it too)."""
+    weights = numpy_helper.from_array(np.zeros(16 << 20, np.float32), "weights")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["output0"])],
+        "big",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [weights],
+    )
+    model = helper.make_model(graph)
+    helper.set_model_props(model, {"names": "{0: 'a'}"})
+    path = tmp_path / "big.onnx"
+    onnx.save(model, str(path))
+    del model, weights, graph
+    tracemalloc.start()
+    try:
+        header = read_onnx_header(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert header == header_by_onnx(onnx.load(str(path), load_external_data=False))
+    assert path.stat().st_size > 64 << 20 and peak < 1 << 20, f"{peak} bytes for the header"

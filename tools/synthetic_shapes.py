@@ -65,8 +65,6 @@ __all__ = [
 CLASS_NAMES: tuple[str, ...] = ("circle", "rectangle", "triangle", "star", "ring")
 """Class names; the index in this tuple is the class id."""
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-
 Instance = tuple[int, npt.NDArray[np.bool_]]
 """``(class_id, mask)`` where ``mask`` is a boolean array of shape ``(H, W)``."""
 

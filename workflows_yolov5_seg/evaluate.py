@@ -28,7 +28,6 @@ from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-ULTRALYTICS_VAL = {"confidence": 0.001, "iou_threshold": 0.6, "max_detections": 300}
 
 
 def _pycocotools():  # noqa: ANN202 - modules

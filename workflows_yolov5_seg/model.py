@@ -34,7 +34,6 @@ from workflows_yolov5_seg.masks import (
     masks_with_pixels,
 )
 from workflows_yolov5_seg.model_package import ModelPackage
-from workflows_yolov5_seg.model_source import resolve_model
 from workflows_yolov5_seg.network import NUM_MASK_COEFFICIENTS
 from workflows_yolov5_seg.preprocessing import ImageGeometry, preprocess_images
 
@@ -135,6 +134,10 @@ class YOLOv5SegModel:
             api_key: Roboflow API key, for model ids.
             **backend_options: passed to the backend (e.g. ``intra_op_threads``, ``fallback_policy``).
         """
+        # Here, not at module level: the model sources bring the Roboflow client and key authorisation, which the
+        # pipeline on an already loaded package does not need.
+        from workflows_yolov5_seg.model_source import resolve_model
+
         package = resolve_model(str(model), api_key=api_key)
         return cls(package, create_backend(package, backend=backend, device=device, **backend_options))
 

@@ -54,9 +54,6 @@ logger = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin")
 
-# inference-models' resize modes (ResizeMode); all are accepted for YOLOv5-seg ("fit-longer-edge" is replaced
-# by a letterbox padded with 127, "letterbox-reflect-edges" is padded like a letterbox, as inference-models does).
-PACKAGE_RESIZE_MODES = RESIZE_MODES
 DYNAMIC_SPATIAL_SIZE_MODES = ("pad-to-be-divisible", "any-size")
 POST_PROCESSING_TYPES = ("nms", "sigmoid", "softmax")
 # inference-models' BackendType values, the values model_config.json's 'backend_type' may take.
@@ -365,7 +362,7 @@ def _parse_network_input(config: _Section) -> tuple[dict[str, Any], tuple[int, i
             "(dynamic_spatial_size_supported with an 'any-size' dynamic_spatial_size_mode).",
         )
     color_mode = network.value("color_mode", "str", required=True, choices=("rgb", "bgr"))
-    resize_mode = network.value("resize_mode", "str", required=True, choices=PACKAGE_RESIZE_MODES)
+    resize_mode = network.value("resize_mode", "str", required=True, choices=RESIZE_MODES)
     padding = network.value("padding_value", "int")
     if padding is not None and not 0 <= padding <= 255:
         raise network.fail("padding_value", f"is {padding}; use a value in 0..255 or null (black).")

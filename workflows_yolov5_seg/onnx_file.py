@@ -2,7 +2,8 @@
 
 The model package layer reads an ONNX once, whichever backend runs it: the graph's inputs and outputs (names,
 element types, shapes with symbolic dimensions) and ``ModelProto.metadata_props`` (Ultralytics' ``names`` and
-``stride``). Only the fields below are decoded; tensors and nodes are skipped without being copied.
+``stride``). Only the fields below are read from the file; nodes and tensor data are seeked past, so reading the header
+of a model of any size reads a few kilobytes (the backend then reads the whole file once).
 
 Field numbers (``onnx/onnx.proto3``): ``ModelProto.graph = 7``, ``ModelProto.metadata_props = 14``;
 ``GraphProto.input = 11``, ``GraphProto.output = 12``, ``GraphProto.initializer = 5``; ``TensorProto.name = 8``;
@@ -13,9 +14,12 @@ Field numbers (``onnx/onnx.proto3``): ``ModelProto.graph = 7``, ``ModelProto.met
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -159,8 +163,86 @@ def _tensor_spec(data: memoryview) -> TensorSpec:
     return TensorSpec(name, element_type, shape)
 
 
-def _initializer_name(data: memoryview) -> str:
-    return next((_text(value) for number, _, value in _fields(data) if number == 8), "")
+def _read_varint(stream: BinaryIO) -> int:
+    value, shift = 0, 0
+    while True:
+        byte = stream.read(1)
+        if not byte or shift > 63:
+            raise OnnxFormatError("truncated varint")
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
+        shift += 7
+
+
+def _stream_fields(stream: BinaryIO, end: int) -> Iterator[tuple[int, int, int]]:
+    """The fields of the message from ``stream``'s position to ``end``, without reading their content:
+    ``(number, wire_type, value)``, where ``value`` is a varint's value, or a length-delimited field's length with the
+    stream at its first byte. The caller may read the field (or the start of it); the next step seeks past it."""
+    while stream.tell() < end:
+        tag = _read_varint(stream)
+        number, wire = tag >> 3, tag & 7
+        if number == 0:
+            raise OnnxFormatError("field number 0")
+        if wire == 0:
+            yield number, wire, _read_varint(stream)
+        elif wire == 2:
+            length = _read_varint(stream)
+            start = stream.tell()
+            if start + length > end:
+                raise OnnxFormatError("truncated field")
+            yield number, wire, length
+            stream.seek(start + length)
+        elif wire in (1, 5):
+            skipped = stream.tell() + (8 if wire == 1 else 4)
+            if skipped > end:
+                raise OnnxFormatError("truncated fixed-size field")
+            stream.seek(skipped)
+        else:
+            raise OnnxFormatError(f"unsupported wire type {wire}")
+
+
+def _read_field(stream: BinaryIO, length: int) -> memoryview:
+    """A small field (an input, an output, a metadata entry) read whole."""
+    data = stream.read(length)
+    if len(data) < length:
+        raise OnnxFormatError("truncated field")
+    return memoryview(data)
+
+
+def _initializer_name(stream: BinaryIO, end: int) -> str:
+    """``TensorProto.name``, read without the tensor's data (which comes after it, or is skipped)."""
+    return next((_text(_read_field(stream, length)) for n, w, length in _stream_fields(stream, end) if n == 8), "")
+
+
+def _read_header(stream: BinaryIO, size: int) -> OnnxHeader:
+    metadata: dict[str, str] = {}
+    graph_found = False
+    inputs: list[TensorSpec] = []
+    outputs: list[TensorSpec] = []
+    initializers: set[str] = set()
+    for number, wire, length in _stream_fields(stream, size):
+        if number == 7 and wire == 2:
+            graph_found = True
+            inputs, outputs, initializers = [], [], set()
+            graph_end = stream.tell() + length
+            for graph_number, graph_wire, field_length in _stream_fields(stream, graph_end):
+                if graph_wire != 2:
+                    continue
+                if graph_number == 11:
+                    inputs.append(_tensor_spec(_read_field(stream, field_length)))
+                elif graph_number == 12:
+                    outputs.append(_tensor_spec(_read_field(stream, field_length)))
+                elif graph_number == 5:
+                    initializers.add(_initializer_name(stream, stream.tell() + field_length))
+        elif number == 14 and wire == 2:
+            entry = {n: _text(v) for n, w, v in _fields(_read_field(stream, length)) if w == 2}
+            metadata[entry.get(1, "")] = entry.get(2, "")
+    if not graph_found:
+        raise OnnxFormatError("no graph")
+    if not outputs:
+        raise OnnxFormatError("a graph without outputs")
+    return OnnxHeader(tuple(i for i in inputs if i.name not in initializers), tuple(outputs), metadata)
 
 
 def parse_onnx_header(data: bytes | memoryview) -> OnnxHeader:
@@ -169,37 +251,15 @@ def parse_onnx_header(data: bytes | memoryview) -> OnnxHeader:
     Raises:
         OnnxFormatError: the bytes are not an ONNX model (not protobuf, truncated, or without a graph).
     """
-    view = memoryview(data)
-    metadata: dict[str, str] = {}
-    graph = None
-    for number, wire, value in _fields(view):
-        if number == 7 and wire == 2:
-            graph = _message(value)
-        elif number == 14 and wire == 2:
-            entry = {n: _text(v) for n, w, v in _fields(_message(value)) if w == 2}
-            metadata[entry.get(1, "")] = entry.get(2, "")
-    if graph is None:
-        raise OnnxFormatError("no graph")
-    inputs, outputs, initializers = [], [], set()
-    for number, wire, value in _fields(graph):
-        if wire != 2:
-            continue
-        if number == 11:
-            inputs.append(_tensor_spec(_message(value)))
-        elif number == 12:
-            outputs.append(_tensor_spec(_message(value)))
-        elif number == 5:
-            initializers.add(_initializer_name(_message(value)))
-    if not outputs:
-        raise OnnxFormatError("a graph without outputs")
-    return OnnxHeader(tuple(i for i in inputs if i.name not in initializers), tuple(outputs), metadata)
+    return _read_header(io.BytesIO(data), len(data))
 
 
 def read_onnx_header(path: Path) -> OnnxHeader:
-    """:func:`parse_onnx_header` of a file.
+    """:func:`parse_onnx_header` of a file, reading only the header's fields (see the module docstring).
 
     Raises:
         OnnxFormatError: the file is not an ONNX model.
         OSError: the file cannot be read.
     """
-    return parse_onnx_header(Path(path).read_bytes())
+    with open(path, "rb") as stream:
+        return _read_header(stream, os.fstat(stream.fileno()).st_size)

@@ -39,9 +39,10 @@ ResizeMode = Literal["letterbox", "stretch", "center-crop", "fit-longer-edge", "
 ContrastType = Literal["Adaptive Equalization", "Contrast Stretching", "Histogram Equalization"]
 SizeRounding = Literal["round", "truncate"]
 
+# inference-models' resize modes (ResizeMode), all accepted in a model package's config for YOLOv5-seg
+# ("fit-longer-edge" is a letterbox padded with 127, "letterbox-reflect-edges" is padded like a letterbox, as
+# inference-models does).
 RESIZE_MODES: tuple[str, ...] = ("letterbox", "stretch", "center-crop", "fit-longer-edge", "letterbox-reflect-edges")
-# Modes that inference-models runs through its constant-padding letterbox handler.
-LETTERBOX_MODES: tuple[str, ...] = ("letterbox", "fit-longer-edge", "letterbox-reflect-edges")
 CONTRAST_TYPES: tuple[str, ...] = ("Adaptive Equalization", "Contrast Stretching", "Histogram Equalization")
 SIZE_ROUNDINGS: tuple[str, ...] = ("round", "truncate")
 # inference-models pads fit-longer-edge with 127 (its letterbox stand-in for that mode).

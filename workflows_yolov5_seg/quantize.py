@@ -393,7 +393,7 @@ def quantize_model(
             method = "minmax"
             count = _quantize_static(quantization, prepared, quantized, package, images, excluded, options, method)
         result_model = onnx.load(str(quantized))
-        _copy_metadata(onnx, onnx.load(str(package.weights_path), load_external_data=False), result_model, package)
+        _copy_metadata(onnx.load(str(package.weights_path), load_external_data=False), result_model, package)
         description = {
             "format": "QDQ",
             "weights": "int8 per channel" if options.per_channel else "int8 per tensor",
@@ -514,7 +514,7 @@ def _set_metadata(model: Any, key: str, value: str) -> None:  # noqa: ANN401
     prop.key, prop.value = key, value
 
 
-def _copy_metadata(onnx: Any, original: Any, quantized: Any, package: ModelPackage) -> None:  # noqa: ANN401
+def _copy_metadata(original: Any, quantized: Any, package: ModelPackage) -> None:  # noqa: ANN401
     """Keeps the original's ``metadata_props`` (Ultralytics' ``names``, ``stride``, ...), with ``names`` set to the
     class names the original loads with (a ``class_names.txt`` beside it wins over its metadata), written as
     Ultralytics writes them, so that a bare int8 ``.onnx`` names its classes wherever it is moved."""

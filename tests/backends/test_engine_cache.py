@@ -22,7 +22,9 @@ from workflows_yolov5_seg.backends.engine_cache import (
     resolve_precision,
     select_batch_profile,
 )
-from workflows_yolov5_seg.errors import InvalidParameterError
+from workflows_yolov5_seg.errors import CacheNotWritableError, InvalidParameterError
+
+from support.read_only import make_read_only
 
 KEY = EngineKey(
     onnx_sha256="ab" * 32,
@@ -87,6 +89,30 @@ def test_store_and_load_round_trip_owner_only(tmp_path: Path) -> None:
     assert mode(path.parent) == 0o700
     cache.remove(KEY)
     assert cache.load(KEY) is None and not description.exists()
+
+
+def enter_build_lock(cache: EngineCache, key: EngineKey) -> None:
+    with cache.build_lock(key):
+        pass
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda cache: cache.store(dataclasses.replace(KEY, precision="fp32"), b"other"),  # a new engine
+        lambda cache: cache.remove(KEY),  # a stale engine
+        lambda cache: enter_build_lock(cache, KEY),  # the lock file of a build
+    ],
+    ids=["store", "remove", "build_lock"],
+)
+def test_read_only_cache_serves_its_engines_and_types_write_failures(tmp_path: Path, monkeypatch, write) -> None:
+    cache = EngineCache(tmp_path / "cache")
+    cache.store(KEY, b"engine-bytes")
+    make_read_only(monkeypatch, tmp_path / "cache")
+    assert cache.load(KEY) == b"engine-bytes"
+    assert cache.load(dataclasses.replace(KEY, precision="fp32")) is None
+    with pytest.raises(CacheNotWritableError, match="Cannot write the TensorRT engine cache folder .*Read-only"):
+        write(cache)
 
 
 def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -12,13 +12,23 @@ import pytest
 
 import workflows_yolov5_seg.backends as backends
 from workflows_yolov5_seg.backends import create_backend, describe
-from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError
+from workflows_yolov5_seg.backends.tensorrt import CorruptedEngineError
+from workflows_yolov5_seg.errors import (
+    BackendUnavailableError,
+    CacheNotWritableError,
+    ClassNamesMismatchError,
+    InvalidModelFileError,
+    InvalidParameterError,
+    MissingDependencyError,
+    NotYOLOv5SegModelError,
+)
 from workflows_yolov5_seg.model import YOLOv5SegModel
 from workflows_yolov5_seg.model_package import load_model_package
 
 from support.fake_tensorrt import FakeTrt, install_fakes
 from support.models import make_rectangle_model
 from support.ort_fakes import CPU_BUILD, GPU_BUILD, ProviderScenario
+from support.read_only import make_read_only
 
 
 @pytest.fixture()
@@ -69,6 +79,74 @@ def test_auto_falls_from_tensorrt_to_onnxruntime_cuda(package, fake_tensorrt, mo
     assert (backend.info.name, backend.info.device) == ("onnx", "cuda:0")
     assert backend.info.providers[0] == "CUDAExecutionProvider"
     assert any("TensorRT is not usable here" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("build", "device"),
+    [(GPU_BUILD, "cuda:0"), (CPU_BUILD, "cpu")],  # onnxruntime-gpu, then onnxruntime alone: the CPU, loudly
+)
+def test_auto_falls_back_when_the_engine_cache_cannot_be_written(
+    package, fake_tensorrt, tmp_path, monkeypatch, caplog, build, device
+) -> None:
+    make_read_only(monkeypatch, tmp_path / "cache")  # the engine cache folder, empty
+    ProviderScenario(build).install(monkeypatch)
+    backend = create_backend(package, "auto")
+    assert (backend.info.name, backend.info.device) == ("onnx", device)
+    warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("TensorRT is not usable here" in m and "Cannot write the TensorRT engine cache" in m for m in warnings)
+    assert (device == "cpu") == any("no GPU backend is usable" in m for m in warnings)
+
+
+def test_auto_falls_back_when_tensorrt_refuses_the_onnx(package, fake_tensorrt, monkeypatch, caplog) -> None:
+    def refuse(parser, path: str) -> bool:  # noqa: ANN001
+        parser.errors.append("onnx2trt: unsupported operator")
+        return False
+
+    monkeypatch.setattr(fake_tensorrt.OnnxParser, "parse_from_file", refuse)
+    ProviderScenario(GPU_BUILD).install(monkeypatch)
+    backend = create_backend(package, "auto")
+    assert (backend.info.name, backend.info.device) == ("onnx", "cuda:0")
+    warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("TensorRT is not usable here" in m and "unsupported operator" in m for m in warnings)
+
+
+@pytest.mark.parametrize(
+    ("error", "falls_back"),
+    [
+        (BackendUnavailableError("no CUDA device"), True),
+        (MissingDependencyError("tensorrt", "trt", "The TensorRT backend"), True),
+        (CacheNotWritableError("Cannot write the TensorRT engine cache folder"), True),
+        (InvalidModelFileError("TensorRT could not parse the ONNX"), True),
+        (CorruptedEngineError("the package's engine.plan was built for another GPU"), True),
+        (InvalidParameterError("precision must be one of auto, fp16, fp32"), False),  # the same on every backend
+        (NotYOLOv5SegModelError("not a YOLOv5-seg model"), False),  # the model, not the backend
+        (ClassNamesMismatchError("3 class names for 80 classes"), False),  # the model package
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_auto_falls_back_on_exactly_the_errors_that_mean_cannot_run_here(
+    package, fake_tensorrt, monkeypatch, error: Exception, falls_back: bool
+) -> None:
+    def fail(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(backends, "_load_trt", fail)
+    ProviderScenario(CPU_BUILD).install(monkeypatch)
+    if falls_back:
+        assert create_backend(package, "auto").info.device == "cpu"
+    else:
+        with pytest.raises(type(error)):
+            create_backend(package, "auto")
+
+
+def test_auto_raises_a_file_the_cpu_cannot_load_as_it_is(package, no_tensorrt, monkeypatch) -> None:
+    def fail(*args: object) -> None:
+        raise InvalidModelFileError("could not be loaded as an ONNX model")
+
+    monkeypatch.setattr(backends, "_load_onnx", fail)
+    ProviderScenario(CPU_BUILD).install(monkeypatch)
+    with pytest.raises(InvalidModelFileError):
+        create_backend(package, "auto")
 
 
 def test_auto_uses_onnxruntime_cuda_without_tensorrt(package, no_tensorrt, monkeypatch) -> None:

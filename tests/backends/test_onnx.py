@@ -19,7 +19,6 @@ from workflows_yolov5_seg.backends.onnx import (
     check_providers_in_use,
     default_session_options,
     execution_providers,
-    parse_ort_device,
 )
 from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError, InvalidSettingError
 from workflows_yolov5_seg.model_package import load_model_package
@@ -68,26 +67,6 @@ def test_check_providers_in_use_tensorrt_falls_to_cuda() -> None:
 def test_check_providers_in_use_rejects_bad_policy() -> None:
     with pytest.raises(InvalidParameterError):
         check_providers_in_use("CUDAExecutionProvider", ["CPUExecutionProvider"], "ignore")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("device", "expected"),
-    [
-        ("cpu", ("cpu", 0)),
-        ("cuda", ("cuda", 0)),
-        ("cuda:1", ("cuda", 1)),
-        ("GPU:2", ("cuda", 2)),
-        ("tensorrt", ("tensorrt", 0)),
-    ],
-)
-def test_parse_ort_device(device: str, expected: tuple[str, int]) -> None:
-    assert parse_ort_device(device) == expected
-
-
-@pytest.mark.parametrize("device", ["cpu:0", "cuda:x", "rocm", ""])
-def test_parse_ort_device_rejects(device: str) -> None:
-    with pytest.raises(BackendUnavailableError):
-        parse_ort_device(device)
 
 
 def test_execution_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,6 +36,7 @@ from workflows_yolov5_seg.backends.tensorrt import (
 )
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
+    CacheNotWritableError,
     InvalidParameterError,
     MissingDependencyError,
 )
@@ -45,6 +46,7 @@ from workflows_yolov5_seg.model_package import load_model_package
 from support.fake_tensorrt import FakeCuda, FakeTrt
 from support.models import CLASS_NAMES, make_two_box_model, make_two_box_model_of, two_box_rows
 from support.onnx_graphs import make_constant_seg_onnx
+from support.read_only import make_read_only
 
 SECOND_OBJECTNESS = 0.8  # the circle's, so the two detections' scores differ
 
@@ -153,6 +155,32 @@ def test_corrupted_cached_engine_is_deleted_and_rebuilt(
     instances, _ = backend.infer(np.zeros((1, 3, 320, 320), np.float32))
     assert instances.shape == (1, 2, 40)
     backend.close()
+
+
+def test_read_only_cache_holding_the_engine_loads_it(
+    onnx_model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Docker recipe's way to ship engines: a cache folder of pre-built engines, mounted read-only."""
+    trt = FakeTrt()
+    load(onnx_model, cache_dir, trt).close()
+    for lock in (cache_dir / "trt").glob("*.lock"):
+        lock.unlink()  # what a copy of the engines alone holds
+    make_read_only(monkeypatch, cache_dir)
+    with caplog.at_level(logging.INFO):
+        backend = load(onnx_model, cache_dir, trt)
+    assert len(trt.builds) == 1 and "Using the cached TensorRT engine" in caplog.text
+    assert backend.infer(np.zeros((1, 3, 320, 320), np.float32))[0].shape == (1, 2, 40)
+    backend.close()
+
+
+def test_read_only_cache_without_the_engine_says_so(
+    onnx_model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (cache_dir / "trt").mkdir(parents=True)
+    make_read_only(monkeypatch, cache_dir)
+    with pytest.raises(CacheNotWritableError, match="Cannot write the TensorRT engine cache folder") as caught:
+        load(onnx_model, cache_dir, FakeTrt())
+    assert settings.CACHE_DIR.name in str(caught.value)
 
 
 def test_interrupted_build_leaves_no_file(onnx_model: Path, cache_dir: Path) -> None:
@@ -426,12 +454,12 @@ def test_missing_device(onnx_model: Path, cache_dir: Path) -> None:
         load(onnx_model, cache_dir, FakeTrt(), device="cuda:1")
 
 
-@pytest.mark.parametrize(("device", "index"), [(None, 0), ("cuda", 0), ("cuda:1", 1), ("GPU:2", 2), ("3", 3)])
+@pytest.mark.parametrize(("device", "index"), [(None, 0), ("cuda", 0), ("cuda:1", 1), ("CUDA:2", 2)])
 def test_parse_cuda_device(device: str | None, index: int) -> None:
     assert parse_cuda_device(device) == index
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda:x", "tensorrt:0", "mps"])
+@pytest.mark.parametrize("device", ["cpu", "cuda:x", "tensorrt:0", "mps", "3", "gpu"])
 def test_parse_cuda_device_rejects(device: str) -> None:
     with pytest.raises(InvalidParameterError):
         parse_cuda_device(device)

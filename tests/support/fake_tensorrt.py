@@ -45,7 +45,6 @@ class DataType(enum.Enum):
 
 
 class TensorIOMode(enum.Enum):
-    NONE = 0
     INPUT = 1
     OUTPUT = 2
 
@@ -69,19 +68,8 @@ class FakeNetwork:
         self.inputs: list[FakeTensor] = []
         self.outputs: list[FakeTensor] = []
 
-    @property
-    def num_inputs(self) -> int:
-        return len(self.inputs)
-
-    @property
-    def num_outputs(self) -> int:
-        return len(self.outputs)
-
     def get_input(self, index: int) -> FakeTensor:
         return self.inputs[index]
-
-    def get_output(self, index: int) -> FakeTensor:
-        return self.outputs[index]
 
 
 def _tensors(values: list) -> list[FakeTensor]:
@@ -107,7 +95,6 @@ class FakeTrt:
         self.__version__ = version
         self.fail_build = fail_build
         self.builds: list[dict] = []  # one entry per build_serialized_network call
-        self.deserializations = 0
         self.build_hook = None  # called inside build_serialized_network (e.g. to raise KeyboardInterrupt)
         self.runtimes: list = []
         self.engines: list = []
@@ -228,7 +215,6 @@ class FakeTrt:
                 fake.runtimes.append(self)
 
             def deserialize_cuda_engine(self, data: bytes) -> FakeEngine | None:
-                fake.deserializations += 1
                 data = bytes(data)
                 if not data.startswith(MAGIC):
                     self.logger.log(Severity.ERROR, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization")
@@ -249,7 +235,6 @@ class FakeTrt:
                 return engine
 
         self.ILogger = ILogger
-        self.Logger = ILogger
         self.IProgressMonitor = IProgressMonitor
         self.OnnxParser = OnnxParser
         self.Builder = Builder
@@ -417,7 +402,6 @@ class FakeCuda:
         self.device_allocations: set[int] = set()
         self.host_allocations: set[int] = set()
         self.streams: set[int] = set()
-        self.current_device: int | None = None
         self.copies: list[tuple[str, int]] = []
         self._next_stream = 1000
 
@@ -426,7 +410,6 @@ class FakeCuda:
 
     def set_device(self, index: int) -> None:
         assert 0 <= index < len(self.gpus), index
-        self.current_device = index
 
     def device_info(self, index: int) -> GpuInfo:
         return self.gpus[index]

@@ -14,9 +14,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from workflows_yolov5_seg.backends.base import Backend, BackendInfo
+from workflows_yolov5_seg.backends.base import Backend, BackendInfo, parse_device
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
+    CacheNotWritableError,
+    InvalidModelFileError,
     InvalidParameterError,
     MissingDependencyError,
     check_choice,
@@ -39,6 +41,20 @@ TRT_OPTIONS = frozenset(
         "workspace_bytes",
         "rebuild_engine",
     }
+)
+
+# The errors by which backend='auto' learns that a backend cannot run here and tries the next; any other error (a bad
+# parameter, a model that is not YOLOv5-seg or whose class names do not match) would fail the same on every backend
+# and is raised.
+CANNOT_RUN_HERE: tuple[type[Exception], ...] = (
+    BackendUnavailableError,  # no usable device or provider, a failed build, a failed first run
+    MissingDependencyError,  # the backend's package is not installed
+)
+# A GPU backend also gives way when its own loader or cache is what fails, where ONNX Runtime may still run the file.
+GPU_CANNOT_RUN_HERE: tuple[type[Exception], ...] = (
+    *CANNOT_RUN_HERE,
+    CacheNotWritableError,  # TensorRT's engine cache cannot be written (e.g. read-only without the engine)
+    InvalidModelFileError,  # TensorRT's parser refuses the ONNX, an engine.plan does not load, a GPU session fails
 )
 
 __all__ = ["BACKENDS", "Backend", "BackendInfo", "create_backend", "onnxruntime_has_cuda", "tensorrt_usable"]
@@ -83,17 +99,6 @@ def _split_options(options: dict[str, Any], allowed: frozenset[str], backend: st
     return {k: v for k, v in options.items() if k in allowed}
 
 
-def _device_kind(device: str | None) -> tuple[str | None, int]:
-    if device is None:
-        return None, 0
-    kind, _, index = str(device).strip().lower().partition(":")
-    if kind == "gpu":
-        kind = "cuda"
-    if kind not in ("cpu", "cuda", "tensorrt") or (index and not index.isdigit()):
-        raise InvalidParameterError(f"device must be cpu, cuda[:N] or tensorrt[:N] (ONNX Runtime), got {device!r}.")
-    return kind, int(index or 0)
-
-
 def _load_onnx(package: ModelPackage, device: str, options: dict[str, Any]) -> Backend:
     from workflows_yolov5_seg.backends.onnx import OnnxRuntimeBackend
 
@@ -112,7 +117,8 @@ def create_backend(package: ModelPackage, backend: str = "auto", device: str | N
     Args:
         package: the resolved model.
         backend: ``onnx`` (ONNX Runtime), ``trt`` (TensorRT) or ``auto``.
-        device: ``cpu``, ``cuda[:N]``, or ``tensorrt[:N]`` (ONNX Runtime's TensorRT provider; ``onnx`` only).
+        device: ``cpu``, ``cuda[:N]``, or ``tensorrt[:N]`` (ONNX Runtime's TensorRT provider; ``onnx`` only); see
+            :func:`~workflows_yolov5_seg.backends.base.parse_device`.
             ``None``: ``auto`` picks the best that works; ``onnx`` picks CUDA when ONNX Runtime offers it (falling
             back to the CPU with a warning), ``trt`` uses ``cuda:0``.
         **options: ONNX Runtime options (``fallback_policy``, ``max_dynamic_batch``, ``intra_op_threads``,
@@ -127,7 +133,7 @@ def create_backend(package: ModelPackage, backend: str = "auto", device: str | N
         MissingDependencyError: the backend's package is not installed.
     """
     check_choice("backend", backend, BACKENDS)
-    kind, device_id = _device_kind(device)
+    kind, device_id = (None, 0) if device is None else parse_device(device)
     if backend == "trt":
         if kind in ("cpu", "tensorrt"):
             raise InvalidParameterError(
@@ -165,7 +171,9 @@ def describe(info: BackendInfo) -> str:
 
 
 def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict[str, Any]) -> tuple[Backend, str]:
-    """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; the first that loads and runs wins.
+    """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; the first that loads and runs wins. A candidate that
+    fails with one of :data:`GPU_CANNOT_RUN_HERE` (the CPU: :data:`CANNOT_RUN_HERE`) is logged as a warning and the
+    next is tried; any other error is raised.
 
     Returns:
         ``(backend, note)``: the note says, for the load log line, which GPU backends were not installed.
@@ -184,12 +192,13 @@ def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict
         return _load_onnx(package, f"tensorrt:{device_id}", tensorrt_options), " (device='tensorrt')"
     cuda_device = f"cuda:{device_id}"
     gpu_required = kind == "cuda" and user_policy != "warn" or user_policy == "raise"
-    candidates: list[tuple[str, Callable[[], Backend]]] = []
+    # (label, loader, the errors on which the next candidate is tried)
+    candidates: list[tuple[str, Callable[[], Backend], tuple[type[Exception], ...]]] = []
     skipped: list[str] = []
 
     usable, reason = tensorrt_usable(device_id)
     if usable and (package.weights_path is not None or package.engine_path is not None):
-        candidates.append(("TensorRT", lambda: _load_trt(package, cuda_device, trt_options)))
+        candidates.append(("TensorRT", lambda: _load_trt(package, cuda_device, trt_options), GPU_CANNOT_RUN_HERE))
     else:
         skipped.append(f"TensorRT: {reason or 'no weights'}")
     if package.weights_path is not None and onnxruntime_has_cuda():
@@ -199,17 +208,18 @@ def _auto(package: ModelPackage, kind: str | None, device_id: int, options: dict
             loaded.warmup()
             return loaded
 
-        candidates.append(("ONNX Runtime CUDA", ort_cuda))
+        candidates.append(("ONNX Runtime CUDA", ort_cuda, GPU_CANNOT_RUN_HERE))
     else:
         skipped.append("ONNX Runtime CUDA: onnxruntime-gpu with CUDAExecutionProvider is not installed")
     if not gpu_required:
-        candidates.append(("ONNX Runtime CPU", lambda: _load_onnx(package, "cpu", onnx_options)))
+        # The last resort: a file ONNX Runtime cannot load on the CPU raises its own InvalidModelFileError.
+        candidates.append(("ONNX Runtime CPU", lambda: _load_onnx(package, "cpu", onnx_options), CANNOT_RUN_HERE))
 
     failures: list[str] = []
-    for label, load in candidates:
+    for label, load, cannot_run_here in candidates:
         try:
             chosen = load()
-        except (BackendUnavailableError, MissingDependencyError) as error:
+        except cannot_run_here as error:
             failures.append(f"{label}: {error}")
             logger.warning(
                 "backend='auto': %s is not usable here (%s); trying the next backend.", label, str(error)[:400]

@@ -1,15 +1,41 @@
-"""The contract every inference backend fulfils: one input batch in, the two raw YOLOv5-seg outputs out."""
+"""The contract every inference backend fulfils: one input batch in, the two raw YOLOv5-seg outputs out.
+
+:class:`Backend` is an abstract base class, not a ``Protocol``: each backend subclasses it, implements ``infer`` and
+``close``, and inherits ``warmup``; a class that forgets one cannot be instantiated.
+"""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from workflows_yolov5_seg.errors import BackendUnavailableError
+from workflows_yolov5_seg.errors import BackendUnavailableError, InvalidParameterError
 from workflows_yolov5_seg.layouts import OutputLayout
+
+DEVICE_KINDS = ("cpu", "cuda", "tensorrt")
+DEVICE_GRAMMAR = "cpu, cuda[:N] or tensorrt[:N] (ONNX Runtime's TensorRT provider; N: the CUDA device index, default 0)"
+
+
+def parse_device(device: object) -> tuple[str, int]:
+    """Reads a device, the one grammar of every backend: ``cpu``, ``cuda[:N]`` or ``tensorrt[:N]``.
+
+    Letters may be in any case and surrounding spaces are ignored; nothing else is a device (not ``cpu:N``, a bare
+    ``N`` or ``gpu``). Which kinds a backend runs on is its own business (``trt``: ``cuda`` only).
+
+    Returns:
+        ``(kind, index)``, e.g. ``("cuda", 1)`` for ``cuda:1``; ``index`` is 0 for ``cpu``.
+
+    Raises:
+        InvalidParameterError: anything else, naming the grammar.
+    """
+    kind, colon, index = device.strip().lower().partition(":") if isinstance(device, str) else ("", "", "")
+    number = index.isascii() and index.isdigit()
+    if kind not in DEVICE_KINDS or (colon and (kind == "cpu" or not number)):
+        raise InvalidParameterError(f"device must be {DEVICE_GRAMMAR}, got {device!r}.")
+    return kind, int(index) if number else 0
 
 
 @dataclass(frozen=True)
@@ -59,14 +85,15 @@ class BackendInfo:
         }
 
 
-class Backend(Protocol):
+class Backend(abc.ABC):
     """Maps a pre-processed batch to YOLOv5-seg's raw outputs; nothing more.
 
-    Backends subclass it explicitly and inherit :meth:`warmup`.
+    Subclasses set :attr:`info` and implement :meth:`infer` and :meth:`close`; they inherit :meth:`warmup`.
     """
 
     info: BackendInfo
 
+    @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """Runs the network.
 
@@ -75,8 +102,10 @@ class Backend(Protocol):
 
         Returns:
             ``(instances, protos)``: ``(B, N, 5 + nc + 32)`` and ``(B, 32, H / 4, W / 4)``, float32.
+
+        Raises:
+            BackendUnavailableError: the backend was closed (:meth:`closed_error`, the same for every backend).
         """
-        ...
 
     def warmup(self) -> None:
         """Runs one zero batch, so that a device that loads but cannot run fails at load time, not on the first image.
@@ -94,6 +123,12 @@ class Backend(Protocol):
                 f"{type(error).__name__}: {str(error)[:300]}"
             ) from error
 
+    @abc.abstractmethod
     def close(self) -> None:
-        """Releases the network's memory; later ``infer`` calls raise."""
-        ...
+        """Releases the network's memory; later ``infer`` calls raise :meth:`closed_error`."""
+
+    def closed_error(self) -> BackendUnavailableError:
+        """What ``infer`` raises after :meth:`close`."""
+        return BackendUnavailableError(
+            f"This {self.info.name} backend on {self.info.device} was closed; load the model again."
+        )

@@ -233,17 +233,26 @@ class EngineCache:
         return self.directory / "trt" / f"{key.file_stem()}{ENGINE_SUFFIX}"
 
     def load(self, key: EngineKey) -> bytes | None:
-        """The cached engine's bytes, or ``None`` when there is none."""
+        """The cached engine's bytes, or ``None`` when there is none. Reads only: a read-only cache folder (e.g.
+        one mounted with pre-built engines) serves its engines.
+
+        Raises:
+            CacheNotWritableError: the engine file exists but cannot be read.
+        """
         path = self.engine_path(key)
         try:
             return path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as error:
+            raise self.not_usable(path.parent, error, "read") from None
 
-    def not_writable(self, folder: Path, error: OSError) -> CacheNotWritableError:
+    def not_usable(self, folder: Path, error: OSError, action: str = "write") -> CacheNotWritableError:
+        """The error for a cache folder that cannot be written (``action='write'``) or read (``'read'``)."""
+        able = "readable" if action == "read" else "writable"
         return CacheNotWritableError(
-            f"Cannot write the TensorRT engine cache folder '{folder}' ({error.strerror or error}). Make it "
-            f"writable, or set {settings.CACHE_DIR.name} (or pass cache_dir) to a writable folder."
+            f"Cannot {action} the TensorRT engine cache folder '{folder}' ({error.strerror or error}). Make it "
+            f"{able}, or set {settings.CACHE_DIR.name} (or pass cache_dir) to a writable folder."
         )
 
     def store(self, key: EngineKey, engine: bytes) -> Path:
@@ -257,27 +266,35 @@ class EngineCache:
             write_atomically(path, bytes(engine))
             description = {**key.as_dict(), "engine_sha256": hashlib.sha256(bytes(engine)).hexdigest()}
             write_atomically(path.with_suffix(KEY_SUFFIX), json.dumps(description, indent=2).encode())
-        except PermissionError as error:
-            raise self.not_writable(path.parent, error) from None
+        except OSError as error:  # permissions, a read-only file system (EROFS), a full disk
+            raise self.not_usable(path.parent, error) from None
         return path
 
     def remove(self, key: EngineKey) -> None:
         """Deletes a cached engine (e.g. one that no longer deserializes)."""
         path = self.engine_path(key)
         for stale in (path, path.with_suffix(KEY_SUFFIX)):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 stale.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                raise self.not_usable(path.parent, error) from None
 
     @contextlib.contextmanager
     def build_lock(self, key: EngineKey) -> Iterator[None]:
         """Holds an exclusive lock on ``key`` across processes, so that concurrent first loads build once.
 
+        Only a build needs it (it creates a lock file): look the engine up with :meth:`load` first.
         Uses ``fcntl.flock`` where available (Linux, macOS); elsewhere it does not lock across processes.
+
+        Raises:
+            CacheNotWritableError: the lock file cannot be created (a read-only or foreign folder).
         """
         path = self.engine_path(key).with_suffix(LOCK_SUFFIX)
         with contextlib.ExitStack() as held:
             try:
                 held.enter_context(exclusive_file_lock(path))
-            except PermissionError as error:
-                raise self.not_writable(path.parent, error) from None
+            except OSError as error:  # permissions, or a read-only file system (EROFS)
+                raise self.not_usable(path.parent, error) from None
             yield

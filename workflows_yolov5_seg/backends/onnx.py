@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from workflows_yolov5_seg import settings
-from workflows_yolov5_seg.backends.base import Backend, BackendInfo
+from workflows_yolov5_seg.backends.base import Backend, BackendInfo, parse_device
 from workflows_yolov5_seg.errors import (
     BackendUnavailableError,
     InvalidModelFileError,
@@ -41,18 +41,6 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 FALLBACK_POLICIES = ("raise", "warn")
 
 
-def parse_ort_device(device: str) -> tuple[str, int]:
-    """``cpu`` / ``cuda[:N]`` / ``gpu[:N]`` / ``tensorrt[:N]`` -> ``(kind, device_id)``."""
-    kind, _, index = str(device).strip().lower().partition(":")
-    kind = "cuda" if kind == "gpu" else kind
-    if kind not in ("cpu", "cuda", "tensorrt") or (index and not index.isdigit()) or (kind == "cpu" and index):
-        raise BackendUnavailableError(
-            f"Unknown device '{device}' for ONNX Runtime; use cpu, cuda[:N] or tensorrt[:N] (ONNX Runtime's TensorRT "
-            "execution provider)."
-        )
-    return kind, int(index or 0)
-
-
 def ort_tensorrt_cache_dir(cache_dir: Path | None = None) -> Path:
     """Where ONNX Runtime's TensorRT execution provider keeps its engines: ``<cache>/ort-trt`` (owner-only)."""
     return ensure_private_dir(Path(cache_dir) if cache_dir is not None else settings.cache_root() / "ort-trt")
@@ -61,15 +49,15 @@ def ort_tensorrt_cache_dir(cache_dir: Path | None = None) -> Path:
 def execution_providers(
     device: str, cache_dir: Path | None = None, trt_fp16: bool = True
 ) -> list[str | tuple[str, dict]]:
-    """ONNX Runtime providers, best first, for ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``tensorrt:N``).
+    """ONNX Runtime providers, best first, for ``device`` (``cpu``, ``cuda[:N]`` or ``tensorrt[:N]``).
 
     Args:
-        device: where to run.
+        device: where to run (:func:`~workflows_yolov5_seg.backends.base.parse_device`).
         cache_dir: for ``tensorrt``: the folder of the TensorRT provider's engine and timing caches (default
             ``<cache>/ort-trt``, see :func:`ort_tensorrt_cache_dir`).
         trt_fp16: let the TensorRT provider build fp16 engines.
     """
-    kind, device_id = parse_ort_device(device)
+    kind, device_id = parse_device(device)
     cpu = "CPUExecutionProvider"
     if kind == "cpu":
         return [cpu]
@@ -244,7 +232,7 @@ class OnnxRuntimeBackend(Backend):
             )
         weights_path, signature = package.weights_path, package.signature
         onnxruntime = import_onnxruntime()
-        kind, device_id = parse_ort_device(device)
+        kind, device_id = parse_device(device)
         if kind != "cpu" and preload_dlls:
             preload_cuda_libraries(onnxruntime)
         providers = execution_providers(device, cache_dir, trt_fp16)
@@ -279,8 +267,11 @@ class OnnxRuntimeBackend(Backend):
         )
 
     def infer(self, batch: np.ndarray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        session = self._session
+        if session is None:
+            raise self.closed_error()
         batch = batch.astype(self.info.input_dtype, copy=False)
-        instances, protos = self._session.run(self._output_names, {self._input_name: batch})
+        instances, protos = session.run(self._output_names, {self._input_name: batch})
         return instances.astype(np.float32, copy=False), protos.astype(np.float32, copy=False)
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from workflows_yolov5_seg import settings
-from workflows_yolov5_seg.backends.base import Backend, BackendInfo
+from workflows_yolov5_seg.backends.base import Backend, BackendInfo, parse_device
 from workflows_yolov5_seg.backends.engine_cache import (
     BatchProfile,
     EngineCache,
@@ -220,18 +220,20 @@ def probe_tensorrt() -> tuple[bool, str]:
 
 
 def parse_cuda_device(device: str | None) -> int:
-    """``None`` / ``cuda`` / ``cuda:N`` / ``gpu`` / ``N`` -> ``N``; anything else (``cpu``) is refused."""
+    """The index of a ``cuda[:N]`` device (:func:`~workflows_yolov5_seg.backends.base.parse_device`; ``None``: 0).
+
+    Raises:
+        InvalidParameterError: not a device, or not a CUDA one (``cpu``, ``tensorrt[:N]``).
+    """
     if device is None:
         return 0
-    kind, _, index = str(device).strip().lower().partition(":")
-    if kind.isdigit() and not index:
-        return int(kind)
-    if kind in ("cuda", "gpu") and (not index or index.isdigit()):
-        return int(index or 0)
-    raise InvalidParameterError(
-        f"The TensorRT backend runs on a CUDA device ('cuda' or 'cuda:N'), not {device!r}; use backend='onnx' for "
-        "the CPU."
-    )
+    kind, index = parse_device(device)
+    if kind != "cuda":
+        raise InvalidParameterError(
+            f"The TensorRT backend runs on a CUDA device ('cuda' or 'cuda:N'), not {device!r}; use backend='onnx' for "
+            "the CPU or ONNX Runtime's TensorRT provider."
+        )
+    return index
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -445,8 +447,8 @@ def build_serialized_engine(
             monitor = None
     logger.info(
         "Building a TensorRT %s engine for %s (batch %s, %dx%d, TensorRT %s); this can take several minutes and "
-        "happens once per GPU model and TensorRT version (pre-build with: python -m "
-        "workflows_yolov5_seg.build_engine).",
+        "happens once per GPU model and TensorRT version (pre-build with: workflows-yolov5-seg build-engine "
+        "--model MODEL).",
         precision,
         label,
         batch,
@@ -499,21 +501,33 @@ def get_or_build_engine(
 ) -> tuple[EngineKey, bytes, bool]:
     """The serialized engine for an ONNX on a GPU, from the cache or built (then cached).
 
-    Concurrent callers (threads or processes) wait for one build through a file lock. ``signature`` is the ONNX's,
-    from its model package.
+    The cache is looked up first, without writing anything, so a read-only cache folder serves its engines. Only a
+    build takes the file lock, so that concurrent callers (threads or processes) wait for one build; the cache is
+    looked up again once the lock is held. ``signature`` is the ONNX's, from its model package.
 
     Returns:
         ``(key, engine, from_cache)``.
+
+    Raises:
+        CacheNotWritableError: the engine is not cached and the cache folder cannot be written (or read).
     """
     cache = cache or EngineCache()
     parsed = parse_onnx(trt, onnx_path, signature)
     key = engine_key_for(trt, parsed, onnx_path, gpu, precision, batch)
+
+    def cached() -> bytes | None:
+        engine = None if rebuild else cache.load(key)
+        if engine is not None:
+            logger.info("Using the cached TensorRT engine %s", cache.engine_path(key))
+        return engine
+
+    engine = cached()
+    if engine is not None:
+        return key, engine, True
     with cache.build_lock(key):
-        if not rebuild:
-            cached = cache.load(key)
-            if cached is not None:
-                logger.info("Using the cached TensorRT engine %s", cache.engine_path(key))
-                return key, cached, True
+        engine = cached()  # built by another caller while this one waited for the lock
+        if engine is not None:
+            return key, engine, True
         engine = build_serialized_engine(trt, parsed, key.precision, key.batch, f"'{onnx_path.name}'", workspace_bytes)
         path = cache.store(key, engine)
         logger.info("Cached the TensorRT engine at %s", path)
@@ -725,7 +739,7 @@ class TensorRTBackend(Backend):
             )
         with self._lock:
             if self._closed:
-                raise BackendUnavailableError("This TensorRT backend was closed; load the model again.")
+                raise self.closed_error()
             cuda, context, stream = self._cuda, self._context, self._stream
             cuda.set_device(self._device_id)
             shape = (size, *self._input_shape_max[1:])
