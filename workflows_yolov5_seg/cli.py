@@ -182,7 +182,7 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from workflows_yolov5_seg.evaluate import evaluate, format_table, load_dataset
-    from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+    from workflows_yolov5_seg.model import InferenceParameters, YOLOSegModel
 
     parameters = InferenceParameters(
         confidence=args.confidence,
@@ -192,7 +192,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         mask_decode_mode=args.mask_decode_mode,
         tradeoff_factor=args.tradeoff_factor,
     )
-    model = YOLOv5SegModel.from_pretrained(args.model, backend=args.backend, device=args.device)
+    model = YOLOSegModel.from_pretrained(args.model, backend=args.backend, device=args.device)
     metrics = evaluate(model, load_dataset(args.data, args.split, args.layout), parameters, args.limit)
     metrics["settings"] = {
         "model": args.model,

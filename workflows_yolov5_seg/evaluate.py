@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from workflows_yolov5_seg.detections import encode_coco_rle
 from workflows_yolov5_seg.errors import InvalidParameterError, MissingDependencyError
-from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+from workflows_yolov5_seg.model import InferenceParameters, YOLOSegModel
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def load_dataset(root: Path, split: str, layout: str = "auto") -> Dataset:
 
 
 def predict_dataset(
-    model: YOLOv5SegModel, dataset: Dataset, parameters: InferenceParameters, limit: int | None = None
+    model: YOLOSegModel, dataset: Dataset, parameters: InferenceParameters, limit: int | None = None
 ) -> Iterator[dict]:
     """Runs the pipeline on each image and yields COCO result entries."""
     images = dataset.coco["images"][:limit]
@@ -180,7 +180,7 @@ def coco_metrics(
 
 
 def evaluate(
-    model: YOLOv5SegModel,
+    model: YOLOSegModel,
     dataset: Dataset,
     parameters: InferenceParameters,
     limit: int | None = None,
