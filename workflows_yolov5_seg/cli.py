@@ -341,7 +341,9 @@ COMMANDS: tuple[Command, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="workflows-yolov5-seg", description="YOLOv5 instance segmentation for Roboflow Workflows."
+        prog="workflows-yolov5-seg",
+        description="YOLO instance segmentation for Roboflow Workflows: YOLOv5, YOLOv8, YOLOv9, YOLO11, YOLO12 and "
+        "YOLO26-seg exports (raw or end-to-end), from an .onnx file, a model package folder or a Roboflow model id.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
