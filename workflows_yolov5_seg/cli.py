@@ -320,7 +320,9 @@ COMMANDS: tuple[Command, ...] = (
         "Runs the pipeline on a COCO (annotations/instances_SPLIT.json + images/SPLIT/) or YOLO-seg "
         "(images/SPLIT/, labels/SPLIT/) dataset and scores it with pycocotools (workflows_yolov5_seg.evaluate; "
         "pip install 'workflows-yolov5-seg[evaluate]'). Defaults match Ultralytics segment/val.py: confidence "
-        "0.001, IoU 0.6, 300 detections, multi-label scoring.",
+        "0.001, IoU 0.6, 300 detections, multi-label scoring. An end-to-end export with NMS in the graph "
+        "(nms=True) already dropped detections below its export confidence (0.25 unless exported with another conf): "
+        "a lower --confidence cannot bring them back; a warning and the report's in_graph_confidence say so.",
         evaluate_arguments,
         run_evaluate,
     ),
