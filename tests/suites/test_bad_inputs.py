@@ -387,7 +387,12 @@ LOAD = [
         "not-onnx-text",
         load(write("model.onnx", b"definitely not a protobuf " * 20)),
         errors.InvalidModelFileError,
-        ("model.onnx", "could not be loaded as an ONNX model", "export.py --include onnx"),
+        (
+            "model.onnx",
+            "could not be loaded as an ONNX model",
+            "yolo export model=best.pt format=onnx",
+            "--include onnx",
+        ),
     ),
     Case(
         "empty-file",
@@ -399,19 +404,19 @@ LOAD = [
         "detection-only-onnx",
         load(lambda env: make_detection_only_onnx(env.tmp / "det.onnx")),
         errors.NotYOLOv5SegModelError,
-        ("det.onnx", "not a YOLOv5-seg model", "detection model", "export a -seg"),
+        ("det.onnx", "not a YOLO segmentation model", "detection model", "export an instance segmentation model"),
     ),
     Case(
         "classification-onnx",
         load(lambda env: make_classification_onnx(env.tmp / "cls.onnx")),
         errors.NotYOLOv5SegModelError,
-        ("cls.onnx", "not a YOLOv5-seg model", "classification model", "-seg"),
+        ("cls.onnx", "not a YOLO segmentation model", "classification model", "-seg"),
     ),
     Case(
         "fewer-class-names-than-outputs",
         load(names_file(2)),
         errors.ClassNamesMismatchError,
-        ("predicts 3 classes", "output width 40", "2 class names", "class_names.txt list exactly 3"),
+        ("predicts 3 classes", r"output0 \['batch', 2, 40\]", "2 class names", "class_names.txt list exactly 3"),
     ),
     Case(
         "more-class-names-than-outputs",
@@ -423,13 +428,13 @@ LOAD = [
         "protos-with-16-channels",
         load(lambda env: env.seg_model(protos=np.zeros((16, 80, 80), np.float32))),
         errors.NotYOLOv5SegModelError,
-        ("not a YOLOv5-seg model", r"output1 \[B, 32, H/4, W/4\]"),
+        ("not a YOLO segmentation model", r"output1 \[B, 32, H/4, W/4\]"),
     ),
     Case(
         "protos-of-the-wrong-size",
         load(lambda env: env.seg_model(protos=np.zeros((32, 40, 40), np.float32))),
         errors.InvalidModelOutputError,
-        (r"prototypes of shape \(1, 32, 40, 40\)", r"expected \(1, 32, 80, 80\)", "YOLOv5-seg export"),
+        (r"prototypes of shape \(1, 32, 40, 40\)", r"expected \(1, 32, 80, 80\)", "YOLO segmentation export"),
     ),
     Case(
         "nan-in-model-outputs",
@@ -447,7 +452,7 @@ LOAD = [
         "missing-path",
         load(lambda env: env.tmp / "nope.onnx"),
         errors.ModelNotFoundError,
-        ("nope.onnx", "does not exist", "give the path of a YOLOv5-seg .onnx"),
+        ("nope.onnx", "does not exist", "give the path of a YOLO segmentation .onnx"),
     ),
     Case(
         "folder-without-weights",
@@ -471,7 +476,7 @@ LOAD = [
         "pytorch-pickle-path",
         load(write("best.pt", b"\x80\x04K\x01.")),
         errors.UntrustedModelError,
-        ("best.pt", "pickle", "never loaded", "export.py --weights your.pt --include onnx"),
+        ("best.pt", "pickle", "never loaded", "yolo export model=best.pt format=onnx", "export.py --weights best.pt --include onnx"),
     ),
     Case(
         "package-config-missing-key",
