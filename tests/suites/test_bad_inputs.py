@@ -476,7 +476,13 @@ LOAD = [
         "pytorch-pickle-path",
         load(write("best.pt", b"\x80\x04K\x01.")),
         errors.UntrustedModelError,
-        ("best.pt", "pickle", "never loaded", "yolo export model=best.pt format=onnx", "export.py --weights best.pt --include onnx"),
+        (
+            "best.pt",
+            "pickle",
+            "never loaded",
+            "yolo export model=best.pt format=onnx",
+            "export.py --weights best.pt --include onnx",
+        ),
     ),
     Case(
         "package-config-missing-key",
