@@ -79,6 +79,13 @@ def test_manifest_names_the_plugin_blocks_backends_and_extras(generated: dict[st
     assert manifest["inference_versions_tested"] == list(INFERENCE_VERSIONS_TESTED)
 
 
+def test_manifest_names_the_generations_architectures_and_layouts(generated: dict[str, str]) -> None:
+    models = json.loads(generated[MANIFEST_FILE])["models"]
+    assert models["generations"] == ["YOLOv5", "YOLOv8", "YOLOv9", "YOLO11", "YOLO12", "YOLO26"]
+    assert models["architectures"] == ["yolov5", "yolov8", "yolov11", "yolo26"]  # inference-models' registry keys
+    assert set(models["output_layouts"]) == {"yolov5", "anchor-free", "end2end"}
+
+
 def test_backend_extras_exist_in_pyproject() -> None:
     if sys.version_info < (3, 11):
         pytest.skip("tomllib needs Python 3.11")

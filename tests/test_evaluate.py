@@ -13,8 +13,15 @@ import pytest
 
 from workflows_yolov5_seg import evaluate
 from workflows_yolov5_seg.errors import InvalidParameterError, MissingDependencyError
-from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+from workflows_yolov5_seg.model import InferenceParameters, YOLOSegModel, YOLOv5SegModel
 
+from support.onnx_graphs import (
+    box_protos,
+    make_anchor_free_column,
+    make_constant_seg_onnx,
+    make_end_to_end_row,
+    ultralytics_metadata,
+)
 from support.required import require_module
 
 # What the two-box model finds on a 160x320 image (letterboxed: scale 1, pads (0, 80)): class id, xyxy.
@@ -109,3 +116,70 @@ def test_scoring_without_pycocotools_names_the_extra(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "pycocotools.coco", None)
     with pytest.raises(MissingDependencyError, match=r"workflows-yolov5-seg\[evaluate\]"):
         evaluate.coco_metrics({"images": [], "annotations": [], "categories": []}, [], ())
+
+
+# The two-box scene as Ultralytics exports write it (network coordinates, as support.models.two_box_rows).
+SCENE_BOXES = [((40, 60, 120, 140), 1, [0.1, 0.95, 0.2]), ((200, 180, 300, 260), 0, [0.9, 0.1, 0.1])]
+NAMES = {0: "circle", 1: "rectangle", 2: "triangle"}
+
+
+def with_export_confidence(metadata: dict[str, str], conf: float) -> dict[str, str]:
+    """The metadata of an ``nms=True`` export made with ``conf=...`` (Ultralytics records it in ``args``)."""
+    return {**metadata, "args": str({"batch": 1, "half": False, "dynamic": False, "nms": True, "conf": conf})}
+
+
+def scene_export(path: Path, kind: str) -> Path:
+    """The scene as an Ultralytics export of ``kind``: ``raw`` anchor-free, ``nms`` (nms=True, default conf 0.25),
+    ``nms-conf-0.5`` (nms=True, conf=0.5) or ``end2end`` (YOLO26's NMS-free head)."""
+    protos, coefficients = box_protos((80, 80))
+    if kind == "raw":
+        output0 = np.zeros((4 + 3 + 32, 2100), np.float32)
+        for column, (xyxy, _, probabilities) in zip((5, 900), SCENE_BOXES, strict=True):
+            output0[:, column] = make_anchor_free_column(xyxy, probabilities, coefficients)
+        return make_constant_seg_onnx(path, output0, protos, metadata=ultralytics_metadata(NAMES))
+    output0 = np.zeros((300, 38), np.float32)
+    for row, (xyxy, class_id, probabilities) in enumerate(SCENE_BOXES):
+        output0[row] = make_end_to_end_row(xyxy, max(probabilities), class_id, coefficients)
+    metadata = {
+        "nms": ultralytics_metadata(NAMES, nms=True),
+        "nms-conf-0.5": with_export_confidence(ultralytics_metadata(NAMES, nms=True), 0.5),
+        "end2end": ultralytics_metadata(NAMES, end2end=True),
+    }[kind]
+    return make_constant_seg_onnx(path, output0, protos, metadata=metadata)
+
+
+@pytest.mark.parametrize(
+    ("export", "confidence", "graph_confidence"),
+    [
+        ("nms", 0.001, 0.25),  # evaluate's default below Ultralytics' default export confidence
+        ("nms", 0.2, 0.25),
+        ("nms-conf-0.5", 0.4, 0.5),  # exported with conf=0.5
+        ("nms", 0.25, None),  # not below: nothing was lost
+        ("nms", 0.4, None),
+        ("end2end", 0.001, None),  # YOLO26's NMS-free head writes its top K rows: no threshold in the graph
+        ("raw", 0.001, None),  # NMS here: every candidate is scored
+    ],
+)
+def test_a_confidence_below_the_graphs_own_is_reported(
+    tmp_path: Path,
+    yolo_root: Path,
+    pycocotools: None,
+    caplog: pytest.LogCaptureFixture,
+    export: str,
+    confidence: float,
+    graph_confidence: float | None,
+) -> None:
+    model = YOLOSegModel.from_pretrained(scene_export(tmp_path / "best.onnx", export), backend="onnx", device="cpu")
+    dataset = evaluate.load_dataset(yolo_root, "test")
+    with caplog.at_level("WARNING", logger="workflows_yolov5_seg.evaluate"):
+        metrics = evaluate.evaluate(model, dataset, InferenceParameters(confidence=confidence))
+    assert (metrics["detections"], metrics["mask"]["mAP50"]) == (4, pytest.approx(1.0))  # the scene is still scored
+    warnings = [r.getMessage() for r in caplog.records if r.name == "workflows_yolov5_seg.evaluate"]
+    if graph_confidence is None:
+        assert "in_graph_confidence" not in metrics and warnings == []
+        return
+    assert metrics["in_graph_confidence"]["threshold"] == graph_confidence
+    assert metrics["in_graph_confidence"]["requested"] == confidence
+    assert "the mAP is that of the detections that remain" in metrics["in_graph_confidence"]["note"]
+    assert len(warnings) == 1 and f"below {graph_confidence}" in warnings[0] and "nms=False" in warnings[0]
+    json.dumps(metrics)  # the report stays JSON

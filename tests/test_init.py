@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import workflows_yolov5_seg
-from workflows_yolov5_seg import model
+from workflows_yolov5_seg import errors, model
 
 from support.paths import REPOSITORY
 from support.required import require_module
@@ -32,10 +32,31 @@ def test_importing_the_package_loads_no_backend_and_no_runtime() -> None:
     assert not {"numpy", "onnxruntime", "tensorrt", "cv2"} & set(loaded)
 
 
-def test_runtime_names_are_the_models() -> None:
-    assert workflows_yolov5_seg.YOLOv5SegModel is model.YOLOv5SegModel
-    assert workflows_yolov5_seg.InferenceParameters is model.InferenceParameters
-    assert set(workflows_yolov5_seg.__all__) == {"InferenceParameters", "YOLOv5SegModel", "__version__", "load_blocks"}
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("YOLOSegModel", model.YOLOSegModel),
+        ("YOLOv5SegModel", model.YOLOSegModel),  # the name before the family: the same class
+        ("InferenceParameters", model.InferenceParameters),
+        ("NotYOLOSegModelError", errors.NotYOLOSegModelError),
+        ("NotYOLOv5SegModelError", errors.NotYOLOSegModelError),  # the same class: old except clauses still catch
+    ],
+)
+def test_runtime_names_are_the_models(name: str, expected: type) -> None:
+    assert getattr(workflows_yolov5_seg, name) is expected
+    assert name in workflows_yolov5_seg.__all__
+
+
+def test_public_names() -> None:
+    assert set(workflows_yolov5_seg.__all__) == {
+        "InferenceParameters",
+        "NotYOLOSegModelError",
+        "NotYOLOv5SegModelError",
+        "YOLOSegModel",
+        "YOLOv5SegModel",
+        "__version__",
+        "load_blocks",
+    }
     with pytest.raises(AttributeError, match="module 'workflows_yolov5_seg' has no attribute 'Model'"):
         workflows_yolov5_seg.Model  # noqa: B018 - the attribute access is the test
 

@@ -15,17 +15,20 @@ from workflows_yolov5_seg.errors import (
     InvalidModelFileError,
     InvalidModelPackageError,
     ModelNotFoundError,
+    NotYOLOSegModelError,
     UntrustedModelError,
 )
+from workflows_yolov5_seg.layouts import ANCHOR_FREE, END_TO_END, YOLOV5, OutputLayout
 from workflows_yolov5_seg.model_package import (
     load_model_package,
     parse_inference_config,
     parse_legacy_environment,
     parse_model_config,
+    read_inference_config,
 )
 from workflows_yolov5_seg.preprocessing import PreprocessingConfig, StaticCrop
 
-from support.onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx
+from support.onnx_graphs import NUM_COEFFICIENTS, make_constant_seg_onnx, ultralytics_metadata
 from support.paths import TEST_DATA
 
 # inference-models package configs, copied from the project's reference notes (shared/reference/examples)
@@ -283,7 +286,12 @@ def test_accepts_what_inference_models_accepts(tmp_path: Path) -> None:
         ({"model_architecture": "yolov5", "task_type": "instance-segmentation", "backend_type": "trt"}, None),
         ({"model_architecture": "yolov8", "backend_type": "onnx"}, None),
         ({"model_architecture": "yolo26", "backend_type": "onnx"}, None),
-        ({"model_architecture": "rfdetr", "backend_type": "onnx"}, "'model_architecture'.*yolov5, yolov8"),
+        ({"model_architecture": "yolov11", "task_type": "instance-segmentation", "backend_type": "onnx"}, None),
+        ({"model_architecture": "yolov8n-seg", "backend_type": "onnx"}, None),  # Inference's model type spelling
+        ({"model_architecture": "yolo11", "backend_type": "onnx"}, None),  # Ultralytics' spelling of the generation
+        ({"model_architecture": "rfdetr", "backend_type": "onnx"}, "'model_architecture'.*YOLOv5, YOLOv8.*'yolov11'"),
+        ({"model_architecture": "yolov7", "backend_type": "onnx"}, "'model_architecture' is 'yolov7'"),
+        ({"model_architecture": "yolov8n-pose", "backend_type": "onnx"}, "'model_architecture' is 'yolov8n-pose'"),
         ({"model_architecture": "yolov5", "task_type": "object-detection"}, "'task_type'"),
         ({"model_architecture": "yolov5", "backend": "onnx"}, "'backend'.*'backend_type'"),
         ({"model_architecture": "yolov5", "backend_type": "tensorflow"}, "'backend_type'"),
@@ -496,3 +504,148 @@ def test_bare_onnx_uses_ultralytics_defaults_and_class_names_beside_it(tmp_path:
     assert package.class_names == ("0", "1")  # no names anywhere: by index, with a warning
     (tmp_path / "class_names.txt").write_text(" cat \n\n dog\n")
     assert load_model_package(tmp_path / "m.onnx").class_names == ("cat", "dog")
+
+
+# --- Every package source of the family: what a package declares picks the output layout ---------------------------
+
+FAMILY_CLASSES = {0: "a", 1: "b", 2: "c"}
+# post_processing of an inference-models package whose graph runs NMS (inference-models' YOLOv8 / YOLOv11 classes
+# then only filter by confidence: post_process_nms_fused_model_output)
+FUSED_NMS = {
+    "type": "nms",
+    "fused": True,
+    "nms_parameters": {"max_detections": 300, "confidence_threshold": 0.25, "iou_threshold": 0.7, "class_agnostic": 0},
+}
+LETTERBOX_320 = with_change(LETTERBOX, "network_input.training_input_size", {"height": 320, "width": 320})
+LEGACY_ENVIRONMENT = {
+    "PREPROCESSING": {"resize": {"enabled": True, "width": 320, "height": 320, "format": "Fit (grey edges) in"}},
+    "CLASS_MAP": {str(k): v for k, v in FAMILY_CLASSES.items()},
+}
+
+
+def family_output0(layout: str) -> np.ndarray:
+    """``output0`` of one image of a 320x320, 3-class network without detections, in the layout of a generation."""
+    shapes = {
+        "yolov5": (3 * 2100, 5 + 3 + NUM_COEFFICIENTS),  # 3 anchors per cell of the 40x40, 20x20, 10x10 grids
+        "anchor-free": (4 + 3 + NUM_COEFFICIENTS, 2100),  # YOLOv8 ... YOLO26 raw exports
+        "end2end": (300, 6 + NUM_COEFFICIENTS),  # nms=True or YOLO26 end-to-end exports
+    }
+    return np.zeros(shapes[layout], np.float32)
+
+
+def family_package(folder: Path, kind: str, weights: Path, architecture: str | None, fused: bool) -> Path:
+    """An inference-models package (``model_config.json`` naming ``architecture``, ``post_processing`` fused or
+    not) or a legacy Inference folder (``model_type.json`` as Inference caches it, naming ``architecture``)."""
+    folder.mkdir(parents=True)
+    if kind == "package":
+        shutil.copy(weights, folder / "weights.onnx")
+        (folder / "class_names.txt").write_text("a\nb\nc\n")
+        config = with_change(LETTERBOX_320, "post_processing", FUSED_NMS) if fused else LETTERBOX_320
+        write_json(folder / "inference_config.json", config)
+        if architecture is not None:
+            write_json(
+                folder / "model_config.json",
+                {"model_architecture": architecture, "task_type": "instance-segmentation", "backend_type": "onnx"},
+            )
+    else:
+        shutil.copy(weights, folder / "weights.onnx")
+        write_json(folder / "environment.json", LEGACY_ENVIRONMENT)
+        if architecture is not None:
+            write_json(
+                folder / "model_type.json",
+                {"project_task_type": "instance-segmentation", "model_type": architecture, "model_id": "shapes/3"},
+            )
+    return folder
+
+
+RAW_SEGMENT = ultralytics_metadata(FAMILY_CLASSES)
+END2END = ultralytics_metadata(FAMILY_CLASSES, end2end=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "architecture", "fused", "output0", "metadata", "expected"),
+    [
+        # inference-models packages: model_architecture as its registry names them, post_processing.fused
+        ("package", "yolov5", False, "yolov5", None, YOLOV5),
+        ("package", "yolov8", False, "anchor-free", None, ANCHOR_FREE),
+        ("package", "yolov11", False, "anchor-free", None, ANCHOR_FREE),
+        ("package", "yolov8", True, "end2end", None, END_TO_END),  # fused: NMS in the graph, as inference-models
+        ("package", "yolov11", True, "end2end", None, END_TO_END),
+        ("package", "yolo26", False, "end2end", None, END_TO_END),  # inference-models' YOLO26 is always end-to-end
+        ("package", "yolo26", False, "anchor-free", None, ANCHOR_FREE),  # unless the outputs say otherwise
+        ("package", "yolov8", True, "anchor-free", None, ANCHOR_FREE),  # fused, but [B, 39, 2100] is no K x 38
+        ("package", "yolo26", False, "anchor-free", RAW_SEGMENT, ANCHOR_FREE),  # the export's metadata wins
+        ("package", "yolov8", False, "end2end", END2END, END_TO_END),
+        ("package", None, False, "end2end", END2END, END_TO_END),  # no model_config.json: the metadata tells
+        ("package", None, False, "anchor-free", None, ANCHOR_FREE),  # nor metadata: 2100 points at 320x320
+        # a yolov8 package that does not say fused, on end-to-end rows without metadata: [1, 300, 38] cannot be the
+        # anchor-free head's (2100 points at 320x320), so the rows are read as end-to-end ones
+        ("package", "yolov8", False, "end2end", None, END_TO_END),
+        # legacy Inference folders: the model type Inference cached in model_type.json
+        ("legacy", "yolov5s-seg", False, "yolov5", None, YOLOV5),
+        ("legacy", "yolov8n-seg", False, "anchor-free", None, ANCHOR_FREE),
+        ("legacy", "yolov8", False, "anchor-free", None, ANCHOR_FREE),
+        ("legacy", "yolov11s-seg", False, "anchor-free", None, ANCHOR_FREE),
+        ("legacy", "yolo26n-seg", False, "end2end", None, END_TO_END),
+        ("legacy", "yolo26m", False, "end2end", None, END_TO_END),
+        ("legacy", None, False, "end2end", END2END, END_TO_END),  # no model_type.json: the metadata tells
+        ("legacy", "yolov7-seg", False, "yolov5", None, (NotYOLOSegModelError, "legacy Inference 'yolov7-seg'")),
+        ("legacy", "rfdetr-seg-nano", False, "yolov5", None, (NotYOLOSegModelError, "runs YOLOv5, YOLOv8")),
+    ],
+)
+def test_what_a_package_declares_picks_the_layout(
+    tmp_path: Path,
+    kind: str,
+    architecture: str | None,
+    fused: bool,
+    output0: str,
+    metadata: dict[str, str] | None,
+    expected: OutputLayout | tuple[type[Exception], str],
+) -> None:
+    protos = np.zeros((NUM_COEFFICIENTS, 80, 80), np.float32)
+    weights = make_constant_seg_onnx(tmp_path / "w.onnx", family_output0(output0), protos, metadata=metadata)
+    folder = family_package(tmp_path / "pkg", kind, weights, architecture, fused)
+    if isinstance(expected, tuple):
+        with pytest.raises(expected[0], match=expected[1]):
+            load_model_package(folder)
+        return
+    package = load_model_package(folder)
+    assert package.signature is not None and package.signature.layout is expected
+    assert package.architecture == architecture
+    assert package.fused_nms is fused
+    assert package.class_names == ("a", "b", "c")
+
+
+@pytest.mark.parametrize(
+    ("record", "error", "pattern"),
+    [
+        ({"project_task_type": "object-detection", "model_type": "yolov8n"}, NotYOLOSegModelError, "object-detection"),
+        ({"project_task_type": "instance-segmentation"}, InvalidModelPackageError, "'model_type' is missing"),
+        ({"model_type": 8}, InvalidModelPackageError, "'model_type' has the invalid value 8"),
+        ([], InvalidModelPackageError, "must hold a JSON object"),
+    ],
+)
+def test_invalid_legacy_model_type_records(tmp_path: Path, record: object, error: type, pattern: str) -> None:
+    protos = np.zeros((NUM_COEFFICIENTS, 80, 80), np.float32)
+    weights = make_constant_seg_onnx(tmp_path / "w.onnx", family_output0("anchor-free"), protos)
+    folder = family_package(tmp_path / "pkg", "legacy", weights, None, False)
+    write_json(folder / "model_type.json", record)
+    with pytest.raises(error, match=pattern):
+        load_model_package(folder)
+
+
+@pytest.mark.parametrize(
+    ("post_processing", "fused"),
+    [
+        (None, False),
+        ({"type": "nms", "fused": False}, False),
+        (FUSED_NMS, True),
+        ({"type": "sigmoid", "fused": True}, False),  # only fused NMS puts the detections' selection in the graph
+    ],
+)
+def test_inference_config_says_whether_nms_is_fused(tmp_path: Path, post_processing: dict | None, fused: bool) -> None:
+    config = LETTERBOX if post_processing is None else with_change(LETTERBOX, "post_processing", post_processing)
+    path = write_json(tmp_path / "inference_config.json", config)
+    preprocessing, input_hw, fused_nms = read_inference_config(path)
+    assert fused_nms is fused
+    assert parse_inference_config(path) == (preprocessing, input_hw)

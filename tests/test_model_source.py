@@ -18,7 +18,8 @@ from workflows_yolov5_seg.errors import (
     RoboflowUnauthorizedError,
     UntrustedModelError,
 )
-from workflows_yolov5_seg.model import YOLOv5SegModel
+from workflows_yolov5_seg.layouts import ANCHOR_FREE, END_TO_END
+from workflows_yolov5_seg.model import YOLOSegModel, YOLOv5SegModel
 from workflows_yolov5_seg.model_cache import ModelCache
 from workflows_yolov5_seg.model_source import (
     is_roboflow_model_id,
@@ -28,7 +29,14 @@ from workflows_yolov5_seg.model_source import (
 
 from support.fake_roboflow_api import FakeModel, FakeRoboflowAPI, package_files_from, roboflow_environment, serve
 from support.models import LETTERBOX_320_CONFIG
-from support.onnx_graphs import box_protos, make_constant_seg_onnx, make_row
+from support.onnx_graphs import (
+    box_protos,
+    make_anchor_free_column,
+    make_constant_seg_onnx,
+    make_end_to_end_row,
+    make_row,
+    ultralytics_metadata,
+)
 from support.required import require_module
 from support.workflows import init_engine, workflow
 
@@ -116,6 +124,114 @@ def test_package_and_bare_onnx_differ_only_by_their_config(sources, tmp_path: Pa
     (stretched / "inference_config.json").write_text(json.dumps(config))
     detections = YOLOv5SegModel.from_pretrained(str(stretched), backend="onnx", device="cpu")(scene())[0]
     np.testing.assert_allclose(detections.xyxy, [[80, 90, 240, 210], [400, 225, 600, 375]], atol=1e-4)  # x*2, y*1.5
+
+
+# The family's generations as each source declares them: (bare ONNX metadata, inference-models package
+# model_architecture and post_processing.fused, legacy model_type.json, Roboflow modelArchitecture). The package,
+# legacy and Roboflow copies carry no Ultralytics metadata: what they declare is all that tells their layout.
+FAMILY = {
+    # generation: (layout, package architecture, fused, legacy model type)
+    "yolov8": ("anchor-free", "yolov8", False, "yolov8n-seg"),
+    "yolov11": ("anchor-free", "yolov11", False, "yolov11s-seg"),
+    "yolov8-nms": ("end2end", "yolov8", True, None),  # an nms=True export; legacy folders cannot say fused
+    "yolo26": ("end2end", "yolo26", False, "yolo26n-seg"),
+}
+
+
+def family_output0(layout: str, coefficients: np.ndarray) -> np.ndarray:
+    """The scene's rectangle and circle as the ``output0`` of one image in ``layout``."""
+    if layout == "anchor-free":
+        columns = np.zeros((4 + 2 + 32, 2100), np.float32)  # one column per point of the 320x320 grids
+        columns[:, 7] = make_anchor_free_column((40, 60, 120, 140), [0.1, 0.95], coefficients)
+        columns[:, 1500] = make_anchor_free_column((200, 150, 300, 250), [0.9, 0.1], coefficients)
+        return columns
+    rows = np.zeros((300, 6 + 32), np.float32)  # unused rows are zeros, as an nms=True export leaves them
+    rows[0] = make_end_to_end_row((40, 60, 120, 140), 0.95, 1, coefficients)
+    rows[1] = make_end_to_end_row((200, 150, 300, 250), 0.9, 0, coefficients)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def family_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """``(generation, kind)`` -> the same scene network as a bare export, a package and a legacy folder."""
+    root = tmp_path_factory.mktemp("family")
+    protos, coefficients = box_protos((80, 80))
+    found = {}
+    for generation, (layout, architecture, fused, model_type) in FAMILY.items():
+        output0 = family_output0(layout, coefficients)
+        metadata = ultralytics_metadata(NAMES, end2end=layout == "end2end")
+        found[generation, "onnx"] = make_constant_seg_onnx(
+            root / generation / "best.onnx", output0, protos, metadata=metadata
+        )
+        plain = make_constant_seg_onnx(root / generation / "plain.onnx", output0, protos)  # no metadata
+        package = root / generation / "package"
+        package.mkdir()
+        shutil.copy(plain, package / "weights.onnx")
+        (package / "class_names.txt").write_text("circle\nrectangle\n")
+        config = json.loads(json.dumps(LETTERBOX_320_CONFIG))
+        if fused:
+            config["post_processing"] = {"type": "nms", "fused": True}
+        (package / "inference_config.json").write_text(json.dumps(config))
+        (package / "model_config.json").write_text(
+            json.dumps(
+                {"model_architecture": architecture, "task_type": "instance-segmentation", "backend_type": "onnx"}
+            )
+        )
+        found[generation, "package"] = package
+        if model_type is not None:
+            legacy = root / generation / "legacy"
+            legacy.mkdir()
+            shutil.copy(plain, legacy / "weights.onnx")
+            environment = {
+                "PREPROCESSING": {
+                    "resize": {"enabled": True, "width": 320, "height": 320, "format": "Fit (grey edges) in"}
+                },
+                "CLASS_MAP": {"0": "circle", "1": "rectangle"},
+            }
+            (legacy / "environment.json").write_text(json.dumps(environment))
+            record = {"project_task_type": "instance-segmentation", "model_type": model_type, "model_id": "scene/1"}
+            (legacy / "model_type.json").write_text(json.dumps(record))
+            found[generation, "legacy"] = legacy
+    return found
+
+
+@pytest.fixture
+def family_api(family_sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRoboflowAPI]:
+    """Each generation's package served as ``scene-<generation>/1`` with its ``modelArchitecture``."""
+    models = {
+        f"scene-{generation}/1": FakeModel(
+            files=package_files_from(family_sources[generation, "package"]), architecture=architecture
+        )
+        for generation, (_, architecture, _, _) in FAMILY.items()
+    }
+    fake = FakeRoboflowAPI(api_key=API_KEY, models=models)
+    with serve(fake):
+        roboflow_environment(monkeypatch, fake.base_url, tmp_path / "cache")
+        yield fake
+
+
+@pytest.mark.parametrize(
+    ("generation", "kind"),
+    [
+        (generation, kind)
+        for generation, (_, _, _, model_type) in FAMILY.items()
+        for kind in ("onnx", "package", "legacy", "roboflow")
+        if kind != "legacy" or model_type is not None
+    ],
+)
+def test_every_source_of_every_generation_gives_the_same_detections(
+    family_sources, family_api, generation: str, kind: str
+) -> None:
+    layout = FAMILY[generation][0]
+    source = f"scene-{generation}/1" if kind == "roboflow" else str(family_sources[generation, kind])
+    model = YOLOSegModel.from_pretrained(source, backend="onnx", device="cpu", api_key=API_KEY)
+    detections = model(scene())[0]
+    assert model.layout is {"anchor-free": ANCHOR_FREE, "end2end": END_TO_END}[layout]
+    # Letterbox: s = 0.5, pads (0, 40): x / 0.5, (y - 40) / 0.5.
+    np.testing.assert_allclose(detections.xyxy, [[80, 40, 240, 200], [400, 220, 600, 420]], atol=1e-4)
+    np.testing.assert_allclose(detections.confidence, [0.95, 0.9], atol=1e-6)
+    assert detections.data["class_name"].tolist() == ["rectangle", "circle"]
+    assert detections.mask.sum(axis=(1, 2)).tolist() == [160 * 160, 200 * 200]
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import pytest
 from workflows_yolov5_seg import roboflow, settings
 from workflows_yolov5_seg.errors import (
     DownloadIntegrityError,
+    NotYOLOSegModelError,
     NotYOLOv5SegModelError,
     RoboflowAPIError,
     RoboflowAPIKeyMissingError,
@@ -258,10 +259,45 @@ def test_checksum_mismatch_is_detected(api, tmp_path) -> None:
     assert leftovers(tmp_path) == ["shapes-seg"]
 
 
-def test_other_architectures_are_refused(api) -> None:
-    api.models[MODEL_ID].architecture = "yolov8"
-    with pytest.raises(NotYOLOv5SegModelError, match="yolov8"):
+@pytest.mark.parametrize(
+    "architecture",
+    [
+        "yolov5",  # inference-models' instance segmentation registry keys (models_registry.py) ...
+        "yolov8",
+        "yolov11",
+        "yolo26",
+        "yolov5s-seg",  # ... and Inference's model types of them
+        "yolov8n-seg",
+    ],
+)
+def test_the_family_architectures_are_downloaded_and_recorded(api, architecture: str) -> None:
+    api.models[MODEL_ID].architecture = architecture
+    folder = download_model_package(MODEL_ID, api_key=API_KEY)
+    config = json.loads((folder / "model_config.json").read_text())
+    assert config["model_architecture"] == architecture  # read back as the package's architecture
+    assert config["task_type"] == "instance-segmentation"
+
+
+@pytest.mark.parametrize(
+    ("architecture", "task_type"),
+    [
+        ("rfdetr", "instance-segmentation"),
+        ("yolov7", "instance-segmentation"),  # inference-models has it, but its outputs are not this family's
+        ("yolov9", "instance-segmentation"),  # not an inference-models segmentation architecture
+        ("yolov8", "object-detection"),
+        ("yolo26", "keypoint-detection"),
+        ("yolov8n-pose", "instance-segmentation"),
+        ("", "instance-segmentation"),
+    ],
+)
+def test_other_architectures_are_refused(api, tmp_path, architecture: str, task_type: str) -> None:
+    api.models[MODEL_ID].architecture = architecture
+    api.models[MODEL_ID].task_type = task_type
+    with pytest.raises(NotYOLOSegModelError, match=f"is a {architecture or 'unknown'} {task_type} model") as caught:
         download_model_package(MODEL_ID, api_key=API_KEY)
+    assert "'yolov5', 'yolov8', 'yolov11', 'yolo26'" in str(caught.value)
+    assert isinstance(caught.value, NotYOLOv5SegModelError)  # the old name catches it too
+    assert leftovers(tmp_path) == ["shapes-seg"]  # nothing downloaded
 
 
 def test_packages_of_every_page_are_considered_and_onnx_fp32_is_chosen(api) -> None:

@@ -182,7 +182,7 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from workflows_yolov5_seg.evaluate import evaluate, format_table, load_dataset
-    from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+    from workflows_yolov5_seg.model import InferenceParameters, YOLOSegModel
 
     parameters = InferenceParameters(
         confidence=args.confidence,
@@ -192,7 +192,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         mask_decode_mode=args.mask_decode_mode,
         tradeoff_factor=args.tradeoff_factor,
     )
-    model = YOLOv5SegModel.from_pretrained(args.model, backend=args.backend, device=args.device)
+    model = YOLOSegModel.from_pretrained(args.model, backend=args.backend, device=args.device)
     metrics = evaluate(model, load_dataset(args.data, args.split, args.layout), parameters, args.limit)
     metrics["settings"] = {
         "model": args.model,
@@ -320,7 +320,9 @@ COMMANDS: tuple[Command, ...] = (
         "Runs the pipeline on a COCO (annotations/instances_SPLIT.json + images/SPLIT/) or YOLO-seg "
         "(images/SPLIT/, labels/SPLIT/) dataset and scores it with pycocotools (workflows_yolov5_seg.evaluate; "
         "pip install 'workflows-yolov5-seg[evaluate]'). Defaults match Ultralytics segment/val.py: confidence "
-        "0.001, IoU 0.6, 300 detections, multi-label scoring.",
+        "0.001, IoU 0.6, 300 detections, multi-label scoring. An end-to-end export with NMS in the graph "
+        "(nms=True) already dropped detections below its export confidence (0.25 unless exported with another conf): "
+        "a lower --confidence cannot bring them back; a warning and the report's in_graph_confidence say so.",
         evaluate_arguments,
         run_evaluate,
     ),
@@ -341,7 +343,9 @@ COMMANDS: tuple[Command, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="workflows-yolov5-seg", description="YOLOv5 instance segmentation for Roboflow Workflows."
+        prog="workflows-yolov5-seg",
+        description="YOLO instance segmentation for Roboflow Workflows: YOLOv5, YOLOv8, YOLOv9, YOLO11, YOLO12 and "
+        "YOLO26-seg exports (raw or end-to-end), from an .onnx file, a model package folder or a Roboflow model id.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -2,7 +2,8 @@
 
 ``blocks/<block type>.json`` (``/`` in the type written as ``--``) holds the block's entry exactly as Inference's
 ``POST /workflows/blocks/describe`` returns it: computed with the same handler the server calls and serialised
-as FastAPI serialises the response (JSON mode, by alias). ``manifest.json`` holds the plugin's identity. Both are
+as FastAPI serialises the response (JSON mode, by alias). ``manifest.json`` holds the plugin's identity, with the
+model generations, package architectures and output layouts the block runs. Both are
 deterministic: sorted keys, two-space indent, a final newline, no timestamps. ``docs/settings.md`` is the table
 of :mod:`workflows_yolov5_seg.settings`.
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows_yolov5_seg import __version__, settings
+from workflows_yolov5_seg.package_layout import INFERENCE_MODELS_SEGMENTATION_ARCHITECTURES
 
 DISTRIBUTION = "workflows-yolov5-seg"
 BLOCKS_DIR = "blocks"
@@ -47,6 +49,8 @@ BACKENDS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_BACKEND = "auto"
+# The segmentation generations the block runs (every one as a raw export; the ultralytics package's also end-to-end).
+GENERATIONS = ["YOLOv5", "YOLOv8", "YOLOv9", "YOLO11", "YOLO12", "YOLO26"]
 AUTO_BACKEND_ORDER = ["trt", "onnx (cuda)", "onnx (cpu)"]
 
 
@@ -83,6 +87,8 @@ def plugin_block_descriptions(response: dict[str, Any] | None = None) -> dict[st
 
 def build_manifest(descriptions: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The plugin manifest, from the blocks' describe entries and this module's constants."""
+    from workflows_yolov5_seg.layouts import LAYOUTS  # numpy and supervision: only when generating
+
     blocks = []
     for block_type in sorted(descriptions):
         description = descriptions[block_type]
@@ -132,6 +138,12 @@ def build_manifest(descriptions: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "extras": {
             "inference": "the Workflows engine and HTTP server (inference-core[http], inference-sdk)",
             **backend_extras,
+        },
+        "models": {
+            "generations": GENERATIONS,
+            # model_architecture / modelArchitecture of inference-models packages and Roboflow model ids
+            "architectures": list(INFERENCE_MODELS_SEGMENTATION_ARCHITECTURES),
+            "output_layouts": {layout.name: layout.shape_text for layout in LAYOUTS.values()},
         },
         "inference_versions_tested": list(INFERENCE_VERSIONS_TESTED),
         "console_script": DISTRIBUTION,

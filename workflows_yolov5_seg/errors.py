@@ -31,8 +31,14 @@ class InvalidModelFileError(ModelLoadError):
     """The weights file is not a loadable ONNX / TensorRT file."""
 
 
-class NotYOLOv5SegModelError(ModelLoadError):
-    """The ONNX loads, but its inputs or outputs are not those of YOLOv5-seg."""
+class NotYOLOSegModelError(ModelLoadError):
+    """The model is not a YOLO instance segmentation model this block runs: its inputs or outputs are not those of
+    a YOLOv5 / YOLOv8 / v9 / 11 / 12 / 26-seg export, its metadata names another task, or its package or Roboflow
+    metadata names another architecture."""
+
+
+# The name before the block ran the whole family; the same class, so ``except NotYOLOv5SegModelError`` still works.
+NotYOLOv5SegModelError = NotYOLOSegModelError
 
 
 class ClassNamesMismatchError(ModelLoadError):

@@ -7,6 +7,11 @@
 defaults match Ultralytics ``segment/val.py``: confidence 0.001, IoU 0.6, 300 detections, multi-label scoring
 (``--single-label`` to score like ``predict``). Masks are decoded at the original image resolution and scored with
 pycocotools (``pip install 'workflows-yolov5-seg[evaluate]'``).
+
+An end-to-end export with NMS in the graph (``nms=True``) applied its own confidence threshold (Ultralytics' 0.25
+unless exported with another ``conf``) before this pipeline sees a row: a lower ``confidence`` cannot bring back what
+it dropped, so its mAP is that of the detections above the export's threshold. :func:`evaluate` logs a warning and
+records it in the report (``in_graph_confidence``) when the requested confidence is below it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import numpy.typing as npt
 
 from workflows_yolov5_seg.detections import encode_coco_rle
 from workflows_yolov5_seg.errors import InvalidParameterError, MissingDependencyError
-from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
+from workflows_yolov5_seg.layouts import END_TO_END, UltralyticsExport
+from workflows_yolov5_seg.model import InferenceParameters, YOLOSegModel
+from workflows_yolov5_seg.model_package import read_weights_header
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +127,7 @@ def load_dataset(root: Path, split: str, layout: str = "auto") -> Dataset:
 
 
 def predict_dataset(
-    model: YOLOv5SegModel, dataset: Dataset, parameters: InferenceParameters, limit: int | None = None
+    model: YOLOSegModel, dataset: Dataset, parameters: InferenceParameters, limit: int | None = None
 ) -> Iterator[dict]:
     """Runs the pipeline on each image and yields COCO result entries."""
     images = dataset.coco["images"][:limit]
@@ -178,17 +185,49 @@ def coco_metrics(
     return {"box": metrics["bbox"], "mask": metrics["segm"]}
 
 
+def in_graph_confidence(model: YOLOSegModel) -> float | None:
+    """The confidence threshold the model's graph applies before its output (an ``nms=True`` end-to-end export,
+    read from its ONNX metadata), else ``None`` (raw exports, YOLO26's NMS-free head, engines without ONNX)."""
+    weights = model.package.weights_path
+    if model.layout is not END_TO_END or weights is None:
+        return None
+    return UltralyticsExport.from_metadata(read_weights_header(weights).metadata).graph_confidence
+
+
 def evaluate(
-    model: YOLOv5SegModel,
+    model: YOLOSegModel,
     dataset: Dataset,
     parameters: InferenceParameters,
     limit: int | None = None,
 ) -> dict:
-    """Evaluates ``model`` on ``dataset``; returns the metrics (see :func:`coco_metrics`)."""
+    """Evaluates ``model`` on ``dataset``; returns the metrics (see :func:`coco_metrics`).
+
+    When the model's graph already dropped detections below a confidence higher than ``parameters.confidence``
+    (:func:`in_graph_confidence`), logs a warning and adds ``in_graph_confidence`` to the metrics: that threshold,
+    the requested one and what it means for the mAP.
+    """
+    graph_confidence = in_graph_confidence(model)
+    dropped_in_graph = graph_confidence is not None and parameters.confidence < graph_confidence
+    if dropped_in_graph:
+        logger.warning(
+            "'%s' is an end-to-end export whose graph already dropped detections with a confidence below %s (its "
+            "export confidence); the requested confidence %s cannot bring them back, so the mAP is that of the "
+            "detections that remain. Evaluate the raw export (nms=False) to score all of them.",
+            model.package.model_id,
+            graph_confidence,
+            parameters.confidence,
+        )
     results = list(predict_dataset(model, dataset, parameters, limit))
     metrics = coco_metrics(dataset.coco, results, dataset.class_names, limit)
     metrics["images"] = len(dataset.coco["images"][:limit])
     metrics["detections"] = len(results)
+    if dropped_in_graph:
+        metrics["in_graph_confidence"] = {
+            "threshold": graph_confidence,
+            "requested": parameters.confidence,
+            "note": "the export's graph dropped detections below the threshold before this pipeline; the mAP is "
+            "that of the detections that remain",
+        }
     return metrics
 
 

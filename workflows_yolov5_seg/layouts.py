@@ -36,8 +36,9 @@ import numpy as np
 import numpy.typing as npt
 import supervision as sv
 
-from workflows_yolov5_seg.errors import InvalidModelOutputError, NotYOLOv5SegModelError
+from workflows_yolov5_seg.errors import InvalidModelOutputError, NotYOLOSegModelError
 from workflows_yolov5_seg.nms import MAX_NMS_CANDIDATES, Candidates, non_max_suppression
+from workflows_yolov5_seg.package_layout import END_TO_END_ARCHITECTURES
 
 NUM_MASK_COEFFICIENTS = 32
 # Ultralytics' default in-graph confidence of an ``nms=True`` export when its ``args`` name none.
@@ -112,10 +113,10 @@ class OutputLayout(ABC):
         return len(shape) == 3 and (classes is None or classes >= 1)
 
     def require_shape(self, source: str, shape: tuple[Dimension, ...], points: int | None = None) -> None:
-        """Raises :class:`NotYOLOv5SegModelError` unless ``shape`` fits this layout (see :meth:`fits`)."""
+        """Raises :class:`NotYOLOSegModelError` unless ``shape`` fits this layout (see :meth:`fits`)."""
         if not self.fits(shape, points):
             anchors = "" if points is None else f" (N = {points} at its input size)"
-            raise NotYOLOv5SegModelError(
+            raise NotYOLOSegModelError(
                 f"'{source}' has output0 of shape {list(shape)}, but its metadata, its package's architecture or its "
                 f"input size make it a {self.title} model, whose {self.shape_text}{anchors}."
             )
@@ -313,6 +314,11 @@ _OTHER_TASKS = {
     "obb": "an oriented-box (OBB) model",
     "semantic": "a semantic segmentation model",
 }
+# How to make the ONNX this block runs, for messages: the ``ultralytics`` package and the YOLOv5 repository.
+ONNX_EXPORT_COMMANDS = (
+    "`yolo export model=best.pt format=onnx` for Ultralytics YOLOv8 ... YOLO26, "
+    "`python export.py --weights best.pt --include onnx` in the YOLOv5 repository"
+)
 EXPORT_HINT = (
     "Export an instance segmentation model instead: `yolo export model=yolo11n-seg.pt format=onnx` (any *-seg.pt of "
     "YOLOv8, YOLO11, YOLO26 ...), or for YOLOv5 `python segment/train.py` then `python export.py --include onnx`."
@@ -339,12 +345,15 @@ def recognise_layout(
     stride: int,
     metadata: Mapping[str, str],
     architecture: str | None = None,
+    fused_nms: bool = False,
 ) -> OutputLayout:
     """The layout of a segmentation network's ``output0``.
 
-    Evidence, strongest first: the export's Ultralytics metadata (``end2end``, ``args.nms``, ``task``), the
-    architecture a model package declares, then the shape, which tells the layouts apart when the input size is
-    static (YOLOv5 has 3 anchors per grid cell, anchor-free heads one point per cell).
+    Evidence, strongest first: the export's Ultralytics metadata (``end2end``, ``args.nms``, ``task``), what a
+    model package declares (``post_processing.fused``, then its architecture), then the shape, which tells the
+    layouts apart when the input size is static (YOLOv5 has 3 anchors per grid cell, anchor-free heads one point
+    per cell). As in inference-models, a package whose ``post_processing`` is ``fused`` or whose architecture is
+    ``yolo26`` has end-to-end rows, when its ``output0`` is ``[B, K, 38]`` and its metadata says nothing else.
 
     Args:
         source: the weights, for messages.
@@ -352,20 +361,25 @@ def recognise_layout(
         input_hw: the network input's ``(H, W)``.
         stride: the largest stride (64 for P6 models).
         metadata: the ONNX ``metadata_props`` (empty for an engine).
-        architecture: ``yolov5``, ``yolov8``, ``yolo11``, ``yolo26``, ... from a model package's config, if any.
+        architecture: ``yolov5``, ``yolov8``, ``yolov11``, ``yolo26``, ... from a model package's config (or a
+            legacy package's model type, ``yolov8n-seg``), if any.
+        fused_nms: the package's ``inference_config.json`` says ``post_processing.fused`` (NMS in the graph).
 
     Raises:
-        NotYOLOv5SegModelError: an Ultralytics export of another task, or a shape no layout has.
+        NotYOLOSegModelError: an Ultralytics export of another task, or a shape no layout has.
     """
     export = UltralyticsExport.from_metadata(metadata)
     if export.task not in (None, "segment"):
-        raise NotYOLOv5SegModelError(describe_other_task(source, export.task))
+        raise NotYOLOSegModelError(describe_other_task(source, export.task))
     shape = tuple(instances_shape)
     first, second = (_static(shape[1]), _static(shape[2])) if len(shape) == 3 else (None, None)
     points = anchor_points(input_hw, stride)
     arch = (architecture or "").lower()
+    package_says_end_to_end = fused_nms or arch.startswith(END_TO_END_ARCHITECTURES)
     if export.end2end:
         layout: OutputLayout = END_TO_END
+    elif package_says_end_to_end and export.task is None and second == 6 + NUM_MASK_COEFFICIENTS != first:
+        layout = END_TO_END
     elif export.task == "segment" or arch.startswith(ANCHOR_FREE_ARCHITECTURES):
         # a package (or its engine) of these architectures may hold an end-to-end export without metadata
         end_to_end = END_TO_END.fits(shape, points) and not ANCHOR_FREE.fits(shape, points) and not export.task

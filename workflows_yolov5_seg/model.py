@@ -1,8 +1,11 @@
-"""The YOLOv5-seg pipeline: ``from_pretrained`` -> ``pre_process`` -> ``forward`` -> ``post_process``.
+"""The YOLO segmentation pipeline: ``from_pretrained`` -> ``pre_process`` -> ``forward`` -> ``post_process``.
+
+One pipeline for YOLOv5, YOLOv8, v9, 11, 12 and 26-seg exports; what differs between them is the layout of
+``output0`` (:mod:`workflows_yolov5_seg.layouts`).
 
 Usable from plain Python, without the Workflows engine::
 
-    model = YOLOv5SegModel.from_pretrained("model.onnx")
+    model = YOLOSegModel.from_pretrained("model.onnx")
     detections = model(cv2.imread("image.jpg"))[0]   # sv.Detections with masks
 """
 
@@ -85,7 +88,7 @@ class InferenceParameters:
 
 @dataclass(frozen=True)
 class PreprocessedBatch:
-    """Output of :meth:`YOLOv5SegModel.pre_process`.
+    """Output of :meth:`YOLOSegModel.pre_process`.
 
     Attributes:
         tensor: ``(B, 3, H, W)`` network input.
@@ -96,8 +99,9 @@ class PreprocessedBatch:
     geometries: list[ImageGeometry]
 
 
-class YOLOv5SegModel:
-    """A loaded YOLOv5-seg model; thread-safe to call."""
+class YOLOSegModel:
+    """A loaded YOLO instance segmentation model (any layout of :mod:`workflows_yolov5_seg.layouts`); thread-safe to
+    call."""
 
     def __init__(
         self,
@@ -124,7 +128,7 @@ class YOLOv5SegModel:
         device: str | None = None,
         api_key: str | None = None,
         **backend_options: object,
-    ) -> YOLOv5SegModel:
+    ) -> YOLOSegModel:
         """Loads a model from a ``.onnx`` file, a package folder or a Roboflow ``project/version`` id.
 
         Args:
@@ -302,3 +306,7 @@ class YOLOv5SegModel:
 
     def close(self) -> None:
         self.backend.close()
+
+
+# The name before the block ran the whole family; the same class.
+YOLOv5SegModel = YOLOSegModel

@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from workflows_yolov5_seg import settings
-from workflows_yolov5_seg.model import YOLOv5SegModel
+from workflows_yolov5_seg.model import YOLOSegModel
 from workflows_yolov5_seg.model_source import authorize_model
 
 T = TypeVar("T")
@@ -81,10 +81,10 @@ class ModelCache(Generic[T]):
             self._models.clear()
 
 
-MODELS: ModelCache[YOLOv5SegModel] = ModelCache()
+MODELS: ModelCache[YOLOSegModel] = ModelCache()
 
 
-def get_model(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
+def get_model(model: str, backend: str, api_key: str | None) -> YOLOSegModel:
     """The process-wide model for ``(model, backend)``, loaded at first use (see :data:`MODELS`).
 
     For a Roboflow model id, ``api_key`` is authorised at every call, loaded or not.
@@ -93,4 +93,4 @@ def get_model(model: str, backend: str, api_key: str | None) -> YOLOv5SegModel:
         RoboflowAPIError: the key may not read the Roboflow model (missing, refused, not confirmed offline).
     """
     authorize_model(model, api_key)
-    return MODELS.get((model, backend), lambda: YOLOv5SegModel.from_pretrained(model, backend=backend, api_key=api_key))
+    return MODELS.get((model, backend), lambda: YOLOSegModel.from_pretrained(model, backend=backend, api_key=api_key))

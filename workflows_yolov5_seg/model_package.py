@@ -10,7 +10,13 @@ Supported layouts (see ``docs/model-sources.md``):
   pre-processed as inference-models does (``int()`` letterbox sizes, padding ``null`` -> 0, fit-longer-edge ->
   letterbox padded with 127);
 - a legacy Inference folder: ``*.onnx``, ``environment.json`` (``PREPROCESSING``, ``CLASS_MAP``), optional
-  ``class_names.txt``; its pre-processing is run with inference-models' implementation too.
+  ``class_names.txt`` and ``model_type.json`` (Inference's cache record: ``project_task_type``, ``model_type``
+  such as ``yolov8n-seg``, read as the architecture); its pre-processing is run with inference-models'
+  implementation too.
+
+The architecture a package names (``yolov5``, ``yolov8``, ``yolov11``, ``yolo26``, ...) and its
+``post_processing.fused`` reach :func:`~workflows_yolov5_seg.network.check_io_signature`, which picks the output
+layout (:mod:`workflows_yolov5_seg.layouts`).
 
 Every rejected config raises :class:`InvalidModelPackageError` naming the file and the dotted key path.
 """
@@ -34,19 +40,22 @@ from workflows_yolov5_seg.errors import (
     InvalidModelFileError,
     InvalidModelPackageError,
     ModelNotFoundError,
+    NotYOLOSegModelError,
     UntrustedModelError,
 )
-from workflows_yolov5_seg.layouts import ANCHOR_FREE_ARCHITECTURES
+from workflows_yolov5_seg.layouts import ANCHOR_FREE_ARCHITECTURES, EXPORT_HINT, ONNX_EXPORT_COMMANDS
 from workflows_yolov5_seg.network import DEFAULT_STRIDE, IOSignature, check_io_signature
 from workflows_yolov5_seg.onnx_file import OnnxFormatError, OnnxHeader, read_onnx_header
 from workflows_yolov5_seg.package_layout import (
     CLASS_NAMES_FILE,
     INFERENCE_CONFIG_FILE,
     LEGACY_ENVIRONMENT_FILE,
+    LEGACY_MODEL_TYPE_FILE,
     MODEL_CONFIG_FILE,
     PACKAGE_WEIGHTS_FILE,
     TRT_CONFIG_FILE,
     TRT_ENGINE_FILE,
+    family_architecture,
 )
 from workflows_yolov5_seg.preprocessing import CONTRAST_TYPES, RESIZE_MODES, PreprocessingConfig, StaticCrop
 
@@ -86,7 +95,9 @@ class ModelPackage:
         trt_batch_sizes: ``(min, opt, max)`` batch sizes of that engine (``trt_config.json``).
         signature: the ONNX's inputs and outputs, with its output layout (``None`` without ONNX weights).
         stride: the network's largest stride (Ultralytics' ``stride`` metadata, else 32).
-        architecture: the architecture the package's config names (``yolov5``, ``yolov8``, ``yolo26``, ...), if any.
+        architecture: the architecture the package's config names (``yolov5``, ``yolov8``, ``yolo26``, ...), or a
+            legacy package's model type (``yolov8n-seg``), if any.
+        fused_nms: the package's ``inference_config.json`` says ``post_processing.fused``: NMS is in the graph.
     """
 
     model_id: str
@@ -99,6 +110,7 @@ class ModelPackage:
     signature: IOSignature | None = None
     stride: int = DEFAULT_STRIDE
     architecture: str | None = None
+    fused_nms: bool = False
 
 
 CONFIG_FILE_MAX_BYTES = 16 * 2**20  # configs and class names are a few KB; refuse to read anything large
@@ -130,7 +142,8 @@ def stat_model_path(path: Path) -> os.stat_result:
             message = f"'{path}' is a broken symbolic link; point it at an existing .onnx file."
             raise ModelNotFoundError(message) from None
         raise ModelNotFoundError(
-            f"Model '{path}' does not exist; give the path of a YOLOv5-seg .onnx file or of a model package folder."
+            f"Model '{path}' does not exist; give the path of a YOLO segmentation .onnx file (YOLOv5, YOLOv8 ... "
+            "YOLO26) or of a model package folder."
         ) from None
     except OSError as error:
         if error.errno == errno.ELOOP:
@@ -150,7 +163,7 @@ def check_regular_file(path: Path, max_bytes: int, limit_name: str) -> None:
     info = stat_model_path(path)
     if not stat.S_ISREG(info.st_mode):
         raise InvalidModelFileError(
-            f"'{path}' is {file_kind(info)}, not a model file; give a YOLOv5-seg .onnx file or a package folder."
+            f"'{path}' is {file_kind(info)}, not a model file; give a YOLO segmentation .onnx file or a package folder."
         )
     if info.st_size > max_bytes:
         raise InvalidModelFileError(
@@ -368,14 +381,14 @@ def _parse_network_input(config: _Section) -> tuple[dict[str, Any], tuple[int, i
         raise network.fail("padding_value", f"is {padding}; use a value in 0..255 or null (black).")
     channels = network.value("input_channels", "int", required=True)
     if channels != 3:
-        raise network.fail("input_channels", f"is {channels}; YOLOv5-seg (and inference-models) need 3.")
+        raise network.fail("input_channels", f"is {channels}; YOLO segmentation models (and inference-models) need 3.")
     scaling = network.value("scaling_factor", "number")
     if scaling is not None and scaling <= 0:
-        raise network.fail("scaling_factor", f"is {scaling}; use a positive number (255 for YOLOv5) or null.")
+        raise network.fail("scaling_factor", f"is {scaling}; use a positive number (255 for YOLO exports) or null.")
     if scaling is None:
         logger.warning(
             "'%s' key 'network_input.scaling_factor' is null: pixels are fed unscaled (0..255), as inference-models "
-            "does. YOLOv5 expects 255.",
+            "does. YOLO exports expect 255.",
             config.path,
         )
     fields = {
@@ -388,7 +401,15 @@ def _parse_network_input(config: _Section) -> tuple[dict[str, Any], tuple[int, i
     return fields, input_hw
 
 
-def _parse_other_sections(config: _Section) -> None:
+def _parse_other_sections(config: _Section) -> bool:
+    """Validates the sections the pipeline does not need, and returns ``post_processing.fused``.
+
+    As in inference-models, ``post_processing.nms_parameters`` and ``class_names_operations`` are validated but not
+    used by YOLO models (the block's parameters choose the thresholds; inference-models applies class name
+    operations to RF-DETR only); ``fused`` says the graph selects its detections itself (inference-models' YOLOv8
+    / YOLOv11 classes then only filter by confidence).
+    """
+    fused = False
     forward = config.child("forward_pass")
     if forward is not None:
         forward.value("static_batch_size", "int")
@@ -396,7 +417,7 @@ def _parse_other_sections(config: _Section) -> None:
     post = config.child("post_processing")
     if post is not None:
         kind = post.value("type", "str", required=True, choices=POST_PROCESSING_TYPES)
-        post.value("fused", "bool", required=True)
+        fused = bool(post.value("fused", "bool", required=True)) and kind == "nms"
         nms = post.child("nms_parameters") if kind == "nms" else None
         if nms is not None:
             nms.value("max_detections", "int", required=True)
@@ -417,30 +438,44 @@ def _parse_other_sections(config: _Section) -> None:
             item.value("class_name", "str", required=True)
         if operations:
             logger.info(
-                "'%s': class_names_operations are not applied to YOLOv5 models (as in inference-models).", config.path
+                "'%s': class_names_operations are not applied to YOLO models (inference-models applies them to "
+                "RF-DETR only).",
+                config.path,
             )
+    return fused
 
 
 def parse_inference_config(path: Path) -> tuple[PreprocessingConfig, tuple[int, int] | None]:
+    """Parses an inference-models ``inference_config.json``: :func:`read_inference_config` without ``fused``.
+
+    Returns:
+        ``(preprocessing, training_input_hw)``.
+    """
+    preprocessing, input_hw, _ = read_inference_config(path)
+    return preprocessing, input_hw
+
+
+def read_inference_config(path: Path) -> tuple[PreprocessingConfig, tuple[int, int] | None, bool]:
     """Parses an inference-models ``inference_config.json``.
 
     Accepts what inference-models 0.39's ``InferenceConfig`` accepts (with stricter scalar types: numbers given as
-    strings are refused), plus two YOLOv5 checks inference-models makes at run time (``input_channels`` 3,
-    percentages for ``static-crop``).
+    strings are refused), plus two checks inference-models' YOLO classes make at run time (``input_channels`` 3,
+    percentages for ``static-crop``). The same file serves every generation: inference-models' YOLOv5, YOLOv8,
+    YOLOv11 and YOLO26 segmentation classes read it alike, YOLOv8 / YOLOv11 also ``post_processing.fused``.
 
     Note: the "Complete Example" of inference-models' docs ("Understanding Model Packages Trained on Roboflow
     Platform") does not parse, here nor in inference-models: its ``dynamic_spatial_size_mode`` is
     ``{"type": "divisible-padding", "divisor": 32}`` while the code knows ``pad-to-be-divisible`` / ``value``.
 
     Returns:
-        ``(preprocessing, training_input_hw)``.
+        ``(preprocessing, training_input_hw, fused_nms)``.
 
     Raises:
         InvalidModelPackageError: naming the key that is missing or invalid.
     """
     config = _Section(_read_json(path), path)
     fields, input_hw = _parse_network_input(config)
-    _parse_other_sections(config)
+    fused_nms = _parse_other_sections(config)
     static_crop, grayscale, contrast = _parse_image_pre_processing(config)
     if fields["resize_mode"] == "fit-longer-edge":
         logger.warning(
@@ -455,10 +490,14 @@ def parse_inference_config(path: Path) -> tuple[PreprocessingConfig, tuple[int, 
         size_rounding="truncate",
         **fields,
     )
-    return preprocessing, input_hw
+    return preprocessing, input_hw, fused_nms
 
 
 SEGMENTATION_ARCHITECTURES = ("yolov5", *ANCHOR_FREE_ARCHITECTURES)
+SUPPORTED_ARCHITECTURES_TEXT = (
+    "YOLOv5, YOLOv8, YOLOv9, YOLO11, YOLO12 and YOLO26 instance segmentation (inference-models names them "
+    "'yolov5', 'yolov8', 'yolov11', 'yolo26'; Inference's model types add a size and '-seg', e.g. 'yolov8n-seg')"
+)
 
 
 def parse_model_config(path: Path) -> dict[str, Any]:
@@ -472,11 +511,8 @@ def parse_model_config(path: Path) -> dict[str, Any]:
     if "backend" in config.mapping and "backend_type" not in config.mapping:
         raise config.fail("backend", "is not read by inference-models; name it 'backend_type'.")
     architecture = config.value("model_architecture", "str")
-    if architecture is not None and not architecture.lower().startswith(SEGMENTATION_ARCHITECTURES):
-        raise config.fail(
-            "model_architecture",
-            f"is {architecture!r}; this block runs {', '.join(SEGMENTATION_ARCHITECTURES)} segmentation models.",
-        )
+    if architecture is not None and family_architecture(architecture) is None:
+        raise config.fail("model_architecture", f"is {architecture!r}; this block runs {SUPPORTED_ARCHITECTURES_TEXT}.")
     task = config.value("task_type", "str")
     if task is not None and task != "instance-segmentation":
         raise config.fail("task_type", f"is {task!r}; this block needs 'instance-segmentation'.")
@@ -542,6 +578,33 @@ def parse_legacy_environment(path: Path) -> tuple[PreprocessingConfig, tuple[int
     return preprocessing, input_hw, class_names
 
 
+def parse_legacy_model_type(path: Path) -> str:
+    """Reads the model type of a legacy Inference package from Inference's ``model_type.json`` cache record.
+
+    Inference writes ``{"project_task_type": "instance-segmentation", "model_type": "yolov8n-seg", ...}`` beside the
+    weights it caches (``inference/core/registries/roboflow.py``, ``save_model_metadata_in_cache``); its model
+    types for this family are ``yolov5-seg`` / ``yolov5n-seg`` ..., ``yolov8`` / ``yolov8n`` / ``yolov8n-seg``
+    ..., ``yolov11n`` / ``yolov11n-seg`` ... and ``yolo26`` / ``yolo26n`` / ``yolo26n-seg`` ...
+    (``inference/models/utils.py``).
+
+    Returns:
+        the model type, passed on as the package's architecture.
+
+    Raises:
+        InvalidModelPackageError: the file is invalid or names no model type.
+        NotYOLOSegModelError: the package is of another task or architecture.
+    """
+    record = _Section(_read_json(path), path)
+    task = record.value("project_task_type", "str")
+    model_type = record.value("model_type", "str", required=True)
+    if (task is not None and task != "instance-segmentation") or family_architecture(model_type) is None:
+        raise NotYOLOSegModelError(
+            f"'{path.parent}' holds a legacy Inference '{model_type}' {task or ''} model ('{path.name}'); this block "
+            f"runs {SUPPORTED_ARCHITECTURES_TEXT}. {EXPORT_HINT}"
+        )
+    return model_type
+
+
 def _parse_trt_config(path: Path) -> tuple[int, int, int]:
     config = _Section(_read_json(path), path)
     static = config.value("static_batch_size", "int")
@@ -559,7 +622,7 @@ def _reject_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UntrustedModelError(
             f"'{path}' is a PyTorch pickle; pickles can run arbitrary code and are never loaded. Export it to ONNX "
-            "first: python export.py --weights your.pt --include onnx (YOLOv5), then pass the .onnx file."
+            f"first ({ONNX_EXPORT_COMMANDS}), then pass the .onnx file."
         )
 
 
@@ -594,15 +657,18 @@ def _load_folder(folder: Path, model_id: str) -> ModelPackage:
         _check_model_file(engine_path)
     trt_batch_sizes = _parse_trt_config(folder / TRT_CONFIG_FILE) if _present(folder / TRT_CONFIG_FILE) else None
     architecture = None
+    fused_nms = False
     if _present(folder / MODEL_CONFIG_FILE):
         architecture = parse_model_config(folder / MODEL_CONFIG_FILE).get("model_architecture")
     if _present(folder / INFERENCE_CONFIG_FILE):
-        preprocessing, input_hw = parse_inference_config(folder / INFERENCE_CONFIG_FILE)
+        preprocessing, input_hw, fused_nms = read_inference_config(folder / INFERENCE_CONFIG_FILE)
         weights = folder / PACKAGE_WEIGHTS_FILE
     elif _present(folder / LEGACY_ENVIRONMENT_FILE):
         preprocessing, input_hw, mapped_names = parse_legacy_environment(folder / LEGACY_ENVIRONMENT_FILE)
         class_names = class_names or mapped_names
         weights = _single_onnx(folder)
+        if architecture is None and _present(folder / LEGACY_MODEL_TYPE_FILE):
+            architecture = parse_legacy_model_type(folder / LEGACY_MODEL_TYPE_FILE)
     else:
         preprocessing, input_hw = PreprocessingConfig(), None
         weights = _single_onnx(folder)
@@ -616,7 +682,7 @@ def _load_folder(folder: Path, model_id: str) -> ModelPackage:
             )
         weights = None
     return _with_network(
-        model_id, weights, class_names, preprocessing, input_hw, engine_path, trt_batch_sizes, architecture
+        model_id, weights, class_names, preprocessing, input_hw, engine_path, trt_batch_sizes, architecture, fused_nms
     )
 
 
@@ -629,13 +695,22 @@ def _with_network(
     engine_path: Path | None = None,
     trt_batch_sizes: tuple[int, int, int] | None = None,
     architecture: str | None = None,
+    fused_nms: bool = False,
 ) -> ModelPackage:
-    """The package, with what the pipeline needs from its ONNX: the checked signature (and so the output layout),
-    class names and stride."""
+    """The package, with what the pipeline needs from its ONNX: the checked signature (and so the output layout,
+    recognised from the ONNX's metadata, ``fused_nms``, the architecture and the shapes), class names and stride."""
     if weights is None:  # an engine-only package: its class_names.txt names the classes
         names = resolve_class_names(model_id, class_names, None)
         return ModelPackage(
-            model_id, None, names, preprocessing, input_hw, engine_path, trt_batch_sizes, architecture=architecture
+            model_id,
+            None,
+            names,
+            preprocessing,
+            input_hw,
+            engine_path,
+            trt_batch_sizes,
+            architecture=architecture,
+            fused_nms=fused_nms,
         )
     header = read_weights_header(weights)
     stride = stride_from_metadata(header.metadata)
@@ -647,17 +722,29 @@ def _with_network(
         stride=stride,
         metadata=header.metadata,
         architecture=architecture,
+        fused_nms=fused_nms,
     )
     if header.inputs[0].dtype is None:
         raise InvalidModelFileError(
-            f"'{weights}' takes input of type {header.inputs[0].type_name}; YOLOv5-seg takes float32 or float16 images."
+            f"'{weights}' takes input of type {header.inputs[0].type_name}; YOLO segmentation exports take float32 or "
+            "float16 images."
         )
     metadata_names = class_names_from_metadata(header.metadata)
     if class_names is not None and metadata_names is not None and signature.num_classes is None:
         _check_names_against_metadata(model_id, class_names, metadata_names, signature)
     names = resolve_class_names(model_id, class_names or metadata_names, signature)
     return ModelPackage(
-        model_id, weights, names, preprocessing, input_hw, engine_path, trt_batch_sizes, signature, stride, architecture
+        model_id,
+        weights,
+        names,
+        preprocessing,
+        input_hw,
+        engine_path,
+        trt_batch_sizes,
+        signature,
+        stride,
+        architecture,
+        fused_nms,
     )
 
 
@@ -673,8 +760,8 @@ def read_weights_header(weights: Path) -> OnnxHeader:
     except (OnnxFormatError, OSError) as error:
         cause = f"protobuf parsing failed: {error}" if isinstance(error, OnnxFormatError) else str(error)
         raise InvalidModelFileError(
-            f"'{weights}' could not be loaded as an ONNX model ({cause[:300]}). Give a YOLOv5-seg ONNX export "
-            "(yolov5 export.py --include onnx) and check that the file is complete."
+            f"'{weights}' could not be loaded as an ONNX model ({cause[:300]}). Give a YOLO segmentation ONNX export "
+            f"({ONNX_EXPORT_COMMANDS}) and check that the file is complete."
         ) from error
 
 

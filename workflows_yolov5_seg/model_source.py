@@ -2,11 +2,15 @@
 
 Four sources (see ``docs/model-sources.md``):
 
-- ``onnx``: a local ``.onnx`` file (Ultralytics export; names from its metadata or a ``class_names.txt`` beside it);
+- ``onnx``: a local ``.onnx`` file (an export of the YOLOv5 repository or of the ``ultralytics`` package, YOLOv8 to
+  YOLO26; names from its metadata or a ``class_names.txt`` beside it);
 - ``package``: a folder in inference-models' layout (``weights.onnx`` or ``engine.plan``, ``class_names.txt``,
-  ``inference_config.json``);
-- ``legacy``: a folder in the legacy Inference layout (``*.onnx``, ``environment.json``);
-- ``roboflow``: a Roboflow model id ``project/version``, downloaded once into the cache (:mod:`.roboflow`) with the
+  ``inference_config.json``, ``model_config.json`` naming the architecture: ``yolov5``, ``yolov8``, ``yolov11``,
+  ``yolo26``);
+- ``legacy``: a folder in the legacy Inference layout (``*.onnx``, ``environment.json``, Inference's
+  ``model_type.json`` naming the model type, e.g. ``yolov8n-seg``);
+- ``roboflow``: a Roboflow model id ``project/version`` of one of those architectures, downloaded once into the
+  cache (:mod:`.roboflow`) with the
   ``api_key`` given or ``ROBOFLOW_API_KEY``, then read as a ``package``; every caller's key must be one the API
   confirmed can read it (:mod:`.authorization`).
 
@@ -151,7 +155,10 @@ def resolve_model(model: str, api_key: str | None = None) -> ModelPackage:
     """
     model = model.strip()
     if not model:
-        raise ModelNotFoundError("No model was given; pass the path of a YOLOv5-seg .onnx file or a model folder.")
+        raise ModelNotFoundError(
+            "No model was given; pass the path of a YOLO segmentation .onnx file (YOLOv5, YOLOv8 ... YOLO26), a "
+            "model folder or a Roboflow model id."
+        )
     if is_roboflow_model_id(model):
         return load_model_package(download_model_package(model, api_key=api_key or None), model_id=model)
     path = Path(model).expanduser()

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from workflows_yolov5_seg.errors import NotYOLOv5SegModelError
+from workflows_yolov5_seg.errors import NotYOLOSegModelError
 from workflows_yolov5_seg.layouts import (
     EXPORT_HINT,
     NUM_MASK_COEFFICIENTS,
@@ -69,6 +69,7 @@ def check_io_signature(
     metadata: Mapping[str, str] | None = None,
     architecture: str | None = None,
     layout: OutputLayout | None = None,
+    fused_nms: bool = False,
 ) -> IOSignature:
     """Checks that a network has a YOLO segmentation model's inputs and outputs; symbolic dimensions are accepted.
 
@@ -81,14 +82,15 @@ def check_io_signature(
         metadata: the ONNX's ``metadata_props`` (Ultralytics' ``task``, ``end2end``, ``args``), if any.
         architecture: the architecture a model package declares (``yolov5``, ``yolov8``, ...), if any.
         layout: the known layout (an engine built from a package's ONNX), checked instead of recognised.
+        fused_nms: the package's ``inference_config.json`` has ``post_processing.fused`` (NMS in the graph).
 
     Raises:
-        NotYOLOv5SegModelError: with what was found and what a segmentation model has.
+        NotYOLOSegModelError: with what was found and what a segmentation model has.
     """
     metadata = metadata or {}
     task = UltralyticsExport.from_metadata(metadata).task
     if task not in (None, "segment"):
-        raise NotYOLOv5SegModelError(describe_other_task(source, task))
+        raise NotYOLOSegModelError(describe_other_task(source, task))
     input_shapes = [shape for _, shape in inputs]
     output_names, output_shapes = [name for name, _ in outputs], [shape for _, shape in outputs]
     expected = (
@@ -98,7 +100,7 @@ def check_io_signature(
     found = f"inputs {input_shapes}, outputs {dict(zip(output_names, output_shapes, strict=False))}"
     not_segmentation = f"'{source}' is not a YOLO segmentation model: it has"
     if len(input_shapes) != 1 or len(input_shapes[0]) != 4 or _static(input_shapes[0][1]) not in (3, None):
-        raise NotYOLOv5SegModelError(f"{not_segmentation} {found}. {expected}.")
+        raise NotYOLOSegModelError(f"{not_segmentation} {found}. {expected}.")
     if len(output_shapes) != 2:
         hint = ""
         if len(output_shapes) == 1 and len(output_shapes[0]) == 3:
@@ -108,7 +110,7 @@ def check_io_signature(
             )
         elif len(output_shapes) == 1 and len(output_shapes[0]) == 2:
             hint = f" A single [B, classes] output is a classification model. {EXPORT_HINT}"
-        raise NotYOLOv5SegModelError(f"{not_segmentation} {len(output_shapes)} output(s) ({found}). {expected}.{hint}")
+        raise NotYOLOSegModelError(f"{not_segmentation} {len(output_shapes)} output(s) ({found}). {expected}.{hint}")
     if set(output_names) == {"output0", "output1"}:
         instances_index = output_names.index("output0")
     else:
@@ -116,7 +118,7 @@ def check_io_signature(
     protos_index = 1 - instances_index
     instances, protos = output_shapes[instances_index], output_shapes[protos_index]
     if len(instances) != 3 or len(protos) != 4 or _static(protos[1]) not in (NUM_MASK_COEFFICIENTS, None):
-        raise NotYOLOv5SegModelError(f"{not_segmentation} {found}. {expected}.")
+        raise NotYOLOSegModelError(f"{not_segmentation} {found}. {expected}.")
     height_width = (_static(input_shapes[0][2]), _static(input_shapes[0][3]))
     if None in height_width:
         height_width = default_input_hw or DEFAULT_DYNAMIC_INPUT_HW
@@ -130,13 +132,13 @@ def check_io_signature(
                 height_width[0],
             )
     if height_width[0] % stride or height_width[1] % stride:
-        raise NotYOLOv5SegModelError(
+        raise NotYOLOSegModelError(
             f"'{source}' takes {height_width[1]}x{height_width[0]} input; it must be a multiple of the model's "
             f"stride {stride}."
         )
     input_hw = (int(height_width[0]), int(height_width[1]))
     if layout is None:
-        layout = recognise_layout(source, tuple(instances), input_hw, stride, metadata, architecture)
+        layout = recognise_layout(source, tuple(instances), input_hw, stride, metadata, architecture, fused_nms)
     else:
         layout.require_shape(source, tuple(instances), anchor_points(input_hw, stride))
     return IOSignature(

@@ -6,12 +6,17 @@ The model is resolved the way inference-models 0.39 does it (``inference_models/
     GET {api}/models/v1/external/weights?modelId=<project/version>[&startAfter=<nextPage>]
     Authorization: Bearer <api key>
 
-    200 {"modelMetadata": {"type": "external-model-metadata-v1", "modelId": ..., "modelArchitecture": "yolov5",
+    200 {"modelMetadata": {"type": "external-model-metadata-v1", "modelId": ..., "modelArchitecture": "yolov8",
          "taskType": "instance-segmentation", "nextPage": null,
          "modelPackages": [{"type": "external-model-package-v1", "packageId": ...,
                             "packageManifest": {"type": "onnx-model-package-v1", "backendType": "onnx",
                                                 "quantization": "fp32", "dynamicBatchSize": true, ...},
                             "packageFiles": [{"fileHandle": "weights.onnx", "downloadUrl": ..., "md5Hash": ...}]}]}}
+
+``modelArchitecture`` is what inference-models looks up in its registry; of its instance segmentation entries this
+block runs ``yolov5``, ``yolov8``, ``yolov11`` and ``yolo26`` (also with a size and ``-seg``, as Inference's model
+types, e.g. ``yolov8n-seg``); it is written into the package's ``model_config.json`` (``model_architecture``), from
+which the output layout follows (:mod:`workflows_yolov5_seg.layouts`).
 
 The API key travels only in the ``Authorization`` header of that request, never in a URL, a file name, a log line
 or an error message. Package files are fetched from their (signed) ``downloadUrl`` without the key, checked
@@ -52,7 +57,7 @@ from workflows_yolov5_seg.errors import (
     CacheNotWritableError,
     DownloadIntegrityError,
     InvalidModelPackageError,
-    NotYOLOv5SegModelError,
+    NotYOLOSegModelError,
     RoboflowAPIError,
     RoboflowAPIKeyMissingError,
     RoboflowConnectionError,
@@ -62,8 +67,10 @@ from workflows_yolov5_seg.errors import (
 from workflows_yolov5_seg.package_layout import (
     CLASS_NAMES_FILE,
     INFERENCE_CONFIG_FILE,
+    INFERENCE_MODELS_SEGMENTATION_ARCHITECTURES,
     MODEL_CONFIG_FILE,
     PACKAGE_WEIGHTS_FILE,
+    family_architecture,
 )
 from workflows_yolov5_seg.private_files import DIR_MODE, FILE_MODE, ensure_private_dir
 
@@ -453,18 +460,32 @@ def _quantization_rank(package: dict[str, Any]) -> int:
     return QUANTIZATION_PREFERENCE.index(quantization) if quantization in QUANTIZATION_PREFERENCE else 99
 
 
-def select_onnx_package(metadata: dict[str, Any], model_id: str) -> dict[str, Any]:
-    """Checks the model is YOLOv5 instance segmentation and picks its best ONNX package.
+def check_architecture(metadata: dict[str, Any], model_id: str) -> str:
+    """The model's ``modelArchitecture``, checked to be one of this block's instance segmentation architectures.
 
-    Preference: fp32, then fp16, then others; a dynamic batch before a static one; then the API's order.
+    Raises:
+        NotYOLOSegModelError: another architecture or task, named with what the block runs.
     """
     architecture = str(metadata.get("modelArchitecture") or "")
     task = metadata.get("taskType")
-    if not architecture.lower().startswith("yolov5") or task not in (None, "instance-segmentation"):
-        raise NotYOLOv5SegModelError(
-            f"Roboflow model '{model_id}' is a {architecture or 'unknown'} {task or ''} model; this block runs YOLOv5 "
-            "instance-segmentation models only."
+    family = family_architecture(architecture)
+    if family not in INFERENCE_MODELS_SEGMENTATION_ARCHITECTURES or task not in (None, "instance-segmentation"):
+        raise NotYOLOSegModelError(
+            f"Roboflow model '{model_id}' is a {architecture or 'unknown'} {task or ''} model; this block runs "
+            "instance-segmentation models of the architectures "
+            f"{', '.join(repr(name) for name in INFERENCE_MODELS_SEGMENTATION_ARCHITECTURES)} (YOLOv5, YOLOv8, "
+            "YOLO11, YOLO26 -seg)."
         )
+    return architecture
+
+
+def select_onnx_package(metadata: dict[str, Any], model_id: str) -> dict[str, Any]:
+    """Checks the model is a YOLO instance segmentation model (:func:`check_architecture`) and picks its best ONNX
+    package.
+
+    Preference: fp32, then fp16, then others; a dynamic batch before a static one; then the API's order.
+    """
+    check_architecture(metadata, model_id)
     candidates = [
         package
         for package in metadata["modelPackages"]
@@ -675,7 +696,7 @@ def _download_into_cache(model_id: str, client: _Client, target: Path) -> None:
             sizes[handle] = {"size": client.download(url, destination, md5, handle), "md5": md5}
         manifest = package["packageManifest"]
         model_config = {
-            "model_architecture": str(metadata.get("modelArchitecture") or "yolov5"),
+            "model_architecture": check_architecture(metadata, model_id),
             "task_type": metadata.get("taskType") or "instance-segmentation",
             "backend_type": "onnx",
             "model_id": model_id,

@@ -8,7 +8,7 @@ gives 500. A caller's mistake is re-raised as a subclass of both our error and I
 still catches ours and the server answers 4xx with our message:
 
 - 404: ``ModelNotFoundError`` (a missing path, ``RoboflowModelNotFoundError``);
-- 400: ``InvalidImageError``, ``InvalidParameterError``, ``InvalidModelFileError``, ``NotYOLOv5SegModelError``,
+- 400: ``InvalidImageError``, ``InvalidParameterError``, ``InvalidModelFileError``, ``NotYOLOSegModelError``,
   ``ClassNamesMismatchError``, ``InvalidModelPackageError``, ``UntrustedModelError`` (pickles, paths outside the
   model roots);
 - 401: ``RoboflowAPIKeyMissingError``; ``RoboflowUnauthorizedError`` for a refused (401) or malformed key;
@@ -31,7 +31,7 @@ from workflows_yolov5_seg.errors import (
     InvalidModelPackageError,
     InvalidParameterError,
     ModelNotFoundError,
-    NotYOLOv5SegModelError,
+    NotYOLOSegModelError,
     RoboflowAPIKeyMissingError,
     RoboflowKeyNotConfirmedError,
     RoboflowUnauthorizedError,
@@ -43,7 +43,7 @@ BAD_REQUEST_ERRORS = (
     InvalidImageError,
     InvalidParameterError,
     InvalidModelFileError,
-    NotYOLOv5SegModelError,
+    NotYOLOSegModelError,
     ClassNamesMismatchError,
     InvalidModelPackageError,
     UntrustedModelError,

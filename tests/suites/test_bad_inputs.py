@@ -410,7 +410,12 @@ LOAD = [
         "not-onnx-text",
         load(write("model.onnx", b"definitely not a protobuf " * 20)),
         errors.InvalidModelFileError,
-        ("model.onnx", "could not be loaded as an ONNX model", "export.py --include onnx"),
+        (
+            "model.onnx",
+            "could not be loaded as an ONNX model",
+            "yolo export model=best.pt format=onnx",
+            "--include onnx",
+        ),
     ),
     Case(
         "empty-file",
@@ -496,7 +501,7 @@ LOAD = [
         "missing-path",
         load(lambda env: env.tmp / "nope.onnx"),
         errors.ModelNotFoundError,
-        ("nope.onnx", "does not exist", "give the path of a YOLOv5-seg .onnx"),
+        ("nope.onnx", "does not exist", "give the path of a YOLO segmentation .onnx"),
     ),
     Case(
         "folder-without-weights",
@@ -520,7 +525,13 @@ LOAD = [
         "pytorch-pickle-path",
         load(write("best.pt", b"\x80\x04K\x01.")),
         errors.UntrustedModelError,
-        ("best.pt", "pickle", "never loaded", "export.py --weights your.pt --include onnx"),
+        (
+            "best.pt",
+            "pickle",
+            "never loaded",
+            "yolo export model=best.pt format=onnx",
+            "export.py --weights best.pt --include onnx",
+        ),
     ),
     Case(
         "package-config-missing-key",

@@ -285,7 +285,12 @@ BAD_MODELS_OVER_HTTP = [
     ("missing-file", lambda tmp: str(tmp / "missing.onnx"), 404, ("missing.onnx", "does not exist")),
     ("folder-without-weights", _empty_folder, 404, ("holds no ONNX weights",)),
     ("not-onnx", _text_file, 400, ("not-a-model.onnx", "could not be loaded as an ONNX model")),
-    ("detection-model", lambda tmp: str(make_detection_only_onnx(tmp / "det.onnx")), 400, ("not a YOLOv5-seg",)),
+    (
+        "detection-model",
+        lambda tmp: str(make_detection_only_onnx(tmp / "det.onnx")),
+        400,
+        ("not a YOLO segmentation model",),
+    ),
     ("class-names-mismatch", _mismatched_class_names, 400, ("predicts 3 classes", "2 class names")),
     ("pytorch-pickle", _pickle, 400, ("best.pt", "pickle", "Export it to ONNX")),
     ("fifo", _fifo, 400, ("pipe.onnx", "named pipe", "not a model file")),

@@ -339,3 +339,29 @@ def test_outputs_declare_both_kinds_rle_first() -> None:
 def test_encode_rle_masks_of_no_detections_is_empty() -> None:
     assert v1.encode_rle_masks(np.zeros((0, 5, 7), bool)).shape == (0,)
     assert v1.encode_rle_masks(None).shape == (0,)
+
+
+GENERATIONS = ("YOLOv5", "YOLOv8", "YOLOv9", "YOLO11", "YOLO12", "YOLO26")
+
+
+def test_the_type_id_is_kept_and_the_editor_texts_name_every_generation() -> None:
+    schema = v1.BlockManifest.model_json_schema()
+    assert schema["properties"]["type"]["const"] == "workflows_yolov5_seg/yolov5_instance_segmentation@v1"
+    for text in (schema["short_description"], schema["long_description"]):
+        assert all(generation in text for generation in GENERATIONS), text
+    assert "end-to-end" in schema["long_description"]
+    assert {generation.lower() for generation in GENERATIONS} <= set(schema["search_keywords"])
+
+
+@pytest.mark.parametrize(
+    ("field", "says"),
+    [
+        ("iou_threshold", "No effect on end-to-end exports"),
+        ("class_agnostic_nms", "No effect on end-to-end exports"),
+        ("confidence", "cannot bring them back"),  # an nms=True export applied its own confidence
+        ("confidence", "0.25 unless exported with another conf"),
+        ("model", "YOLO26"),
+    ],
+)
+def test_field_descriptions_say_what_they_do_for_each_layout(field: str, says: str) -> None:
+    assert says in v1.BlockManifest.model_json_schema()["properties"][field]["description"]

@@ -129,7 +129,8 @@ def select_batch_profile(onnx_batch: int | None, requested: BatchProfile | None)
         if requested is not None and requested != BatchProfile.static(onnx_batch):
             raise InvalidParameterError(
                 f"The ONNX has a static batch of {onnx_batch}; it cannot be built with batch profile {requested}. "
-                f"Use batch {onnx_batch}, or export the ONNX with a dynamic batch (yolov5 export.py --dynamic)."
+                f"Use batch {onnx_batch}, or export the ONNX with a dynamic batch (`yolo export ... dynamic=True`, or "
+                "`python export.py --dynamic` for YOLOv5)."
             )
         return BatchProfile.static(onnx_batch)
     return requested or DEFAULT_BATCH_PROFILE
@@ -162,7 +163,8 @@ def resolve_precision(requested: str, compute_capability: tuple[int, int], fp16_
         if not fp16_supported:
             raise InvalidParameterError(
                 "This TensorRT cannot build fp16 engines from an fp32 ONNX (TensorRT 11 removed the FP16 builder "
-                "flag). Use precision='fp32', export an fp16 ONNX (yolov5 export.py --half), or install "
+                "flag). Use precision='fp32', export an fp16 ONNX (`yolo export ... half=True`, or "
+                "`python export.py --half` for YOLOv5), or install "
                 "tensorrt-cu12<11."
             )
         if not fast:

@@ -247,8 +247,9 @@ class OnnxRuntimeBackend(Backend):
         except Exception as error:  # ORT raises its own pybind error types for bad files
             raise InvalidModelFileError(
                 f"'{weights_path}' could not be loaded as an ONNX model ({type(error).__name__}: "
-                f"{str(error)[:300]}). Give a YOLOv5-seg ONNX export (yolov5 export.py --include onnx) and check "
-                "that the file is complete."
+                f"{str(error)[:300]}). Give a YOLO segmentation ONNX export (`yolo export model=best.pt format=onnx` "
+                "for Ultralytics YOLOv8 ... YOLO26, `python export.py --weights best.pt --include onnx` in the YOLOv5 "
+                "repository) and check that the file is complete."
             ) from error
         in_use = list(self._session.get_providers())
         check_providers_in_use(provider_name(providers[0]), in_use, fallback_policy, available)

@@ -385,13 +385,15 @@ def parse_onnx(trt: Any, onnx_path: Path, signature: IOSignature) -> ParsedOnnx:
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or trt_logger.recent_errors()
         raise InvalidModelFileError(
-            f"TensorRT could not parse '{onnx_path}': {'; '.join(errors)[:600]}. Give a YOLOv5-seg ONNX export "
-            "(opset 12-17) and check that the file is complete."
+            f"TensorRT could not parse '{onnx_path}': {'; '.join(errors)[:600]}. Give a YOLO segmentation ONNX "
+            "export (opset 12-17) and check that the file is complete."
         )
     network_input = network.get_input(0)
     input_dtype = _nptype(trt, network_input.dtype)
     if input_dtype not in SUPPORTED_IO_DTYPES:
-        raise NotYOLOv5SegModelError(f"'{onnx_path}' takes {input_dtype} input; YOLOv5-seg takes float32 or float16.")
+        raise NotYOLOv5SegModelError(
+            f"'{onnx_path}' takes {input_dtype} input; YOLO segmentation exports take float32 or float16."
+        )
     return ParsedOnnx(builder, network, parser, network_input.name, input_dtype, signature)
 
 
@@ -672,7 +674,9 @@ class TensorRTBackend(Backend):
         self._output_dtypes = {n: _nptype(trt, engine.get_tensor_dtype(n)) for n in self._output_names}
         for name, dtype in [(self._input_name, self._input_dtype), *self._output_dtypes.items()]:
             if dtype not in SUPPORTED_IO_DTYPES:
-                raise NotYOLOv5SegModelError(f"'{source}' tensor '{name}' is {dtype}; YOLOv5-seg uses float32/float16.")
+                raise NotYOLOv5SegModelError(
+                    f"'{source}' tensor '{name}' is {dtype}; YOLO segmentation exports use float32/float16."
+                )
         # Any dynamic input dimension (batch, or height / width fixed by the profile) needs set_input_shape.
         self._dynamic_input = any(d < 0 for d in input_shapes[0])
         if input_shapes[0][0] < 0:

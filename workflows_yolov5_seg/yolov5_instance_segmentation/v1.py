@@ -1,4 +1,8 @@
-"""Workflows block ``workflows_yolov5_seg/yolov5_instance_segmentation@v1``: adapts Workflows types to the pipeline."""
+"""Workflows block ``workflows_yolov5_seg/yolov5_instance_segmentation@v1``: adapts Workflows types to the pipeline.
+
+The type id keeps the name the block had when it ran YOLOv5 only, so that existing workflows keep working; the block
+runs every generation of :mod:`workflows_yolov5_seg.layouts`.
+"""
 
 from __future__ import annotations
 
@@ -55,22 +59,32 @@ MASK_STORAGES = ("dense", "compact")
 MASK_STORAGE_HINT = "Use 'compact' to keep masks of many detections on large images in little memory."
 
 LONG_DESCRIPTION = """
-Run a **YOLOv5 instance-segmentation** model (YOLOv5n/s/m/l/x-seg) that you trained yourself, and get
-`sv.Detections` with **pixel masks** on the original image: boxes, class names, confidences and one boolean mask
-per object, ready for visualisation, filtering, cropping and serialisation blocks.
+Run a **YOLO instance-segmentation** model that you trained yourself, and get `sv.Detections` with **pixel masks**
+on the original image: boxes, class names, confidences and one boolean mask per object, ready for visualisation,
+filtering, cropping and serialisation blocks.
+
+It runs the segmentation exports of every generation: **YOLOv5** (the YOLOv5 repository's `-seg` models) and the
+`ultralytics` package's **YOLOv8, YOLOv9, YOLO11, YOLO12 and YOLO26** (`-seg`), either **raw** (the default
+export, NMS done here) or **end-to-end** (`nms=True` exports and YOLO26's NMS-free head: the graph selects the
+detections). The generation and layout are recognised from the export's metadata, the package's config and the
+output shapes; nothing to set.
 
 The model runs inside the process that runs the workflow (no remote call), with ONNX Runtime (CPU or CUDA) or
 TensorRT. It is loaded at the first run, once per process, and shared by every step and thread that uses it.
 
 ### Where the weights come from (`model`)
 
-- **A local `.onnx` file**, e.g. exported with Ultralytics YOLOv5 (`python export.py --weights best.pt --include
-  onnx`). Class names are read from the export's metadata, or from a `class_names.txt` beside the file.
+- **A local `.onnx` file**: `yolo export model=best.pt format=onnx` (Ultralytics YOLOv8 ... YOLO26; add
+  `nms=True` for an end-to-end export) or `python export.py --weights best.pt --include onnx` (YOLOv5 repository).
+  Class names are read from the export's metadata, or from a `class_names.txt` beside the file.
   Images are letterboxed with grey (114) padding, as Ultralytics does.
 - **A model package folder** in the Roboflow *inference-models* layout (`weights.onnx`, `class_names.txt`,
-  `inference_config.json`) or the legacy Inference layout (`*.onnx`, `environment.json`). Pre-processing (resize
-  mode, padding, static crop, grayscale, contrast, colour order) follows the package's config.
-- **A Roboflow model id** `project/version`, downloaded once with your API key (block `api_key`, e.g.
+  `inference_config.json`, `model_config.json` with `model_architecture` `yolov5`, `yolov8`, `yolov11` or
+  `yolo26`) or the legacy Inference layout (`*.onnx`, `environment.json`, Inference's `model_type.json`).
+  Pre-processing (resize mode, padding, static crop, grayscale, contrast, colour order) follows the package's
+  config.
+- **A Roboflow model id** `project/version` of a YOLOv5, YOLOv8, YOLO11 or YOLO26 instance-segmentation model
+  (Roboflow's `yolov5`, `yolov8`, `yolov11`, `yolo26`), downloaded once with your API key (block `api_key`, e.g.
   `$inputs.api_key`, else the `ROBOFLOW_API_KEY` environment variable) and cached. Every run needs a key that
   Roboflow confirms can read the model, even once it is cached (the answer is remembered for an hour).
 
@@ -83,11 +97,11 @@ PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 | `images` | (required) | the images to segment (`$inputs.image`, or crops from another step) |
 | `model` | (required) | where the weights come from (see above) |
 | `api_key` | `ROBOFLOW_API_KEY` | Roboflow API key, for a Roboflow model id only: to download it and to authorise every run (see "Model sources") |
-| `confidence` | 0.4 | keep detections whose objectness x class probability is above this |
-| `iou_threshold` | 0.3 | NMS drops a box whose IoU with a better box of the same class is above this |
+| `confidence` | 0.4 | keep detections whose score is above this (YOLOv5: objectness x class probability; later generations: the class probability). End-to-end `nms=True` exports already dropped what was below their export confidence (0.25 unless exported with another `conf`): a lower value cannot bring those back |
+| `iou_threshold` | 0.3 | NMS drops a box whose IoU with a better box of the same class is above this; no effect on end-to-end exports (NMS is in the graph) |
 | `class_filter` | all | class names to keep (applied before NMS); unknown names are reported in the log |
 | `max_detections` | 300 | at most this many detections per image |
-| `class_agnostic_nms` | false | suppress overlapping boxes across classes |
+| `class_agnostic_nms` | false | suppress overlapping boxes across classes; no effect on end-to-end exports (NMS is in the graph) |
 | `mask_decode_mode` | `accurate` | `accurate`: masks at the image's resolution; `fast`: decoded on the model's 1/4-resolution mask grid and enlarged; `tradeoff`: in between, set by `tradeoff_factor` (0 = fast, 1 = accurate) |
 | `tradeoff_factor` | 0.0 | see `mask_decode_mode` |
 | `backend` | `auto` | `onnx` (ONNX Runtime), `trt` (TensorRT) or `auto` (TensorRT, then ONNX Runtime CUDA, then CPU) |
@@ -96,8 +110,11 @@ PyTorch pickles (`.pt`) are never loaded: export them to ONNX first.
 
 Every parameter also accepts a selector (`$inputs.name`, or a step output of the right kind).
 
-Defaults equal those of Roboflow's own instance-segmentation block. Scores are Ultralytics' (objectness x class
-probability), NMS uses true IoU, class ids are 0-based, and masks are decoded with exact letterbox geometry.
+Defaults equal those of Roboflow's own instance-segmentation block. Scores are those of each generation's
+Ultralytics `predict` (YOLOv5: objectness x class probability; YOLOv8 and later: the class probability; end-to-end
+exports: the score the graph wrote), NMS uses true IoU, class ids are 0-based, and masks are decoded with exact
+letterbox geometry. As Ultralytics' `predict` does for YOLOv8 and later, a detection whose mask has no pixel is
+dropped.
 
 ### Outputs
 
@@ -119,13 +136,28 @@ probability), NMS uses true IoU, class ids are 0-based, and masks are decoded wi
 class BlockManifest(WorkflowBlockManifest):
     model_config = ConfigDict(
         json_schema_extra={
-            "name": "YOLOv5 Instance Segmentation",
+            "name": "YOLO Instance Segmentation (YOLOv5 to YOLO26)",
             "version": "v1",
-            "short_description": "Segment objects with your own YOLOv5-seg model (ONNX Runtime / TensorRT).",
+            "short_description": "Segment objects with your own YOLOv5, YOLOv8, YOLOv9, YOLO11, YOLO12 or YOLO26 "
+            "segmentation model, raw or end-to-end export (ONNX Runtime / TensorRT).",
             "long_description": LONG_DESCRIPTION,
             "license": "Apache-2.0",
             "block_type": "model",
-            "search_keywords": ["yolov5", "yolo", "segmentation", "instance segmentation", "onnx", "tensorrt"],
+            "search_keywords": [
+                "yolo",
+                "yolov5",
+                "yolov8",
+                "yolov9",
+                "yolo11",
+                "yolo12",
+                "yolo26",
+                "ultralytics",
+                "segmentation",
+                "instance segmentation",
+                "end-to-end",
+                "onnx",
+                "tensorrt",
+            ],
             "ui_manifest": {
                 "section": "model",
                 "icon": "far fa-chart-network",
@@ -140,9 +172,16 @@ class BlockManifest(WorkflowBlockManifest):
     type: Literal["workflows_yolov5_seg/yolov5_instance_segmentation@v1"]
     images: Selector(kind=[IMAGE_KIND]) = ImageInputField
     model: Union[Selector(kind=[STRING_KIND, ROBOFLOW_MODEL_ID_KIND]), str] = Field(
-        description="Where the weights come from: a YOLOv5-seg .onnx file, a model package folder, or a Roboflow "
-        "model id 'project/version'.",
-        examples=["/models/yolov5s-seg.onnx", "/models/my-package", "my-project/3", "$inputs.model"],
+        description="Where the weights come from: a YOLO segmentation .onnx file (YOLOv5, YOLOv8, YOLOv9, YOLO11, "
+        "YOLO12 or YOLO26, raw or end-to-end export), a model package folder, or a Roboflow model id "
+        "'project/version'.",
+        examples=[
+            "/models/yolo11n-seg.onnx",
+            "/models/yolov5s-seg.onnx",
+            "/models/my-package",
+            "my-project/3",
+            "$inputs.model",
+        ],
     )
     api_key: Optional[Union[Selector(kind=[ROBOFLOW_API_KEY_KIND, SECRET_KIND]), str]] = Field(
         default=None,
@@ -154,12 +193,15 @@ class BlockManifest(WorkflowBlockManifest):
     )
     confidence: Union[FloatZeroToOne, Selector(kind=[FLOAT_ZERO_TO_ONE_KIND])] = Field(
         default=0.4,
-        description="Minimum score (objectness x class probability) of a detection.",
+        description="Minimum score of a detection (YOLOv5: objectness x class probability; YOLOv8 and later: the "
+        "class probability). An end-to-end export with NMS in the graph (nms=True) already dropped detections below "
+        "its own export confidence (0.25 unless exported with another conf): a lower value cannot bring them back.",
         examples=[0.4, "$inputs.confidence"],
     )
     iou_threshold: Union[FloatZeroToOne, Selector(kind=[FLOAT_ZERO_TO_ONE_KIND])] = Field(
         default=0.3,
-        description="IoU above which non-maximum suppression drops the lower-scoring of two boxes.",
+        description="IoU above which non-maximum suppression drops the lower-scoring of two boxes. No effect on "
+        "end-to-end exports (nms=True, YOLO26 end2end): their NMS is in the graph.",
         examples=[0.3, "$inputs.iou_threshold"],
     )
     class_filter: Union[Optional[List[str]], Selector(kind=[LIST_OF_VALUES_KIND])] = Field(
@@ -174,7 +216,8 @@ class BlockManifest(WorkflowBlockManifest):
     )
     class_agnostic_nms: Union[bool, Selector(kind=[BOOLEAN_KIND])] = Field(
         default=False,
-        description="Suppress overlapping boxes across classes, not only within a class.",
+        description="Suppress overlapping boxes across classes, not only within a class. No effect on end-to-end "
+        "exports (nms=True, YOLO26 end2end): their NMS is in the graph.",
         examples=[False, "$inputs.class_agnostic_nms"],
     )
     mask_decode_mode: Union[Literal["accurate", "tradeoff", "fast"], Selector(kind=[STRING_KIND])] = Field(
