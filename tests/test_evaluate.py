@@ -183,3 +183,20 @@ def test_a_confidence_below_the_graphs_own_is_reported(
     assert "the mAP is that of the detections that remain" in metrics["in_graph_confidence"]["note"]
     assert len(warnings) == 1 and f"below {graph_confidence}" in warnings[0] and "nms=False" in warnings[0]
     json.dumps(metrics)  # the report stays JSON
+
+
+@pytest.mark.parametrize(("export", "iou"), [("yolov5", 0.6), ("raw", 0.7), ("end2end", 0.7)])
+def test_the_command_defaults_to_the_generations_own_val_iou(
+    tmp_path: Path, yolo_root: Path, two_box_model: Path, pycocotools: None, export: str, iou: float
+) -> None:
+    """``evaluate`` scores like the generation's own validation: YOLOv5's segment/val.py (IoU 0.6), ``yolo val``
+    (0.7)."""
+    from workflows_yolov5_seg.cli import main
+
+    weights = two_box_model if export == "yolov5" else scene_export(tmp_path / "best.onnx", export)
+    out = tmp_path / "metrics.json"
+    assert (
+        main(["evaluate", "--model", str(weights), "--data", str(yolo_root), "--backend", "onnx", "--out", str(out)])
+        == 0
+    )
+    assert json.loads(out.read_text())["settings"]["iou_threshold"] == iou

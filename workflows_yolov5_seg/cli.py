@@ -169,7 +169,9 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="default: test")
     parser.add_argument("--layout", choices=("auto", "coco", "yolo"), default="auto")
     parser.add_argument("--confidence", type=float, default=0.001, help="default: 0.001")
-    parser.add_argument("--iou", type=float, default=0.6, help="default: 0.6")
+    parser.add_argument(
+        "--iou", type=float, default=None, help="default: the generation's val setting (YOLOv5 0.6, later 0.7)"
+    )
     parser.add_argument("--max-detections", type=int, default=300, help="default: 300")
     parser.add_argument("--single-label", action="store_true", help="best class per anchor only (predict's scoring)")
     parser.add_argument("--mask-decode-mode", choices=MASK_DECODE_MODES, default="accurate")
@@ -184,15 +186,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from workflows_yolov5_seg.evaluate import evaluate, format_table, load_dataset
     from workflows_yolov5_seg.model import InferenceParameters, YOLOSegModel
 
+    model = YOLOSegModel.from_pretrained(args.model, backend=args.backend, device=args.device)
     parameters = InferenceParameters(
         confidence=args.confidence,
-        iou_threshold=args.iou,
+        iou_threshold=model.layout.val_iou_threshold if args.iou is None else args.iou,
         max_detections=args.max_detections,
         multi_label=not args.single_label,
         mask_decode_mode=args.mask_decode_mode,
         tradeoff_factor=args.tradeoff_factor,
     )
-    model = YOLOSegModel.from_pretrained(args.model, backend=args.backend, device=args.device)
     metrics = evaluate(model, load_dataset(args.data, args.split, args.layout), parameters, args.limit)
     metrics["settings"] = {
         "model": args.model,
@@ -319,8 +321,9 @@ COMMANDS: tuple[Command, ...] = (
         "COCO box and mask mAP of a model on a dataset, through this package's pipeline",
         "Runs the pipeline on a COCO (annotations/instances_SPLIT.json + images/SPLIT/) or YOLO-seg "
         "(images/SPLIT/, labels/SPLIT/) dataset and scores it with pycocotools (workflows_yolov5_seg.evaluate; "
-        "pip install 'workflows-yolov5-seg[evaluate]'). Defaults match Ultralytics segment/val.py: confidence "
-        "0.001, IoU 0.6, 300 detections, multi-label scoring. An end-to-end export with NMS in the graph "
+        "pip install 'workflows-yolov5-seg[evaluate]'). Defaults match the generation's own validation: confidence "
+        "0.001, IoU 0.6 (YOLOv5's segment/val.py) or 0.7 (yolo val, YOLOv8 and later), 300 detections, multi-label "
+        "scoring. An end-to-end export with NMS in the graph "
         "(nms=True) already dropped detections below its export confidence (0.25 unless exported with another conf): "
         "a lower --confidence cannot bring them back; a warning and the report's in_graph_confidence say so.",
         evaluate_arguments,

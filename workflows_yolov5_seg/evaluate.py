@@ -4,7 +4,8 @@
 
 ``DATASET`` is a COCO layout (``annotations/instances_{split}.json`` + ``images/{split}/``) or a YOLO-seg layout
 (``images/{split}/``, ``labels/{split}/`` polygons, class names from ``class_names.txt`` or ``data.yaml``). The
-defaults match Ultralytics ``segment/val.py``: confidence 0.001, IoU 0.6, 300 detections, multi-label scoring
+defaults match the generation's own validation: confidence 0.001, IoU 0.6 (YOLOv5's ``segment/val.py``) or 0.7
+(``yolo val`` of YOLOv8 and later; ``layouts.OutputLayout.val_iou_threshold``), 300 detections, multi-label scoring
 (``--single-label`` to score like ``predict``). Masks are decoded at the original image resolution and scored with
 pycocotools (``pip install 'workflows-yolov5-seg[evaluate]'``).
 

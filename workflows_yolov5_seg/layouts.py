@@ -80,6 +80,8 @@ class OutputLayout(ABC):
     shape_text: str
     # Ultralytics' predict drops detections whose decoded mask has no pixel; YOLOv5's predict keeps them.
     drops_empty_masks: bool = True
+    # The NMS IoU threshold of the generation's own validation (``yolo val``: 0.7; YOLOv5's segment/val.py: 0.6).
+    val_iou_threshold: float = 0.7
 
     @abstractmethod
     def num_classes(self, shape: tuple[Dimension, ...]) -> int | None:
@@ -164,6 +166,7 @@ class YOLOv5Layout(OutputLayout):
     title = "YOLOv5-seg"
     shape_text = "output0 [B, N, 5 + classes + 32]"
     drops_empty_masks = False
+    val_iou_threshold = 0.6
 
     def num_classes(self, shape: tuple[Dimension, ...]) -> int | None:
         width = _static(shape[2]) if len(shape) == 3 else None
