@@ -554,14 +554,15 @@ WORKFLOW = {
 }
 
 
-def make_engine() -> Any:  # noqa: ANN401 - ExecutionEngine
+def make_engine(definition: dict | None = None) -> Any:  # noqa: ANN401 - ExecutionEngine
+    """The Execution Engine with the plugin, compiled for ``definition`` (default: :data:`WORKFLOW`)."""
     plugins = [p for p in os.environ.get("WORKFLOWS_PLUGINS", "").split(",") if p]
     if "workflows_yolov5_seg" not in plugins:
         os.environ["WORKFLOWS_PLUGINS"] = ",".join([*plugins, "workflows_yolov5_seg"])
     from roboflow_workflows.execution_engine.core import ExecutionEngine
 
     return ExecutionEngine.init(
-        workflow_definition=WORKFLOW,
+        workflow_definition=definition or WORKFLOW,
         init_parameters={"workflows_core.model_manager": None, "workflows_core.api_key": None},
     )
 

@@ -1,12 +1,17 @@
-"""This package's pre- and post-processing against Ultralytics' ``predict`` pipeline on the same ONNX outputs.
+"""The YOLO family's benchmark: this package against Ultralytics' ``predict`` pipeline, and the block against the
+raw forward, on an Ultralytics segmentation export.
 
-Runs in the Ultralytics venv (torch + ``ultralytics``; training/README.md) with the repository on the path::
+Two parts, each in the environment that has what it compares::
 
-    PYTHONPATH=. /work/ul-venv/bin/python -m benchmarks.ultralytics_family \\
-        --model models/shapes-yolov8n-seg-640-dynamic.onnx --imgsz 640 --out docs/results/benchmark-family.json
+    # 1. ours vs Ultralytics, in the Ultralytics venv (torch + ultralytics; training/README.md), repository on the path
+    PYTHONPATH=. ../ul-venv/bin/python -m benchmarks.ultralytics_family ultralytics \\
+        --model models/shapes-yolov8n-seg-640-dynamic.onnx --out docs/results/benchmark-family-ultralytics.json
+    # 2. the block (Workflows Execution Engine) vs the raw forward, in the package's venv
+    .venv/bin/python -m benchmarks.ultralytics_family block \\
+        --model models/shapes-yolov8n-seg-640-dynamic.onnx --out docs/results/benchmark-family-block.json
 
-One 1280x720 scene of the synthetic shapes, one ONNX forward (this package's), and then, interleaved round by round
-on the same ``output0`` / ``output1``:
+**Part 1.** One 1280x720 scene of the synthetic shapes, one ONNX forward (this package's), and then, interleaved
+round by round on the same ``output0`` / ``output1``:
 
 - **ours**: ``model.pre_process`` + ``model.post_process`` (letterbox; scoring, NMS, masks decoded inside their boxes
   at the original resolution, ``sv.Detections``);
@@ -18,11 +23,17 @@ Both run with the same confidence, IoU and ``max_det``; the detection counts are
 forward alone is timed too (ONNX Runtime, same session options for both: the one this package creates), so the
 record also gives the pipeline / forward ratio of both. The ratio ultralytics / ours is reported with its 90 %
 bootstrap interval (``benchmarks.stats``) and a verdict against the target (>= 10x).
+
+**Part 2.** On the same kind of scene, interleaved round by round: the raw forward (``model.backend.infer``), the
+pipeline (``model.infer``: pre-processing, forward, post-processing) and the block (one step of
+``workflows_yolov5_seg/yolov5_instance_segmentation@v1`` through the Execution Engine, dense masks). block / forward
+is reported with its 90 % interval against the target (<= 1.2x, as for YOLOv5: docs/benchmark.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +48,7 @@ from tools.synthetic_shapes import generate_scene
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
 
 TARGET_SPEEDUP = 10.0
+TARGET_BLOCK_OVERHEAD = 1.2
 SCENE_WH = (1280, 720)
 
 
@@ -78,7 +90,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - start) * 1000.0, result
 
 
-def run(args: argparse.Namespace) -> dict:
+def run_ultralytics(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
@@ -142,10 +154,66 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def run_block(args: argparse.Namespace) -> dict:
+    from benchmarks.benchmark import WORKFLOW, make_engine
+
+    parameters = InferenceParameters(confidence=args.confidence, iou_threshold=args.iou, max_detections=300)
+    model = YOLOv5SegModel.from_pretrained(args.model, backend="onnx", intra_op_threads=args.threads)
+    seed, image, count = find_scene(model, parameters, args.min_detections, args.seeds)
+    definition = json.loads(json.dumps(WORKFLOW))
+    definition["steps"][0].update(confidence=args.confidence, iou_threshold=args.iou)
+    engine = make_engine(definition)
+    tensor = model.pre_process(image).tensor
+    runtime = {"image": image, "model": str(args.model)}
+
+    def block() -> int:
+        return len(engine.run(runtime_parameters=runtime)[0]["predictions"])
+
+    block_count = block()
+    if block_count != count:
+        raise SystemExit(f"the block found {block_count} detections, the pipeline {count}")
+    stages = {
+        "forward": lambda: model.backend.infer(tensor),
+        "pipeline": lambda: model.infer(image, parameters),
+        "block": block,
+    }
+    for _ in range(args.warmup):
+        for stage in stages.values():
+            stage()
+    samples: dict[str, list[float]] = {name: [] for name in stages}
+    for _ in range(args.rounds):
+        for name, stage in stages.items():
+            samples[name].append(timed(stage)[0])
+    overhead = ratio_interval(samples["block"], samples["forward"])
+    return {
+        "model": str(args.model),
+        "layout": model.layout.name,
+        "input_hw": list(model.backend.info.input_hw),
+        "scene": {"generator": "tools.synthetic_shapes.generate_scene", "seed": seed, "size_wh": list(SCENE_WH)},
+        "parameters": {"confidence": args.confidence, "iou": args.iou, "max_det": 300, "masks": "dense"},
+        "detections": count,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "median_ms": {name: float(np.median(values)) for name, values in samples.items()},
+        "block_over_forward": overhead.as_dict(),
+        "block_over_forward_text": overhead.text(),
+        "pipeline_over_forward_text": ratio_interval(samples["pipeline"], samples["forward"]).text(),
+        "target": {
+            "block_over_forward_at_most": TARGET_BLOCK_OVERHEAD,
+            "verdict": verdict(overhead, TARGET_BLOCK_OVERHEAD, "at_most"),
+        },
+        "samples_ms": samples,
+        "machine": {**cpu_description(), "python": platform.python_version()},
+        "git": git_state(),
+        "versions": package_versions(["onnxruntime", "numpy", "supervision", "inference-core", "roboflow-workflows"]),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=("ultralytics", "block"), help="what to compare (see above)")
     parser.add_argument("--model", required=True, help="an Ultralytics segmentation ONNX export")
-    parser.add_argument("--imgsz", type=int, default=640, help="the export's input size")
+    parser.add_argument("--imgsz", type=int, default=640, help="the export's input size (ultralytics part)")
     parser.add_argument("--confidence", type=float, default=0.25, help="as predict's conf (default 0.25)")
     parser.add_argument("--iou", type=float, default=0.7, help="as predict's iou (default 0.7)")
     parser.add_argument("--min-detections", type=int, default=30, help="the scene must give at least this many")
@@ -155,15 +223,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (default 1)")
     parser.add_argument("--out", type=Path, help="write the JSON record here")
     args = parser.parse_args(argv)
-    report = run(args)
-    print(
-        f"{report['detections']} detections on a {SCENE_WH[0]}x{SCENE_WH[1]} scene: pre+post ours "
-        f"{report['median_ms']['ours']:.1f} ms, Ultralytics {report['median_ms']['ultralytics']:.1f} ms "
-        f"(forward {report['median_ms']['forward']:.1f} ms); Ultralytics / ours {report['speedup_text']}: "
-        f"{report['target']['verdict']} (target >= {TARGET_SPEEDUP:g}x)"
-    )
-    if args.out is not None:
-        write_report(args.out, report)
+    if args.part == "ultralytics":
+        report = run_ultralytics(args)
+        print(
+            f"{report['detections']} detections on a {SCENE_WH[0]}x{SCENE_WH[1]} scene: pre+post ours "
+            f"{report['median_ms']['ours']:.1f} ms, Ultralytics {report['median_ms']['ultralytics']:.1f} ms "
+            f"(forward {report['median_ms']['forward']:.1f} ms); Ultralytics / ours {report['speedup_text']}: "
+            f"{report['target']['verdict']} (target >= {TARGET_SPEEDUP:g}x)"
+        )
+    else:
+        report = run_block(args)
+        print(
+            f"{report['detections']} detections on a {SCENE_WH[0]}x{SCENE_WH[1]} scene: forward "
+            f"{report['median_ms']['forward']:.1f} ms, pipeline {report['median_ms']['pipeline']:.1f} ms, block "
+            f"{report['median_ms']['block']:.1f} ms; block / forward {report['block_over_forward_text']}: "
+            f"{report['target']['verdict']} (target <= {TARGET_BLOCK_OVERHEAD:g}x)"
+        )
+    write_report(args.out, report)
     return 0
 
 

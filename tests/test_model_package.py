@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from workflows_yolov5_seg.errors import (
@@ -649,3 +650,31 @@ def test_inference_config_says_whether_nms_is_fused(tmp_path: Path, post_process
     preprocessing, input_hw, fused_nms = read_inference_config(path)
     assert fused_nms is fused
     assert parse_inference_config(path) == (preprocessing, input_hw)
+
+
+@pytest.mark.parametrize(
+    ("dims", "output0", "metadata", "expected"),
+    [
+        # yolo export dynamic=True
+        (("batch", 3, "height", "width"), "anchor-free", ultralytics_metadata(FAMILY_CLASSES), True),
+        ((1, 3, 320, 320), "anchor-free", ultralytics_metadata(FAMILY_CLASSES), False),  # a static export
+        # YOLOv5's export.py --dynamic
+        (("batch", 3, "height", "width"), "yolov5", {"stride": "32", "names": "{0: 'a', 1: 'b', 2: 'c'}"}, False),
+    ],
+)
+def test_bare_dynamic_ultralytics_exports_letterbox_like_their_predict(
+    tmp_path: Path, dims: tuple, output0: str, metadata: dict[str, str], expected: bool
+) -> None:
+    """Ultralytics' predict letterboxes a dynamic-size export into the minimum rectangle; YOLOv5's predict into the
+    square input size."""
+    weights = make_constant_seg_onnx(
+        tmp_path / "w.onnx", family_output0(output0), np.zeros((32, 80, 80), np.float32), metadata=metadata
+    )
+    model = onnx.load(str(weights))
+    for tensor, dim in zip(model.graph.input[0].type.tensor_type.shape.dim, dims, strict=True):
+        if isinstance(dim, str):
+            tensor.dim_param = dim
+    onnx.save(model, str(weights))
+    package = load_model_package(weights)
+    assert package.signature.dynamic_hw is isinstance(dims[2], str)
+    assert package.preprocessing.minimum_rectangle is expected

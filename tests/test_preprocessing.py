@@ -28,6 +28,7 @@ from workflows_yolov5_seg.preprocessing import (
     PreprocessingConfig,
     StaticCrop,
     apply_contrast,
+    minimum_rectangle_hw,
     normalize_image,
     preprocess_image,
     preprocess_images,
@@ -564,3 +565,33 @@ def test_missing_opencv_names_the_extra() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert "MissingDependencyError" in result.stdout, result.stdout + result.stderr
     assert "pip install 'workflows-yolov5-seg[opencv]'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("image_hw", "network_hw", "stride", "expected"),
+    [
+        # Ultralytics' LetterBox(auto=True): the padding to the full size is kept modulo the stride
+        ((720, 1280), (640, 640), 32, (384, 640)),  # resized 360x640, 280 rows of padding % 32 = 24
+        ((640, 640), (640, 640), 32, (640, 640)),
+        ((427, 300), (640, 640), 32, (640, 480)),  # resized 640x450 (round), 190 % 32 = 30
+        ((100, 1000), (640, 640), 64, (64, 640)),  # P6: resized 64x640, 576 rows of padding % 64 = 0
+        ((720, 1280), (320, 320), 32, (192, 320)),
+    ],
+)
+def test_minimum_rectangle_is_ultralytics_auto_letterbox(image_hw, network_hw, stride, expected) -> None:
+    assert minimum_rectangle_hw(image_hw, network_hw, stride) == expected
+
+
+def test_minimum_rectangle_applies_to_batches_of_one_size_only() -> None:
+    config = PreprocessingConfig(minimum_rectangle=True)
+    wide = np.zeros((720, 1280, 3), np.uint8)
+    batch, geometries = preprocess_images([wide, wide], config, (640, 640), stride=32)
+    assert batch.shape == (2, 3, 384, 640)
+    assert geometries[0].pad_ltrb == (0, 12, 0, 12) and geometries[0].network_hw == (384, 640)
+    # mixed sizes share one tensor of the full size, as Ultralytics' predict does; so does a fixed-size network
+    assert preprocess_images([wide, np.zeros((50, 50, 3), np.uint8)], config, (640, 640), stride=32)[0].shape[2:] == (
+        640,
+        640,
+    )
+    assert preprocess_images([wide], config, (640, 640), stride=None)[0].shape[2:] == (640, 640)
+    assert preprocess_images([wide], PreprocessingConfig(), (640, 640), stride=32)[0].shape[2:] == (640, 640)

@@ -159,6 +159,7 @@ class YOLOSegModel:
             self.backend.info.input_hw,
             dtype=self.backend.info.input_dtype,
             max_pixels=self.max_image_pixels,
+            stride=self.package.stride if self.backend.info.dynamic_hw else None,
         )
         return PreprocessedBatch(tensor, geometries)
 
@@ -182,15 +183,15 @@ class YOLOSegModel:
                 padding = np.zeros((info.min_batch_size - size, *chunk.shape[1:]), dtype=chunk.dtype)
                 chunk = np.concatenate([chunk, padding])
             chunk_instances, chunk_protos = self.backend.infer(np.ascontiguousarray(chunk))
-            self._check_outputs(chunk_instances, chunk_protos, len(chunk))
+            self._check_outputs(chunk_instances, chunk_protos, len(chunk), chunk.shape[2:])
             instances.append(chunk_instances[:size])
             protos.append(chunk_protos[:size])
         if len(instances) == 1:
             return instances[0], protos[0]
         return np.concatenate(instances), np.concatenate(protos)
 
-    def _check_outputs(self, instances: np.ndarray, protos: np.ndarray, batch: int) -> None:
-        net_h, net_w = self.backend.info.input_hw
+    def _check_outputs(self, instances: np.ndarray, protos: np.ndarray, batch: int, input_hw: tuple[int, ...]) -> None:
+        net_h, net_w = input_hw
         problem = self.layout.check(instances, batch, len(self.class_names))
         if problem is not None:
             raise InvalidModelOutputError(

@@ -24,6 +24,7 @@ Every rejected config raises :class:`InvalidModelPackageError` naming the file a
 from __future__ import annotations
 
 import ast
+import dataclasses
 import errno
 import json
 import logging
@@ -43,7 +44,7 @@ from workflows_yolov5_seg.errors import (
     NotYOLOSegModelError,
     UntrustedModelError,
 )
-from workflows_yolov5_seg.layouts import ANCHOR_FREE_ARCHITECTURES, EXPORT_HINT, ONNX_EXPORT_COMMANDS
+from workflows_yolov5_seg.layouts import ANCHOR_FREE_ARCHITECTURES, EXPORT_HINT, ONNX_EXPORT_COMMANDS, UltralyticsExport
 from workflows_yolov5_seg.network import DEFAULT_STRIDE, IOSignature, check_io_signature
 from workflows_yolov5_seg.onnx_file import OnnxFormatError, OnnxHeader, read_onnx_header
 from workflows_yolov5_seg.package_layout import (
@@ -646,7 +647,7 @@ def load_model_package(path: Path, model_id: str | None = None) -> ModelPackage:
         return _load_folder(path, model_id)
     names_file = path.with_name(CLASS_NAMES_FILE)
     class_names = read_class_names(names_file) if _present(names_file) else None
-    return _with_network(model_id, path, class_names, PreprocessingConfig())
+    return _with_network(model_id, path, class_names, PreprocessingConfig(), bare=True)
 
 
 def _load_folder(folder: Path, model_id: str) -> ModelPackage:
@@ -696,9 +697,14 @@ def _with_network(
     trt_batch_sizes: tuple[int, int, int] | None = None,
     architecture: str | None = None,
     fused_nms: bool = False,
+    bare: bool = False,
 ) -> ModelPackage:
     """The package, with what the pipeline needs from its ONNX: the checked signature (and so the output layout,
-    recognised from the ONNX's metadata, ``fused_nms``, the architecture and the shapes), class names and stride."""
+    recognised from the ONNX's metadata, ``fused_nms``, the architecture and the shapes), class names and stride.
+
+    A ``bare`` ``ultralytics`` export of dynamic size (``dynamic=True``) is letterboxed as its ``predict`` does:
+    into the smallest stride multiple around the image (:attr:`PreprocessingConfig.minimum_rectangle`).
+    """
     if weights is None:  # an engine-only package: its class_names.txt names the classes
         names = resolve_class_names(model_id, class_names, None)
         return ModelPackage(
@@ -733,6 +739,8 @@ def _with_network(
     if class_names is not None and metadata_names is not None and signature.num_classes is None:
         _check_names_against_metadata(model_id, class_names, metadata_names, signature)
     names = resolve_class_names(model_id, class_names or metadata_names, signature)
+    if bare and signature.dynamic_hw and UltralyticsExport.from_metadata(header.metadata).task is not None:
+        preprocessing = dataclasses.replace(preprocessing, minimum_rectangle=True)
     return ModelPackage(
         model_id,
         weights,

@@ -44,6 +44,7 @@ class IOSignature:
         num_classes: ``nc`` when ``output0``'s shape tells it, else ``None``.
         layout: the generation's ``output0`` layout.
         instances_shape: ``output0``'s declared shape (symbolic dimensions as strings or ``None``), for messages.
+        dynamic_hw: the input's height and width are dynamic (the network takes any size).
     """
 
     input_name: str
@@ -54,6 +55,7 @@ class IOSignature:
     num_classes: int | None
     layout: OutputLayout = YOLOV5
     instances_shape: tuple = field(default=(), compare=False)
+    dynamic_hw: bool = field(default=False, compare=False)
 
 
 def _static(dim: object) -> int | None:
@@ -120,7 +122,8 @@ def check_io_signature(
     if len(instances) != 3 or len(protos) != 4 or _static(protos[1]) not in (NUM_MASK_COEFFICIENTS, None):
         raise NotYOLOSegModelError(f"{not_segmentation} {found}. {expected}.")
     height_width = (_static(input_shapes[0][2]), _static(input_shapes[0][3]))
-    if None in height_width:
+    dynamic_hw = None in height_width
+    if dynamic_hw:
         height_width = default_input_hw or DEFAULT_DYNAMIC_INPUT_HW
         if default_input_hw is None:
             logger.warning(
@@ -150,4 +153,5 @@ def check_io_signature(
         num_classes=layout.num_classes(tuple(instances)),
         layout=layout,
         instances_shape=tuple(instances),
+        dynamic_hw=dynamic_hw,
     )

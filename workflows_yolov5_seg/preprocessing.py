@@ -89,6 +89,9 @@ class PreprocessingConfig:
         contrast: one of :data:`CONTRAST_TYPES`, after grayscale.
         size_rounding: letterbox size rule, ``round`` (Ultralytics) or ``truncate`` (inference-models).
         normalization: ``(mean, std)`` per network channel applied after scaling, or ``None``.
+        minimum_rectangle: Ultralytics' ``auto`` letterbox (``predict`` on a dynamic-size export): a batch of
+            images of one size goes in at the smallest multiple of the stride around the letterboxed image instead
+            of the whole input size (see :func:`minimum_rectangle_hw`); batches of mixed sizes use the input size.
     """
 
     resize_mode: ResizeMode = "letterbox"
@@ -100,6 +103,7 @@ class PreprocessingConfig:
     contrast: ContrastType | None = None
     size_rounding: SizeRounding = "round"
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    minimum_rectangle: bool = False
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
@@ -328,6 +332,27 @@ def resize_geometry(
     return (new_h, new_w), (left, top, net_w - new_w - left, net_h - new_h - top)
 
 
+def minimum_rectangle_hw(
+    image_hw: tuple[int, int], network_hw: tuple[int, int], stride: int, size_rounding: SizeRounding = "round"
+) -> tuple[int, int]:
+    """The input size of Ultralytics' ``auto`` letterbox: the letterboxed image, padded to multiples of ``stride``.
+
+    ``LetterBox(auto=True)`` keeps ``dw % stride`` and ``dh % stride`` of the padding to the full size, so each side
+    becomes the smallest multiple of the stride (counted down from the full size) that holds the resized image.
+
+    Args:
+        image_hw: ``(H0, W0)`` of the image.
+        network_hw: ``(H, W)`` the image is letterboxed into (the export's ``imgsz``).
+        stride: the network's largest stride.
+        size_rounding: as for :func:`resize_geometry`.
+
+    Returns:
+        ``(h, w)``, each at most the network's and a multiple of ``stride`` when the network's is.
+    """
+    (new_h, new_w), _ = resize_geometry(image_hw, network_hw, "letterbox", size_rounding)
+    return new_h + (network_hw[0] - new_h) % stride, new_w + (network_hw[1] - new_w) % stride
+
+
 def _place_on_canvas(
     canvas: npt.NDArray[np.uint8], image: npt.NDArray[np.uint8], pad_ltrb: tuple[int, int, int, int]
 ) -> None:
@@ -388,21 +413,29 @@ def preprocess_images(
     network_hw: tuple[int, int],
     dtype: npt.DTypeLike = np.float32,
     max_pixels: int = settings.MAX_IMAGE_PIXELS.default,
+    stride: int | None = None,
 ) -> tuple[np.ndarray, list[ImageGeometry]]:
     """Pre-processes a list of BGR images of any sizes into one batch.
 
     Args:
         images: arrays ``(H_i, W_i[, C])`` in BGR(A) or grayscale, see :func:`normalize_image`.
         config: the model's pre-processing.
-        network_hw: ``(H, W)`` of the network input.
+        network_hw: ``(H, W)`` of the network input (the largest, with ``config.minimum_rectangle``).
         dtype: dtype of the batch (the model input's dtype).
         max_pixels: per-image pixel limit.
+        stride: the network's largest stride when it takes inputs of any size (then ``config.minimum_rectangle``
+            applies), else ``None``.
 
     Returns:
         ``(batch, geometries)``: ``batch`` is ``(B, 3, H, W)`` of ``dtype``; one geometry per image.
     """
     if len(images) == 0:
         raise InvalidImageError("No images were given; pass at least one image.")
+    sizes = {tuple(np.shape(image)[:2]) for image in images}
+    if config.minimum_rectangle and stride is not None and len(sizes) == 1 and config.static_crop is None:
+        (image_hw,) = sizes
+        if min(image_hw, default=0) > 0:
+            network_hw = minimum_rectangle_hw(image_hw, network_hw, stride, config.size_rounding)
     batch = np.empty((len(images), 3, network_hw[0], network_hw[1]), dtype=dtype)
     geometries = [
         preprocess_image(image, config, network_hw, batch[index], max_pixels=max_pixels)

@@ -52,6 +52,7 @@ from workflows_yolov5_seg.errors import (
     ModelLoadError,
     check_choice,
 )
+from workflows_yolov5_seg.layouts import END_TO_END
 from workflows_yolov5_seg.model_package import ModelPackage, load_model_package
 from workflows_yolov5_seg.package_layout import TRT_CONFIG_FILE, TRT_ENGINE_FILE
 from workflows_yolov5_seg.preprocessing import preprocess_images
@@ -374,6 +375,10 @@ def quantize_model(
         prepared_model = onnx.load(str(prepared))
         signature = package.signature
         parts = graph_parts(prepared_model, signature.instances_name, signature.protos_name)
+        tail = None
+        if signature.layout is END_TO_END:
+            head, *tail = split_off_decode(onnx, prepared_model, parts["decode"])
+            onnx.save(head, str(prepared))
         float_nodes = {part: parts[part] for part in options.keep_float}
         if options.exclude_nodes:
             float_nodes["exclude_nodes"] = list(options.exclude_nodes)
@@ -393,6 +398,8 @@ def quantize_model(
             method = "minmax"
             count = _quantize_static(quantization, prepared, quantized, package, images, excluded, options, method)
         result_model = onnx.load(str(quantized))
+        if tail is not None:
+            result_model = join_decode(result_model, prepared_model, *tail)
         _copy_metadata(onnx.load(str(package.weights_path), load_external_data=False), result_model, package)
         description = {
             "format": "QDQ",
@@ -419,6 +426,73 @@ def quantize_model(
         output_bytes=weights_path.stat().st_size,
         options=options,
     )
+
+
+def split_off_decode(onnx: Any, model: Any, decode: list[str]) -> tuple[Any, list[Any], list[Any]]:  # noqa: ANN401
+    """Splits an end-to-end graph before its decode part, for calibration.
+
+    The decode part of an end-to-end export (its NMS or top-k selection) stays in float, but ONNX Runtime's calibrator
+    records every float tensor of the graph, and after the selection their sizes change from image to image, which its
+    histograms cannot merge (``ValueError: ... inhomogeneous shape``). So the graph is quantized without that part,
+    ending where the decode begins, and the part is put back after it (:func:`join_decode`).
+
+    Args:
+        onnx: the ``onnx`` module.
+        model: the ``ModelProto`` (shapes inferred or not).
+        decode: the decode part's node names (:func:`graph_parts`).
+
+    Returns:
+        ``(head, tail_nodes, tail_initializers)``: the model without the decode nodes, whose outputs are the tensors
+        the decode part reads and the graph's other outputs; the decode nodes (with the ``Constant`` nodes only they
+        read) and the initializers only they read.
+    """
+    decode_names = set(decode)
+    consumers: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, set()).add(node.name)
+
+    def in_tail(node: Any) -> bool:  # noqa: ANN401
+        if node.name in decode_names:
+            return True
+        readers = set().union(*(consumers.get(name, set()) for name in node.output))
+        return node.op_type == "Constant" and bool(readers) and readers <= decode_names
+
+    tail_nodes = [node for node in model.graph.node if in_tail(node)]
+    head_nodes = [node for node in model.graph.node if not in_tail(node)]
+    tail_outputs = {name for node in tail_nodes for name in node.output}
+    head_outputs = {name for node in head_nodes for name in node.output}
+    read_by_tail = {name for node in tail_nodes for name in node.input if name in head_outputs}
+    initializers = {init.name: init for init in model.graph.initializer}
+    head_reads = {name for node in head_nodes for name in node.input}
+    tail_initializers = [
+        initializers[name]
+        for name in sorted({name for node in tail_nodes for name in node.input} & initializers.keys() - head_reads)
+    ]
+    typed = onnx.shape_inference.infer_shapes(model)
+    types = {info.name: info for info in [*typed.graph.value_info, *typed.graph.output]}
+    head = onnx.ModelProto()
+    head.CopyFrom(model)
+    del head.graph.node[:]
+    head.graph.node.extend(head_nodes)
+    kept_initializers = [init for init in model.graph.initializer if init.name in head_reads]
+    del head.graph.initializer[:]
+    head.graph.initializer.extend(kept_initializers)
+    outputs = [output for output in model.graph.output if output.name not in tail_outputs]
+    outputs += [types[name] for name in sorted(read_by_tail) if name in types]
+    del head.graph.output[:]
+    head.graph.output.extend(outputs)
+    return head, tail_nodes, tail_initializers
+
+
+def join_decode(quantized_head: Any, original: Any, tail_nodes: list[Any], tail_initializers: list[Any]) -> Any:  # noqa: ANN401
+    """The quantized head with the float decode part put back, and the original graph's outputs."""
+    quantized_head.graph.node.extend(tail_nodes)
+    present = {init.name for init in quantized_head.graph.initializer}
+    quantized_head.graph.initializer.extend(init for init in tail_initializers if init.name not in present)
+    del quantized_head.graph.output[:]
+    quantized_head.graph.output.extend(original.graph.output)
+    return quantized_head
 
 
 def _quantize_static(

@@ -55,6 +55,8 @@ class BackendInfo:
         precision: ``fp32`` / ``fp16`` where known (TensorRT engines), else ``None``.
         layout: the layout of ``output0`` the network was checked against (for an engine without its ONNX, the one
             recognised from the engine's shapes), or ``None`` when the model package's is used.
+        dynamic_hw: the network runs on inputs of any height and width (multiples of its stride), not only
+            ``input_hw``.
     """
 
     name: str
@@ -66,6 +68,7 @@ class BackendInfo:
     providers: tuple[str, ...] = ()
     precision: str | None = None
     layout: OutputLayout | None = None
+    dynamic_hw: bool = False
 
     @property
     def static_batch(self) -> bool:

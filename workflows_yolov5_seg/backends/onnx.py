@@ -265,6 +265,7 @@ class OnnxRuntimeBackend(Backend):
             min_batch_size=batch or 1,
             max_batch_size=batch or max_dynamic_batch,
             providers=tuple(in_use),
+            dynamic_hw=signature.dynamic_hw,
         )
 
     def infer(self, batch: np.ndarray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
