@@ -196,3 +196,37 @@ def test_detections_equal_ultralytics_predict(
             large.append(ious[-1])
     assert min(large, default=1.0) >= MIN_MASK_IOU, min(large)
     assert np.mean(ious) >= MIN_MEAN_MASK_IOU, np.mean(ious)
+
+
+# --- int8 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["shapes-yolo11n-seg-320.onnx", "shapes-yolo11n-seg-320-e2e.onnx"])
+def test_quantize_keeps_the_detections_of_a_later_generation(tmp_path: Path, name: str) -> None:
+    """``quantize`` works on both kinds of export; an end-to-end graph is calibrated without its NMS part (whose
+    tensors change size per image), which stays in float."""
+    require_module("onnx", "onnx (the quantize and test extras)")
+    from tools.synthetic_shapes import generate_scene, scene_seed
+    from workflows_yolov5_seg.quantize import QuantizationOptions, quantize_model
+
+    source = require_file(MODELS_DIR / name, "a trained family export")
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for index in range(4):
+        image, _ = generate_scene(scene_seed(7, "train", index), (320 + 40 * index, 480 - 20 * index))
+        cv2.imwrite(str(calibration / f"scene_{index}.jpg"), image)
+    result = quantize_model(str(source), calibration, tmp_path / "int8.onnx", QuantizationOptions(max_images=4))
+    assert result.quantized_operators.get("Conv", 0) > 50  # the backbone and neck really are int8
+    int8 = YOLOv5SegModel.from_pretrained(result.output, backend="onnx")
+    fp32 = YOLOv5SegModel.from_pretrained(source, backend="onnx")
+    assert int8.layout is fp32.layout
+    scene = read_image(DEMO_IMAGE)
+    # every fp32 detection above 0.35 has an int8 one of its class above 0.25 with a box IoU >= 0.7: int8 kernels
+    # differ by CPU (VNNI or not, docs/quantization.md), and a 5-epoch model's scores sit close together, so the two
+    # thresholds keep a margin instead of asking one score to stay on one side of one threshold
+    reference, found = fp32(scene, confidence=0.35)[0], int8(scene, confidence=0.25)[0]
+    assert len(reference) > 0
+    iou = sv.box_iou_batch(reference.xyxy, found.xyxy) if len(found) else np.zeros((len(reference), 0))
+    for row, class_id in enumerate(reference.class_id):
+        same_class = iou[row] * (found.class_id == class_id)
+        assert same_class.size and same_class.max() >= 0.7, (row, class_id)
