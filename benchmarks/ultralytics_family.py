@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.provenance import cpu_description, git_state, package_versions, write_report
+from benchmarks.provenance import REPOSITORY, cpu_description, git_state, package_versions, write_report
 from benchmarks.stats import ratio_interval, verdict
 from tools.synthetic_shapes import generate_scene
 from workflows_yolov5_seg.model import InferenceParameters, YOLOv5SegModel
@@ -91,6 +92,10 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def run_ultralytics(args: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(REPOSITORY / "training"))
+    from train_ultralytics import setup_offline
+
+    setup_offline()  # offline, and torchvision::nms for the CPU torch, before torch and ultralytics are imported
     import torch
 
     torch.set_num_threads(args.threads)

@@ -44,7 +44,7 @@ from workflows_yolov5_seg.model import YOLOv5SegModel
 from workflows_yolov5_seg.model_package import load_model_package
 
 from support.fake_tensorrt import FakeCuda, FakeTrt
-from support.models import CLASS_NAMES, make_two_box_model, make_two_box_model_of, two_box_rows
+from support.models import CLASS_NAMES, LETTERBOX_320_CONFIG, make_two_box_model, make_two_box_model_of, two_box_rows
 from support.onnx_graphs import make_constant_seg_onnx
 from support.read_only import make_read_only
 
@@ -690,10 +690,16 @@ def test_engines_of_every_layout_give_onnx_runtimes_detections(tmp_path: Path, c
 
 
 @pytest.mark.parametrize(
-    ("layout", "architecture"), [("anchor-free", None), ("anchor-free", "yolo11"), ("end2end", "yolo26")]
+    ("layout", "architecture", "fused"),
+    [
+        ("anchor-free", None, False),
+        ("anchor-free", "yolo11", False),
+        ("end2end", "yolo26", False),
+        ("end2end", "yolov8", True),  # inference-models' post_processing.fused: NMS in the graph
+    ],
 )
 def test_an_engine_only_package_of_a_later_generation(
-    tmp_path: Path, cache_dir: Path, layout: str, architecture: str | None
+    tmp_path: Path, cache_dir: Path, layout: str, architecture: str | None, fused: bool
 ) -> None:
     """Without an ONNX to read, the layout comes from the engine's shapes (the anchor count) and the package's
     declared architecture."""
@@ -703,8 +709,12 @@ def test_an_engine_only_package_of_a_later_generation(
     )
     if architecture is not None:
         (folder / "model_config.json").write_text(json.dumps({"model_architecture": architecture}))
+    if fused:
+        config = json.loads(json.dumps(LETTERBOX_320_CONFIG))
+        config["post_processing"] = {"type": "nms", "fused": True}
+        (folder / "inference_config.json").write_text(json.dumps(config))
     package = load_model_package(folder)
-    assert package.signature is None and package.architecture == architecture
+    assert package.signature is None and package.architecture == architecture and package.fused_nms is fused
     model = YOLOv5SegModel(package, load_tensorrt_backend(package, cache_dir=cache_dir, trt=trt, cuda=FakeCuda()))
     assert model.layout.name == layout
     found = model(np.zeros((160, 320, 3), np.uint8))[0]

@@ -579,6 +579,7 @@ class TensorRTBackend(Backend):
         num_classes: int | None = None,
         layout: OutputLayout | None = None,
         architecture: str | None = None,
+        fused_nms: bool = False,
         trt: Any | None = None,
         cuda: CudaRuntime | None = None,
     ) -> None:
@@ -596,6 +597,7 @@ class TensorRTBackend(Backend):
             layout: the ``output0`` layout of the ONNX the engine was built from, if known; else it is recognised
                 from the engine's shapes and ``architecture``.
             architecture: the architecture the model package names, if any.
+            fused_nms: the model package says its graph runs NMS (``post_processing.fused``).
             trt: the tensorrt module (tests pass a stand-in).
             cuda: the CUDA runtime wrapper (tests pass a stand-in).
 
@@ -631,7 +633,9 @@ class TensorRTBackend(Backend):
                 f"version that built them; rebuild it from the ONNX.{host_hint}"
             )
         try:
-            self._setup(source, default_input_hw, expected_batch, precision, num_classes, layout, architecture)
+            self._setup(
+                source, default_input_hw, expected_batch, precision, num_classes, layout, architecture, fused_nms
+            )
         except BaseException:
             self.close()
             raise
@@ -645,6 +649,7 @@ class TensorRTBackend(Backend):
         num_classes: int | None,
         layout: OutputLayout | None,
         architecture: str | None,
+        fused_nms: bool,
     ) -> None:
         trt, engine = self._trt, self._engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -660,6 +665,7 @@ class TensorRTBackend(Backend):
             [(name, _dims(engine.get_tensor_shape(name))) for name in outputs],
             default_input_hw=default_input_hw,
             architecture=architecture,
+            fused_nms=fused_nms,
             layout=layout,
         )
         if None not in (signature.num_classes, num_classes) and signature.num_classes != num_classes:
@@ -854,6 +860,7 @@ def load_tensorrt_backend(
                 num_classes=len(package.class_names),
                 layout=package.signature.layout if package.signature else None,
                 architecture=package.architecture,
+                fused_nms=package.fused_nms,
                 trt=trt,
                 cuda=cuda,
             )
