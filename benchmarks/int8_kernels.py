@@ -110,6 +110,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--int8", action="append", default=[], metavar="NAME=PATH", help="an int8 model (repeat)")
     parser.add_argument("--repeats", type=int, default=30, help="timed rounds (0: no timing)")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--no-eval", action="store_true", help="no accuracy (golden scenes and timing only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     return parser.parse_args(argv)
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{name}, {arithmetic}] ...", file=sys.stderr, flush=True)
             with graph_optimisation(level):
                 result: dict = {"graph_optimization": level, "golden": golden(path, references)}
-                if args.data:
+                if args.data and not args.no_eval:
                     result["accuracy"] = evaluate(path, args.data, args.split)
             row[arithmetic] = result
         rows.append(row)
