@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.provenance import provenance, write_report
-from benchmarks.quantization_study import TRAINED_320, evaluate, time_forward
+from benchmarks.quantization_study import TRAINED_320, evaluate, speed_cell, time_forward
 from benchmarks.stats import ratio_interval
 
 GOLDEN_SEED = 31  # tests/suites/test_accuracy.py's golden scenes
@@ -183,13 +183,9 @@ def summary(rows: list[dict]) -> str:
                 f"{g['min_mask_iou']} {g['max_confidence_change']}"
                 for g in result["golden"]
             )
-            speed = row.get("forward_320", {}).get("speedup_vs_fp32") if arithmetic == "kernels" else None
-            speed_text = f"{speed['estimate']:.2f}x [{speed['low']:.2f}, {speed['high']:.2f}]" if speed else ""
-            lines.append(
-                f"| {row['name']} | {arithmetic} | {accuracy.get('mask', {}).get('mAP50-95', '')} | "
-                f"{accuracy.get('box', {}).get('mAP50-95', '')} | {golden_text} | "
-                f"{speed_text} |"
-            )
+            speed = speed_cell(row, 320) if arithmetic == "kernels" else ""
+            masks, boxes = (accuracy.get(kind, {}).get("mAP50-95", "") for kind in ("mask", "box"))
+            lines.append(f"| {row['name']} | {arithmetic} | {masks} | {boxes} | {golden_text} | {speed} |")
     return "\n".join(lines)
 
 
