@@ -207,6 +207,20 @@ def test_a_roboflow_id_is_quantized_from_its_cached_package(
     assert model.class_names == CLASS_NAMES and len(model(demo_scene())[0]) >= 5
 
 
+def test_unsigned_weights_give_uint8_weights(calibration: Path, tmp_path: Path) -> None:
+    """U8U8, ONNX Runtime's other advice against saturation on CPUs without VNNI (measured, not the default:
+    docs/quantization.md, "CPU families")."""
+    import onnx
+
+    options = QuantizationOptions(max_images=2, unsigned_weights=True)
+    result = quantize_model(str(TRAINED), calibration, tmp_path / "u8u8.onnx", options)
+    model = onnx.load(str(result.output))
+    assert json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY])["weights"] == "uint8 per channel"
+    weights = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.UINT8}
+    assert any(node.op_type == "DequantizeLinear" and node.input[0] in weights for node in model.graph.node)
+    assert not any(init.data_type == onnx.TensorProto.INT8 for init in model.graph.initializer)
+
+
 def test_class_names_from_a_file_beside_the_onnx_go_into_the_int8_metadata(calibration: Path, tmp_path: Path) -> None:
     """A bare .onnx named by a class_names.txt beside it: the int8 file carries those names wherever it goes."""
     source = tmp_path / "named" / "model.onnx"

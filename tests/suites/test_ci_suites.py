@@ -1,7 +1,10 @@
-"""The tests only CI runs by default (they install other environments) are listed, marked and documented, so none
-disappears silently, and the switch that skips them locally keeps them in CI (``tests/support/ci_suites.py``)."""
+"""The test run's configuration: the tests only CI runs by default (they install other environments) are listed,
+marked and documented, so none disappears silently, and the switch that skips them locally keeps them in CI
+(``tests/support/ci_suites.py``); a warning from this package is an error (pyproject's filterwarnings)."""
 
 from __future__ import annotations
+
+import warnings
 
 import pytest
 
@@ -52,3 +55,15 @@ def test_a_local_run_skips_them_at_collection(pytestconfig: pytest.Config, reque
         if item.get_closest_marker(MARKER):
             skipped = any(mark.name == "skip" for mark in item.iter_markers())
             assert skipped is not runs, item.nodeid
+
+
+@pytest.mark.parametrize("module", ["workflows_yolov5_seg", "workflows_yolov5_seg.model"])
+def test_a_warning_this_package_issues_fails_the_test(module: str) -> None:
+    with pytest.raises(DeprecationWarning, match="a new one"):
+        warnings.warn_explicit("a new one", DeprecationWarning, "x.py", 1, module=module)
+
+
+def test_a_filtered_third_party_warning_does_not() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn_explicit("old API", DeprecationWarning, "types.py", 1, module="roboflow_workflows.types")
+    assert caught == []
