@@ -101,11 +101,36 @@ def cpu_description() -> dict:
             if line.startswith("flags") and not flags:
                 flags = set(line.split(":", 1)[1].split())
     wanted = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16")
+    isa = {flag: flag in flags for flag in wanted} if flags else None
     return {
         "model": model,
+        "int8": int8_features(isa),
         "logical_cpus": os.cpu_count(),
-        "isa": {flag: flag in flags for flag in wanted} if flags else None,
+        "isa": isa,
     }
+
+
+# The flags that decide which int8 kernels ONNX Runtime's CPU provider runs (docs/quantization.md, "CPU families").
+INT8_FLAGS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_kernel_path(isa: dict[str, bool] | None) -> str | None:
+    """ONNX Runtime's u8 x s8 convolution path on a CPU with these flags: ``vnni`` (AMX, AVX-512 VNNI or AVX-VNNI:
+    exact int32 accumulation), ``avx2-saturating`` (``vpmaddubsw``: pairs of products added in int16 with
+    saturation, AVX2 or AVX-512 without VNNI), ``none`` (no AVX2) or ``None`` (flags unknown)."""
+    if isa is None:
+        return None
+    if isa.get("amx_int8") or isa.get("avx512_vnni") or isa.get("avx_vnni"):
+        return "vnni"
+    return "avx2-saturating" if isa.get("avx2") else "none"
+
+
+def int8_features(isa: dict[str, bool] | None) -> dict | None:
+    """``{"avx2": ..., "avx512_vnni": ..., "avx_vnni": ..., "amx_int8": ..., "kernel_path": ...}`` of
+    :func:`cpu_description`'s flags, written beside the CPU's model name."""
+    if isa is None:
+        return None
+    return {flag: bool(isa.get(flag)) for flag in INT8_FLAGS} | {"kernel_path": int8_kernel_path(isa)}
 
 
 def provenance(model_files: Iterable[Path] = ()) -> dict:

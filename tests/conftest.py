@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from support.ci_suites import MARKER, OPTION, SKIP_REASON, runs_ci_only
 from support.models import make_two_box_model
 from support.paths import TRAINED_MODEL
+from support.required import in_ci
 
 # The test process is a library user: local model paths open without model roots even after a test imports
 # Inference's HTTP app. Served behaviour is tested with the setting set to "served" and with real server processes
@@ -25,6 +27,25 @@ os.environ["WORKFLOWS_PLUGINS"] = ",".join(
 # inference_server, ring_model, test_images. pytest takes pytest_plugins only from a conftest it loads at start-up:
 # this one is, for every run under tests/.
 pytest_plugins = ["support.server_fixture"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        OPTION,
+        action="store_true",
+        help="also run the CI-only tests (they install other environments; CI=true runs them anyway): "
+        "tests/support/ci_suites.py",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """CI-only tests are skipped here, before any of their fixtures or installs, unless in CI or asked for."""
+    if runs_ci_only(in_ci(), config.getoption(OPTION)):
+        return
+    skip = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if item.get_closest_marker(MARKER):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -207,6 +207,20 @@ def test_a_roboflow_id_is_quantized_from_its_cached_package(
     assert model.class_names == CLASS_NAMES and len(model(demo_scene())[0]) >= 5
 
 
+def test_unsigned_weights_give_uint8_weights(calibration: Path, tmp_path: Path) -> None:
+    """U8U8, ONNX Runtime's other advice against saturation on CPUs without VNNI (measured, not the default:
+    docs/quantization.md, "CPU families")."""
+    import onnx
+
+    options = QuantizationOptions(max_images=2, unsigned_weights=True)
+    result = quantize_model(str(TRAINED), calibration, tmp_path / "u8u8.onnx", options)
+    model = onnx.load(str(result.output))
+    assert json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY])["weights"] == "uint8 per channel"
+    weights = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.UINT8}
+    assert any(node.op_type == "DequantizeLinear" and node.input[0] in weights for node in model.graph.node)
+    assert not any(init.data_type == onnx.TensorProto.INT8 for init in model.graph.initializer)
+
+
 def test_class_names_from_a_file_beside_the_onnx_go_into_the_int8_metadata(calibration: Path, tmp_path: Path) -> None:
     """A bare .onnx named by a class_names.txt beside it: the int8 file carries those names wherever it goes."""
     source = tmp_path / "named" / "model.onnx"
@@ -337,36 +351,77 @@ def test_cli_quantize(calibration: Path, tmp_path: Path, capsys: pytest.CaptureF
 INT8 = ASSETS / "shapes-yolov5n-seg-320-int8.onnx"
 GOLDEN_SEED = 31  # the golden scenes of tests/test_accuracy.py
 GOLDEN_SCENES = ((640, 360), (360, 560), (500, 500))  # (width, height)
-# Tolerances against the float32 model at the block's defaults (confidence 0.4, IoU 0.3). Quantization noise moves
-# scores by a few hundredths, so detections near the threshold may appear or vanish, and a shape the float model
-# itself is unsure about (star 0.55 vs triangle) may change class; confident detections must stay.
+# Tolerances against the float32 model at the block's defaults (confidence 0.4, IoU 0.3), derived from the same
+# comparison on the two int8 kernel paths of ONNX Runtime's CPU provider and on the exact reference arithmetic
+# (docs/quantization.md, "CPU families"; python -m benchmarks.int8_kernels):
+#
+#   path (where measured)                           count change  box IoU  mask IoU  conf. change  mean mask IoU
+#   AVX2, no VNNI: u8 x s8, vpmaddubsw (EPYC)       within 1      0.903    0.894     0.021         not recorded
+#   AVX-512 VNNI (EPYC with avx512_vnni, avx_vnni)  0             0.862    0.805     0.047         0.966
+#   exact reference: QDQ unfused (same VNNI EPYC)   -1            0.886    0.899     0.046         0.973
+#   (IoU: the lowest over the confident detections of the three scenes; confidence change: the largest)
+#
+# The paths round differently, and a rounding difference in one early layer can move one borderline mask by a tenth
+# of its IoU (scene 1's 0.77 rectangle: 0.805 with VNNI, 0.899 exact): a single detection's IoU is not a property of
+# the model but of the CPU. So each detection gets the lowest value measured on any path less a margin of 0.05
+# (about half the spread between the paths), and the mean over all confident detections, which no single
+# borderline detection moves much, is held tight. Detections near the threshold may appear or vanish, and a shape
+# the float model itself is unsure about (star 0.55 vs triangle) may change class; confident ones must stay.
 CONFIDENT = 0.55  # float32 confidence from which a detection must be kept, with its class
 MAX_COUNT_CHANGE = 1  # per scene
-MIN_BOX_IOU, MIN_MASK_IOU, MAX_CONFIDENCE_CHANGE = 0.85, 0.85, 0.05  # measured minima: 0.903, 0.894; max 0.021
+MIN_BOX_IOU, MIN_MASK_IOU, MAX_CONFIDENCE_CHANGE = 0.80, 0.75, 0.08  # lowest / highest measured: 0.862, 0.805, 0.047
+MIN_MEAN_MASK_IOU = 0.93  # over the confident detections of the three scenes; measured 0.966 (VNNI), 0.973 (exact)
 
 
-@pytest.mark.parametrize("index", range(len(GOLDEN_SCENES)))
-def test_shipped_int8_variant_keeps_the_float32_detections(index: int) -> None:
-    """The bundled int8 model (calibrated on the first 200 training images; mask mAP50-95 -0.33 points on the test
-    split, docs/quantization.md) against the float32 model on the golden scenes."""
+@pytest.fixture(scope="module")
+def golden_comparison() -> list[list[tuple[int, int, float, float, float]]]:
+    """Per golden scene: the float32 and int8 detection counts checked below, then per confident float32 detection
+    (class kept 0/1, box IoU, mask IoU, confidence change) against its best-overlapping int8 detection."""
     import supervision as sv
 
     from tools.synthetic_shapes import generate_scene, scene_seed
 
-    image, _ = generate_scene(scene_seed(GOLDEN_SEED, "golden", index), GOLDEN_SCENES[index])
-    reference = YOLOv5SegModel.from_pretrained(str(TRAINED), backend="onnx", device="cpu")(image)[0]
-    actual = YOLOv5SegModel.from_pretrained(str(INT8), backend="onnx", device="cpu")(image)[0]
-    assert abs(len(actual) - len(reference)) <= MAX_COUNT_CHANGE
-    confident = np.flatnonzero(reference.confidence >= CONFIDENT)
-    assert len(confident) >= 1
-    box_iou = sv.box_iou_batch(reference.xyxy[confident], actual.xyxy)
-    for row, k in enumerate(confident):
-        j = int(box_iou[row].argmax())
-        mask_iou = (reference.mask[k] & actual.mask[j]).sum() / (reference.mask[k] | actual.mask[j]).sum()
-        assert actual.class_id[j] == reference.class_id[k], (index, k)
-        assert box_iou[row, j] >= MIN_BOX_IOU, (index, k, box_iou[row, j])
+    float32 = YOLOv5SegModel.from_pretrained(str(TRAINED), backend="onnx", device="cpu")
+    int8 = YOLOv5SegModel.from_pretrained(str(INT8), backend="onnx", device="cpu")
+    scenes = []
+    for index, size in enumerate(GOLDEN_SCENES):
+        image, _ = generate_scene(scene_seed(GOLDEN_SEED, "golden", index), size)
+        reference, actual = float32(image)[0], int8(image)[0]
+        confident = np.flatnonzero(reference.confidence >= CONFIDENT)
+        box_iou = sv.box_iou_batch(reference.xyxy[confident], actual.xyxy) if len(actual) else None
+        rows: list[tuple] = [(len(reference), len(actual), len(confident))]
+        for row, k in enumerate(confident):
+            j = int(box_iou[row].argmax())
+            mask_iou = (reference.mask[k] & actual.mask[j]).sum() / (reference.mask[k] | actual.mask[j]).sum()
+            rows.append(
+                (
+                    int(actual.class_id[j] == reference.class_id[k]),
+                    float(box_iou[row, j]),
+                    float(mask_iou),
+                    float(abs(actual.confidence[j] - reference.confidence[k])),
+                )
+            )
+        scenes.append(rows)
+    return scenes
+
+
+@pytest.mark.parametrize("index", range(len(GOLDEN_SCENES)))
+def test_shipped_int8_variant_keeps_the_float32_detections(index: int, golden_comparison) -> None:  # noqa: ANN001
+    """The bundled int8 model (calibrated on the first 200 training images; mask mAP50-95 -0.33 points on the test
+    split on either kernel path, docs/quantization.md) against the float32 model on the golden scenes."""
+    (float32_count, int8_count, confident), *detections = golden_comparison[index]
+    assert abs(int8_count - float32_count) <= MAX_COUNT_CHANGE
+    assert confident >= 1 and len(detections) == confident
+    for k, (class_kept, box_iou, mask_iou, confidence_change) in enumerate(detections):
+        assert class_kept, (index, k)
+        assert box_iou >= MIN_BOX_IOU, (index, k, box_iou)
         assert mask_iou >= MIN_MASK_IOU, (index, k, mask_iou)
-        assert abs(actual.confidence[j] - reference.confidence[k]) <= MAX_CONFIDENCE_CHANGE, (index, k)
+        assert confidence_change <= MAX_CONFIDENCE_CHANGE, (index, k, confidence_change)
+
+
+def test_shipped_int8_variant_keeps_the_float32_masks_on_average(golden_comparison) -> None:  # noqa: ANN001
+    mask_ious = [detection[2] for _, *detections in golden_comparison for detection in detections]
+    assert float(np.mean(mask_ious)) >= MIN_MEAN_MASK_IOU, mask_ious
 
 
 def test_shipped_int8_variant_records_how_it_was_made() -> None:

@@ -87,6 +87,8 @@ class QuantizationOptions:
         per_channel: one weight scale per output channel (else one per tensor).
         reduce_range: 7-bit weights, against int16 saturation of the u8 x s8 products on CPUs without VNNI.
         symmetric_activations: int8 activations with zero point 0 (else uint8 with a fitted zero point).
+        unsigned_weights: uint8 weights (ONNX Runtime's u8 x u8 kernels, its other advice against saturation on CPUs
+            without VNNI) instead of int8.
         exclude_nodes: further node names to keep in float (after ``quant_pre_process``'s renaming, if any).
     """
 
@@ -96,6 +98,7 @@ class QuantizationOptions:
     per_channel: bool = True
     reduce_range: bool = False
     symmetric_activations: bool = False
+    unsigned_weights: bool = False
     exclude_nodes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -403,7 +406,9 @@ def quantize_model(
         _copy_metadata(onnx.load(str(package.weights_path), load_external_data=False), result_model, package)
         description = {
             "format": "QDQ",
-            "weights": "int8 per channel" if options.per_channel else "int8 per tensor",
+            "weights": ("uint8" if options.unsigned_weights else "int8")
+            + (" per channel" if options.per_channel else " per tensor")
+            + (", 7-bit range" if options.reduce_range else ""),
             "activations": "int8 symmetric" if options.symmetric_activations else "uint8",
             "calibration_images": count,
             "calibration_method": method,
@@ -528,7 +533,7 @@ def _quantize_static(
             activation_type=quantization.QuantType.QInt8
             if options.symmetric_activations
             else quantization.QuantType.QUInt8,
-            weight_type=quantization.QuantType.QInt8,
+            weight_type=quantization.QuantType.QUInt8 if options.unsigned_weights else quantization.QuantType.QInt8,
             nodes_to_exclude=excluded,
             calibrate_method={
                 "minmax": quantization.CalibrationMethod.MinMax,

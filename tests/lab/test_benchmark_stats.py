@@ -89,6 +89,28 @@ def test_provenance_records_commit_hashes_and_versions(tmp_path: Path) -> None:
     assert record["versions"]["numpy"] == np.__version__
     assert len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)
     assert record["cpu"]["logical_cpus"] >= 1
+    cpu = record["cpu"]
+    if cpu["isa"] is not None:  # Linux: /proc/cpuinfo; the int8 flags sit beside the CPU's model name
+        assert list(cpu)[:2] == ["model", "int8"]
+        assert set(cpu["int8"]) == {"avx2", "avx512_vnni", "avx_vnni", "amx_int8", "kernel_path"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "path"),
+    [
+        ({"avx2"}, "avx2-saturating"),  # the EPYC of the recorded benchmarks
+        ({"avx2", "avx512bw"}, "avx2-saturating"),  # AVX-512 without VNNI: vpmaddubsw too
+        ({"avx2", "avx512bw", "avx512_vnni", "avx_vnni"}, "vnni"),
+        ({"avx2", "avx_vnni"}, "vnni"),
+        ({"avx2", "avx512_vnni", "amx_int8"}, "vnni"),
+        (set(), "none"),
+    ],
+)
+def test_int8_kernel_path_follows_the_vnni_flags(flags: set[str], path: str) -> None:
+    isa = {flag: flag in flags for flag in ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")}
+    assert provenance.int8_kernel_path(isa) == path
+    assert provenance.int8_features(isa)["kernel_path"] == path
+    assert provenance.int8_kernel_path(None) is None and provenance.int8_features(None) is None
 
 
 def test_dirty_tree_is_marked_and_can_be_refused(tmp_path: Path) -> None:

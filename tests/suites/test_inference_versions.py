@@ -35,7 +35,7 @@ from packaging.version import Version
 
 from support.paths import REPOSITORY
 from support.required import in_ci
-from support.venvs import copy_of_sources, pip
+from support.venvs import copy_of_sources, pip, skip_without_index
 
 TESTS = REPOSITORY / "tests"
 PROBE = "support.inference_version_probe"  # run with python -m from tests/ (it imports support.workflows)
@@ -141,9 +141,11 @@ def test_ci_runs_the_newest_supported_inference() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci_only
 def test_oldest_supported_inference_runs_the_plugin_as_the_newest(tmp_path: Path) -> None:
     if not in_ci() and importlib.util.find_spec("inference") is None:
         pytest.skip("needs the Workflows engine here (pip install -e '.[inference]'); in CI its absence fails")
+    skip_without_index("inference-core")
     bounds = inference_extra_bounds()
     oldest = bounds["inference-core"][0]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,18 @@ def pip(venv_python: Path, *arguments: str, timeout_s: float, index_probe: str) 
         if index.returncode != 0:
             pytest.skip(f"the package index cannot be reached (it is required in CI):\n{report}")
     pytest.fail(report)
+
+
+def skip_without_index(index_probe: str) -> None:
+    """Outside CI, skips before anything is installed when the package index cannot be reached (asked for
+    ``index_probe``'s versions with this environment's pip); in CI the install itself fails loudly."""
+    if in_ci():
+        return
+    index = subprocess.run(
+        [sys.executable, "-m", "pip", "index", "versions", index_probe], capture_output=True, text=True, timeout=120
+    )
+    if index.returncode != 0:
+        pytest.skip(f"the package index cannot be reached (it is required in CI): {index.stderr.strip()[-500:]}")
 
 
 def copy_of_sources(destination: Path) -> Path:
