@@ -134,6 +134,7 @@ def run_ultralytics(args: argparse.Namespace) -> dict:
     return {
         "model": str(args.model),
         "imgsz": args.imgsz,
+        "input_hw": list(batch.tensor.shape[2:]),  # the minimum rectangle for a dynamic export, as Ultralytics'
         "layout": model.layout.name,
         "scene": {"generator": "tools.synthetic_shapes.generate_scene", "seed": seed, "size_wh": list(SCENE_WH)},
         "parameters": {"confidence": args.confidence, "iou": args.iou, "max_det": 300, "retina_masks": True},
@@ -193,7 +194,7 @@ def run_block(args: argparse.Namespace) -> dict:
     return {
         "model": str(args.model),
         "layout": model.layout.name,
-        "input_hw": list(model.backend.info.input_hw),
+        "input_hw": list(tensor.shape[2:]),  # the minimum rectangle for a dynamic export
         "scene": {"generator": "tools.synthetic_shapes.generate_scene", "seed": seed, "size_wh": list(SCENE_WH)},
         "parameters": {"confidence": args.confidence, "iou": args.iou, "max_det": 300, "masks": "dense"},
         "detections": count,
