@@ -15,6 +15,8 @@ from workflows_yolov5_seg.model_package import load_model_package
 
 from support.fake_tensorrt import FakeCuda, FakeTrt, install_fakes
 from support.models import make_two_box_model
+from support.paths import REPOSITORY
+from support.required import require_file
 
 
 def test_every_command_is_a_subcommand_with_its_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,3 +152,16 @@ def test_build_engine_help_runs() -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "--precision" in result.stdout and "--batch" in result.stdout
+
+
+@pytest.mark.parametrize("export", ["shapes-yolo11n-seg-320.onnx", "shapes-yolo26n-seg-320-e2e.onnx"])
+def test_build_engine_command_on_a_later_generation(
+    tmp_path: Path, fake_gpu: tuple[FakeTrt, FakeCuda], capsys: pytest.CaptureFixture[str], export: str
+) -> None:
+    """The trained family exports build (static batch 1, their own) like YOLOv5's, raw and end-to-end."""
+    trt, _ = fake_gpu
+    source = require_file(REPOSITORY / "models" / export, "a trained family export")
+    cache_dir = tmp_path / "cache"
+    assert cli.main(["build-engine", "--model", str(source), "--cache-dir", str(cache_dir)]) == 0
+    assert len(engine_files(cache_dir)) == 1 and len(trt.builds) == 1
+    assert "built in" in capsys.readouterr().out

@@ -232,3 +232,21 @@ def test_quantize_keeps_the_detections_of_a_later_generation(tmp_path: Path, nam
     for row, class_id in enumerate(reference.class_id):
         same_class = iou[row] * (found.class_id == class_id)
         assert same_class.size and same_class.max() >= 0.7, (row, class_id)
+
+
+# --- accuracy: evaluate next to yolo val ---------------------------------------------------------------------------
+
+
+def test_the_accuracy_record_is_of_these_files_and_meets_its_criterion() -> None:
+    """docs/results/evaluate-family.json (``python -m benchmarks.family_accuracy``) holds, for every trained export,
+    this package's mask mAP50-95 on the held-out split next to ``yolo val``'s; a re-exported model without a new
+    record fails here (the record keeps each file's SHA-256)."""
+    from workflows_yolov5_seg.backends.engine_cache import file_sha256
+
+    record = json.loads((REPOSITORY / "docs" / "results" / "evaluate-family.json").read_text())
+    rows = {row["model"]: row for row in record["results"] if row["split"] == "test"}
+    assert set(rows) == {f"models/{name}" for name in TRAINED}
+    for name, row in rows.items():
+        assert row["sha256"] == file_sha256(REPOSITORY / name), f"{name} changed since its record"
+        assert row["mask_map50_95_difference"] >= -0.003, row
+        assert row["meets_criterion"] is True
