@@ -11,7 +11,7 @@ from support.paths import REPOSITORY as ROOT
 
 
 def readme_commands() -> list[str]:
-    quick_start = ROOT.joinpath("README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    quick_start = ROOT.joinpath("README.md").read_text().split("## Demo and tests", 1)[1].split("\n## ", 1)[0]
     return [block.strip() for block in re.findall(r"```bash\n(.*?)```", quick_start, flags=re.S)]
 
 
