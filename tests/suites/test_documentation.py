@@ -45,36 +45,162 @@ FIGURES: list[tuple[str, str, str, str, str]] = [
     ("README.md", "| 0.641 (`segment/val.py`) / {} |", "evaluate-test.json", "mask/mAP50-95", ".4f"),
     ("docs/accuracy.md", "| **all** | **0.9276** | **{}** |", "evaluate-test.json", "box/mAP50-95", ".4f"),
     ("docs/accuracy.md", "| **0.9137** | **{}** |", "evaluate-test.json", "mask/mAP50-95", ".4f"),
-    ("docs/accuracy.md", "| pycocotools | 0.6686 | 0.9137 | {} | 0.9276 |", "evaluate-test.json", "box/mAP50-95", ".4f"),
+    (
+        "docs/accuracy.md",
+        "| pycocotools | 0.6686 | 0.9137 | {} | 0.9276 |",
+        "evaluate-test.json",
+        "box/mAP50-95",
+        ".4f",
+    ),
     ("docs/quantization.md", "give the same model fp32 mask mAP50-95 {}", "evaluate-test.json", "mask/mAP50-95", ".4f"),
     ("docs/quantization.md", "and fp16 {},", "evaluate-test-fp16.json", "mask/mAP50-95", ".4f"),
     # int8 and fp16 against fp32 in one run (README, quantization.md)
     ("README.md", "({} against 0.6688", "benchmark-int8.json", "accuracy_320/int8/mask/mAP50-95", ".4f"),
-    ("README.md", "against {} for fp32 evaluated in the same run", "benchmark-int8.json", "accuracy_320/fp32/mask/mAP50-95", ".4f"),
-    ("docs/quantization.md", "| fp32 | 0.9275 | 0.7123 | 0.9132 | {} |", "benchmark-int8.json", "accuracy_320/fp32/mask/mAP50-95", ".4f"),
-    ("docs/quantization.md", "| 0.9132 (+0.00) | {} (-0.09) |", "benchmark-int8.json", "accuracy_320/fp16/mask/mAP50-95", ".4f"),
-    ("docs/quantization.md", "| 0.9140 (+0.08) | {} (-0.33) |", "benchmark-int8.json", "accuracy_320/int8/mask/mAP50-95", ".4f"),
-    ("README.md", "| {} faster | ≥ 1.5×", "benchmark-int8.json", "speedups[case=int8-640-1280x720,stage=forward,precision=int8]/speedup", "interval"),
+    (
+        "README.md",
+        "against {} for fp32 evaluated in the same run",
+        "benchmark-int8.json",
+        "accuracy_320/fp32/mask/mAP50-95",
+        ".4f",
+    ),
+    (
+        "docs/quantization.md",
+        "| fp32 | 0.9275 | 0.7123 | 0.9132 | {} |",
+        "benchmark-int8.json",
+        "accuracy_320/fp32/mask/mAP50-95",
+        ".4f",
+    ),
+    (
+        "docs/quantization.md",
+        "| 0.9132 (+0.00) | {} (-0.09) |",
+        "benchmark-int8.json",
+        "accuracy_320/fp16/mask/mAP50-95",
+        ".4f",
+    ),
+    (
+        "docs/quantization.md",
+        "| 0.9140 (+0.08) | {} (-0.33) |",
+        "benchmark-int8.json",
+        "accuracy_320/int8/mask/mAP50-95",
+        ".4f",
+    ),
+    (
+        "README.md",
+        "| {} faster | ≥ 1.5×",
+        "benchmark-int8.json",
+        "speedups[case=int8-640-1280x720,stage=forward,precision=int8]/speedup",
+        "interval",
+    ),
     # parity with Ultralytics (YOLOv5)
-    ("README.md", "same {} of 1229 detections", "parity-test.json", "same_tensors/agreement/predict/matched (same class, score within 1e-5)", "d"),
-    ("README.md", "| {} (`segment/val.py`)", "parity-test.json", "ultralytics_val/process_mask (published)/ultralytics_metric/mask_mAP50-95", ".3f"),
+    (
+        "README.md",
+        "same {} of 1229 detections",
+        "parity-test.json",
+        "same_tensors/agreement/predict/matched (same class, score within 1e-5)",
+        "d",
+    ),
+    (
+        "README.md",
+        "| {} (`segment/val.py`)",
+        "parity-test.json",
+        "ultralytics_val/process_mask (published)/ultralytics_metric/mask_mAP50-95",
+        ".3f",
+    ),
     # yolo val of the family exports (README)
-    ("README.md", "| {} / see [docs/generations.md]", "ultralytics-val.json", FAMILY_VAL.format("shapes-yolov8n-seg-320.onnx"), ".4f"),
-    ("README.md", "| {} (in-graph confidence 0.25) / see docs | as above |", "ultralytics-val.json", FAMILY_VAL.format("shapes-yolov8n-seg-320-e2e.onnx"), ".4f"),
-    ("README.md", "| {} / see docs | as YOLOv8 |", "ultralytics-val.json", FAMILY_VAL.format("shapes-yolo11n-seg-320.onnx"), ".4f"),
-    ("README.md", "| {} (in-graph confidence 0.25) / see docs | as YOLOv8 |", "ultralytics-val.json", FAMILY_VAL.format("shapes-yolo11n-seg-320-e2e.onnx"), ".4f"),
+    (
+        "README.md",
+        "| {} / see [docs/generations.md]",
+        "ultralytics-val.json",
+        FAMILY_VAL.format("shapes-yolov8n-seg-320.onnx"),
+        ".4f",
+    ),
+    (
+        "README.md",
+        "| {} (in-graph confidence 0.25) / see docs | as above |",
+        "ultralytics-val.json",
+        FAMILY_VAL.format("shapes-yolov8n-seg-320-e2e.onnx"),
+        ".4f",
+    ),
+    (
+        "README.md",
+        "| {} / see docs | as YOLOv8 |",
+        "ultralytics-val.json",
+        FAMILY_VAL.format("shapes-yolo11n-seg-320.onnx"),
+        ".4f",
+    ),
+    (
+        "README.md",
+        "| {} (in-graph confidence 0.25) / see docs | as YOLOv8 |",
+        "ultralytics-val.json",
+        FAMILY_VAL.format("shapes-yolo11n-seg-320-e2e.onnx"),
+        ".4f",
+    ),
     # speed (README, quantization.md)
-    ("README.md", "block {} raw forward, post-processing", "benchmark.json", BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward"), ".2f×"),
-    ("README.md", "| {} | ≤ 1.2×: borderline |", "benchmark.json", BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward_interval"), "interval"),
-    ("docs/quantization.md", "costs {}x the raw ONNX Runtime forward", "benchmark.json", BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward"), ".2f"),
-    ("README.md", "post-processing 10.0× to {}× faster", "benchmark.json", BENCHMARK_ROW.format("640-4000x3000-150", "post_process", "inference-models", "vs_ours"), ".1f"),
-    ("README.md", "post-processing {}× to 93.3× faster", "benchmark.json", BENCHMARK_ROW.format("640-1280x720-10", "post_process", "inference-models", "vs_ours"), ".1f"),
-    ("README.md", "| {} faster | ≥ 10×: met |\n| int8", "benchmark.json", BENCHMARK_ROW.format("640-4000x3000-150", "post_process", "inference-models", "vs_ours_interval"), "interval.1"),
-    ("README.md", "processing {} faster than Ultralytics' `predict`", "benchmark-family-ultralytics.json", "speedup_ultralytics_over_ours/estimate", ".2f×"),
-    ("README.md", "| {} faster | ≥ 10×: met |\n| YOLOv5", "benchmark-family-ultralytics.json", "speedup_ultralytics_over_ours", "interval"),
-    ("README.md", "`predict`; block {} raw forward", "benchmark-family-block.json", "block_over_forward/estimate", ".2f×"),
+    (
+        "README.md",
+        "block {} raw forward, post-processing",
+        "benchmark.json",
+        BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward"),
+        ".2f×",
+    ),
+    (
+        "README.md",
+        "| {} | ≤ 1.2×: borderline |",
+        "benchmark.json",
+        BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward_interval"),
+        "interval",
+    ),
+    (
+        "docs/quantization.md",
+        "costs {}x the raw ONNX Runtime forward",
+        "benchmark.json",
+        BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward"),
+        ".2f",
+    ),
+    (
+        "README.md",
+        "post-processing 10.0× to {}× faster",
+        "benchmark.json",
+        BENCHMARK_ROW.format("640-4000x3000-150", "post_process", "inference-models", "vs_ours"),
+        ".1f",
+    ),
+    (
+        "README.md",
+        "post-processing {}× to 93.3× faster",
+        "benchmark.json",
+        BENCHMARK_ROW.format("640-1280x720-10", "post_process", "inference-models", "vs_ours"),
+        ".1f",
+    ),
+    (
+        "README.md",
+        "| {} faster | ≥ 10×: met |\n| int8",
+        "benchmark.json",
+        BENCHMARK_ROW.format("640-4000x3000-150", "post_process", "inference-models", "vs_ours_interval"),
+        "interval.1",
+    ),
+    (
+        "README.md",
+        "processing {} faster than Ultralytics' `predict`",
+        "benchmark-family-ultralytics.json",
+        "speedup_ultralytics_over_ours/estimate",
+        ".2f×",
+    ),
+    (
+        "README.md",
+        "| {} faster | ≥ 10×: met |\n| YOLOv5",
+        "benchmark-family-ultralytics.json",
+        "speedup_ultralytics_over_ours",
+        "interval",
+    ),
+    (
+        "README.md",
+        "`predict`; block {} raw forward",
+        "benchmark-family-block.json",
+        "block_over_forward/estimate",
+        ".2f×",
+    ),
     ("README.md", "| {} | ≤ 1.2×: not met |", "benchmark-family-block.json", "block_over_forward", "interval"),
-]  # fmt: skip
+]
 
 
 def record_value(record: str, path: str) -> Any:
@@ -124,7 +250,9 @@ def shown_commands(document: Path) -> list[tuple[str, bool]]:
     """Every command of the document's bash blocks (whole: True), and every inline `...` span that starts with a
     command (a mention, possibly without its required arguments: False)."""
     text = document.read_text(encoding="utf-8")
-    lines = [(line, True) for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S) for line in block.splitlines()]
+    lines = [
+        (line, True) for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S) for line in block.splitlines()
+    ]
     lines += [(span, False) for span in re.findall(r"`((?:workflows-yolov5-seg|python -m|python tools/) [^`]*)`", text)]
     commands = []
     for line, whole in lines:
