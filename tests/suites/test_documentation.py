@@ -35,7 +35,9 @@ DOCUMENTS_WITH_COMMANDS = [REPOSITORY / "README.md", REPOSITORY / "CONTRIBUTING.
 # 90 % interval as the README writes it: "1.23× [1.10, 1.42]"; "interval.1": one decimal; "interval-x": an ASCII "x").
 
 FAMILY_VAL = "results[model=models/{},split=test]/mask_map50_95"
-BENCHMARK_ROW = "results[case={},stage={},impl={},mode=accurate]/{}"
+BLOCK_640 = "results[case=640-1280x720-30,stage=block,impl=ours,mode=accurate]"
+PEER_4000 = "results[case=640-4000x3000-150,stage=post_process,impl=inference-models,mode=accurate]"
+PEER_640 = "results[case=640-1280x720-10,stage=post_process,impl=inference-models,mode=accurate]"
 FIGURES: list[tuple[str, str, str, str, str]] = [
     # the bundled model through `evaluate` (README, accuracy.md)
     ("README.md", "mAP50-95 {} (box 0.9276", "evaluate-test.json", "mask/mAP50-95", ".4f"),
@@ -140,42 +142,42 @@ FIGURES: list[tuple[str, str, str, str, str]] = [
         "README.md",
         "block {} raw forward, post-processing",
         "benchmark.json",
-        BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward"),
+        f"{BLOCK_640}/vs_forward",
         ".2f×",
     ),
     (
         "README.md",
         "| {} | ≤ 1.2×: borderline |",
         "benchmark.json",
-        BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward_interval"),
+        f"{BLOCK_640}/vs_forward_interval",
         "interval",
     ),
     (
         "docs/quantization.md",
         "costs {}x the raw ONNX Runtime forward",
         "benchmark.json",
-        BENCHMARK_ROW.format("640-1280x720-30", "block", "ours", "vs_forward"),
+        f"{BLOCK_640}/vs_forward",
         ".2f",
     ),
     (
         "README.md",
         "post-processing 10.0× to {}× faster",
         "benchmark.json",
-        BENCHMARK_ROW.format("640-4000x3000-150", "post_process", "inference-models", "vs_ours"),
+        f"{PEER_4000}/vs_ours",
         ".1f",
     ),
     (
         "README.md",
         "post-processing {}× to 93.3× faster",
         "benchmark.json",
-        BENCHMARK_ROW.format("640-1280x720-10", "post_process", "inference-models", "vs_ours"),
+        f"{PEER_640}/vs_ours",
         ".1f",
     ),
     (
         "README.md",
         "| {} faster | ≥ 10×: met |\n| int8",
         "benchmark.json",
-        BENCHMARK_ROW.format("640-4000x3000-150", "post_process", "inference-models", "vs_ours_interval"),
+        f"{PEER_4000}/vs_ours_interval",
         "interval.1",
     ),
     (
