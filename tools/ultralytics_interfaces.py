@@ -2,7 +2,8 @@
 
 Runs in the package venv (it reads the files with the package's own ``read_onnx_header``)::
 
-    PYTHONPATH=. .venv/bin/python tools/ultralytics_interfaces.py models/shapes-yolo*-seg-*.onnx \
+    PYTHONPATH=. .venv/bin/python tools/ultralytics_interfaces.py \
+        models/shapes-yolov8n-seg-*.onnx models/shapes-yolo[0-9]*-seg-*.onnx \
         /work/ul-run/interfaces/*.onnx --out tests/data/ultralytics_interfaces.json
 
 The untrained exports (P6 seg, detect, classify, pose, OBB) come from

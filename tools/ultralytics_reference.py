@@ -4,7 +4,7 @@ Runs in the Ultralytics venv (``/work/ul-venv``, see training/README.md), offlin
 
     /work/ul-venv/bin/python tools/ultralytics_reference.py --data /work/ul-run/data
 
-For each committed export ``models/shapes-yolo*-seg-*.onnx`` it runs
+For each committed export ``models/shapes-yolo*-seg-*.onnx`` (YOLOv5's left out) it runs
 ``YOLO(path, task="segment").predict(image, imgsz=<export imgsz>, conf=C, iou=0.7, retina_masks=True, max_det=300)``
 on the package's demo scene and the first 5 images of the synthetic test split (copied into
 ``tests/data/family_reference/images/``), at conf 0.25 (predict's default) and 0.001, plus ``agnostic_nms=True`` at
@@ -112,13 +112,15 @@ def reference(path: Path, image_paths: list[Path], low_conf_masks: bool = True) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/work/ul-run/data"), help="synthetic shapes data set")
-    parser.add_argument("--models", type=Path, nargs="*", help="default: models/shapes-yolo*-seg-*.onnx")
+    parser.add_argument("--models", type=Path, nargs="*", help="default: models/shapes-yolo*-seg-*.onnx but YOLOv5's")
     parser.add_argument("--no-low-conf-masks", action="store_true", help="keep only boxes at conf 0.001 (size)")
     args = parser.parse_args(argv)
     setup_offline(args.data.parent)
     import ultralytics
 
-    paths = args.models or sorted((ROOT / "models").glob("shapes-yolo*-seg-*.onnx"))
+    paths = args.models or sorted(
+        p for p in (ROOT / "models").glob("shapes-yolo*-seg-*.onnx") if not p.name.startswith("shapes-yolov5")
+    )
     image_paths = images(args.data)
     for path in paths:
         t0 = time.time()
