@@ -155,8 +155,8 @@ CACHE_DIR = Setting(
 MODEL_ROOTS = Setting(
     "WORKFLOWS_YOLOV5_SEG_MODEL_ROOTS",
     None,
-    f"Folders (separated by `{os.pathsep}`) that local model paths must resolve into, `..` and symbolic links "
-    "included; other paths are refused. `serve --model-root DIR` adds to it.",
+    "Folders (separated by `os.pathsep`: `:` on Linux and macOS, `;` on Windows) that local model paths must "
+    "resolve into, `..` and symbolic links included; other paths are refused. `serve --model-root DIR` adds to it.",
     parse_path_list,
     FILES_SECTION,
     "unset: any path in library use; no local path when served (see `WORKFLOWS_YOLOV5_SEG_SERVING`)",

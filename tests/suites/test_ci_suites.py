@@ -40,7 +40,7 @@ def test_the_marker_is_registered() -> None:
 
 def test_the_readme_names_the_option_and_each_ci_only_suite() -> None:
     readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
-    tests_section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    tests_section = readme.split("## Demo and tests", 1)[1].split("\n## ", 1)[0]
     assert OPTION in tests_section
     for path in {name.split("::")[0] for name in CI_ONLY}:
         assert path in tests_section, path

@@ -11,7 +11,7 @@ from support.paths import REPOSITORY as ROOT
 
 
 def readme_commands() -> list[str]:
-    quick_start = ROOT.joinpath("README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    quick_start = ROOT.joinpath("README.md").read_text().split("## Demo and tests", 1)[1].split("\n## ", 1)[0]
     return [block.strip() for block in re.findall(r"```bash\n(.*?)```", quick_start, flags=re.S)]
 
 
@@ -128,14 +128,19 @@ def test_workflow_definitions_come_from_the_builder() -> None:
 
 
 def test_every_test_path_the_documentation_cites_exists() -> None:
-    documents = [ROOT / "README.md", ROOT / "training" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    documents = [
+        ROOT / "README.md",
+        ROOT / "CONTRIBUTING.md",
+        ROOT / "training" / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
     cited = {
         (document.relative_to(ROOT), path)
         for document in documents
         for path in re.findall(r"\btests/[\w/.-]*\w", document.read_text(encoding="utf-8"))
     }
     assert cited
-    placeholders = {"tests/test_X.py", "tests/backends/test_X.py"}  # the README's statement of the layout
+    placeholders = {"tests/test_X.py", "tests/backends/test_X.py"}  # CONTRIBUTING.md's statement of the layout
     missing = sorted(
         f"{document}: {path}" for document, path in cited if path not in placeholders and not (ROOT / path).exists()
     )
