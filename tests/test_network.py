@@ -3,12 +3,17 @@ the refusals say."""
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
 
 import pytest
 
 from workflows_yolov5_seg.errors import NotYOLOv5SegModelError
+from workflows_yolov5_seg.model_package import input_hw_from_metadata, stride_from_metadata
 from workflows_yolov5_seg.network import IOSignature, check_io_signature
+
+from support.paths import TEST_DATA
 
 IMAGES = ("images", (1, 3, 320, 320))
 OUTPUT0 = ("output0", (1, 6300, 40))  # 5 + 3 classes + 32 coefficients
@@ -117,3 +122,39 @@ def test_the_stride_comes_from_the_model() -> None:
     assert check_io_signature("m.onnx", inputs, [OUTPUT0, ("output1", (1, 32, 88, 88))]).input_hw == (352, 352)
     with pytest.raises(NotYOLOv5SegModelError, match="multiple of the model's stride 64"):
         check_io_signature("m.onnx", inputs, [OUTPUT0, ("output1", (1, 32, 88, 88))], stride=64)
+
+
+# The interfaces (inputs, outputs, metadata) of real ultralytics 8.4 exports: the trained ones in models/ and untrained
+# exports of other tasks (training/train_ultralytics.py --stages interfaces).
+INTERFACES = json.loads((TEST_DATA / "ultralytics_interfaces.json").read_text())["files"]
+EXPECTED = {
+    "seg-p6": "anchor-free",
+    "-seg-320-e2e": "end2end",
+    "-seg-": "anchor-free",
+    "-det-": "task 'detect'",
+    "-cls-": "task 'classify'",
+    "-pose-": "task 'pose'",
+    "-obb-": "task 'obb'",
+}
+
+
+def expected_for(name: str) -> str:
+    return next(outcome for part, outcome in EXPECTED.items() if part in name)
+
+
+@pytest.mark.parametrize("name", sorted(INTERFACES))
+def test_real_ultralytics_exports_are_recognised_or_named(name: str) -> None:
+    interface = INTERFACES[name]
+    metadata = interface["metadata"]
+    inputs = [(tensor["name"], tuple(tensor["shape"])) for tensor in interface["inputs"]]
+    outputs = [(tensor["name"], tuple(tensor["shape"])) for tensor in interface["outputs"]]
+    stride = stride_from_metadata(metadata)
+    default_hw = input_hw_from_metadata(metadata)
+    expected = expected_for(name)
+    if expected.startswith("task"):
+        with pytest.raises(NotYOLOv5SegModelError, match=f"{expected}.*yolo export model=yolo11n-seg.pt"):
+            check_io_signature(name, inputs, outputs, default_hw, stride, metadata)
+        return
+    signature = check_io_signature(name, inputs, outputs, default_hw, stride, metadata)
+    assert signature.layout.name == expected
+    assert signature.num_classes == (None if expected == "end2end" else len(ast.literal_eval(metadata["names"])))
