@@ -26,7 +26,8 @@ bootstrap interval (``benchmarks.stats``) and a verdict against the target (>= 1
 
 **Part 2.** On the same kind of scene, interleaved round by round: the raw forward (``model.backend.infer``), the
 pipeline (``model.infer``: pre-processing, forward, post-processing) and the block (one step of
-``workflows_yolov5_seg/yolov5_instance_segmentation@v1`` through the Execution Engine, dense masks). block / forward
+``workflows_yolov5_seg/yolov5_instance_segmentation@v1`` through the Execution Engine, dense masks), all three on the
+one model instance the block uses (the process' model cache), with ``--threads`` ONNX Runtime threads. block / forward
 is reported with its 90 % interval against the target (<= 1.2x, as for YOLOv5: docs/benchmark.md).
 """
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -162,9 +164,14 @@ def run_ultralytics(args: argparse.Namespace) -> dict:
 
 def run_block(args: argparse.Namespace) -> dict:
     from benchmarks.benchmark import WORKFLOW, make_engine
+    from workflows_yolov5_seg import settings
+    from workflows_yolov5_seg.model_cache import get_model
 
+    # One model instance for the three stages: the one the block gets from the process' model cache, with the same
+    # ONNX Runtime threads as the other part of the benchmark.
+    os.environ[settings.ORT_THREADS.name] = str(args.threads)
     parameters = InferenceParameters(confidence=args.confidence, iou_threshold=args.iou, max_detections=300)
-    model = YOLOv5SegModel.from_pretrained(args.model, backend="onnx", intra_op_threads=args.threads)
+    model = get_model(str(args.model), "onnx", None)
     seed, image, count = find_scene(model, parameters, args.min_detections, args.seeds)
     definition = json.loads(json.dumps(WORKFLOW))
     definition["steps"][0].update(confidence=args.confidence, iou_threshold=args.iou)
