@@ -46,6 +46,16 @@ def select_candidates(
     return YOLOV5.candidates(rows, num_classes, selection(confidence, allowed, multi_label))
 
 
+def assert_one_candidate(found: Candidates, expected_class: int | None, expected_score: float | None) -> None:
+    """``found`` is the box (10, 10, 30, 40) of ``expected_class`` with ``expected_score``, or nothing."""
+    if expected_class is None:
+        assert len(found) == 0
+        return
+    assert found.class_ids.tolist() == [expected_class]
+    np.testing.assert_allclose(found.scores, [expected_score], rtol=1e-6)
+    np.testing.assert_allclose(found.xyxy, [[10, 10, 30, 40]])
+
+
 @pytest.mark.parametrize(
     ("shape", "input_hw", "stride", "metadata", "architecture", "expected"),
     [
@@ -138,13 +148,7 @@ def test_select_candidates_scores_like_ultralytics(
     objectness, class_probs, confidence, expected_class, expected_score
 ) -> None:
     rows = make_row((10, 10, 30, 40), objectness, class_probs)[None]
-    found = select_candidates(rows, NUM_CLASSES, confidence)
-    if expected_class is None:
-        assert len(found) == 0
-        return
-    assert found.class_ids.tolist() == [expected_class]
-    np.testing.assert_allclose(found.scores, [expected_score], rtol=1e-6)
-    np.testing.assert_allclose(found.xyxy, [[10, 10, 30, 40]])
+    assert_one_candidate(select_candidates(rows, NUM_CLASSES, confidence), expected_class, expected_score)
 
 
 def test_select_candidates_sorts_by_score_and_filters_classes_before_nms() -> None:
@@ -196,12 +200,7 @@ def test_anchor_free_scores_like_ultralytics(class_probs, confidence, expected_c
     found = ANCHOR_FREE.candidates(
         anchor_free([make_anchor_free_column((10, 10, 30, 40), class_probs)]), NUM_CLASSES, selection(confidence)
     )
-    if expected_class is None:
-        assert len(found) == 0
-        return
-    assert found.class_ids.tolist() == [expected_class]
-    np.testing.assert_allclose(found.scores, [expected_score], rtol=1e-6)
-    np.testing.assert_allclose(found.xyxy, [[10, 10, 30, 40]])
+    assert_one_candidate(found, expected_class, expected_score)
 
 
 def test_anchor_free_sorts_filters_classes_and_keeps_coefficients() -> None:

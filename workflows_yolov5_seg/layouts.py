@@ -155,6 +155,21 @@ def _select_classes(
     return rows[order], class_ids[order].astype(np.int64), scores[order].astype(np.float32)
 
 
+def _centre_box_candidates(
+    rows: npt.NDArray[np.floating],
+    class_ids: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float32],
+    first_coefficient: int,
+) -> Candidates:
+    """Candidates from selected rows ``[cx, cy, w, h, ..., coefficients from first_coefficient on]``."""
+    return Candidates(
+        xyxy=sv.xcycwh_to_xyxy(rows[:, :4]).astype(np.float32),
+        scores=scores,
+        class_ids=class_ids,
+        coefficients=np.ascontiguousarray(rows[:, first_coefficient:], dtype=np.float32),
+    )
+
+
 class YOLOv5Layout(OutputLayout):
     """``(B, N, 5 + nc + 32)`` rows with objectness (the YOLOv5 repository's ``non_max_suppression``).
 
@@ -175,13 +190,7 @@ class YOLOv5Layout(OutputLayout):
     def candidates(self, prediction: npt.NDArray[np.floating], num_classes: int, selection: Selection) -> Candidates:
         rows = prediction[prediction[:, 4] > selection.confidence]
         index, class_ids, scores = _select_classes(rows[:, 5 : 5 + num_classes] * rows[:, 4:5], selection)
-        rows = rows[index]
-        return Candidates(
-            xyxy=sv.xcycwh_to_xyxy(rows[:, :4]).astype(np.float32),
-            scores=scores,
-            class_ids=class_ids,
-            coefficients=np.ascontiguousarray(rows[:, 5 + num_classes :], dtype=np.float32),
-        )
+        return _centre_box_candidates(rows[index], class_ids, scores, 5 + num_classes)
 
 
 class AnchorFreeLayout(OutputLayout):
@@ -209,13 +218,7 @@ class AnchorFreeLayout(OutputLayout):
         # the transposed copy is made of the few columns above the threshold only
         columns = prediction[:, class_scores.max(axis=0, initial=-np.inf) > selection.confidence].T
         index, class_ids, scores = _select_classes(columns[:, 4 : 4 + num_classes], selection)
-        columns = columns[index]
-        return Candidates(
-            xyxy=sv.xcycwh_to_xyxy(columns[:, :4]).astype(np.float32),
-            scores=scores,
-            class_ids=class_ids,
-            coefficients=np.ascontiguousarray(columns[:, 4 + num_classes :], dtype=np.float32),
-        )
+        return _centre_box_candidates(columns[index], class_ids, scores, 4 + num_classes)
 
 
 class EndToEndLayout(OutputLayout):
