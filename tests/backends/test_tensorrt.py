@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from onnx import TensorProto
@@ -46,6 +47,7 @@ from workflows_yolov5_seg.model_package import load_model_package
 from support.fake_tensorrt import FakeCuda, FakeTrt
 from support.models import CLASS_NAMES, LETTERBOX_320_CONFIG, make_two_box_model, make_two_box_model_of, two_box_rows
 from support.onnx_graphs import make_constant_seg_onnx
+from support.paths import DEMO_IMAGE, REPOSITORY
 from support.read_only import make_read_only
 
 SECOND_OBJECTNESS = 0.8  # the circle's, so the two detections' scores differ
@@ -721,3 +723,23 @@ def test_an_engine_only_package_of_a_later_generation(
     assert found.data["class_name"].tolist() == ["rectangle", "circle"]
     np.testing.assert_allclose(found.confidence, [0.95, 0.9], rtol=1e-6)
     model.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "export",
+    ["shapes-yolov8n-seg-320.onnx", "shapes-yolov8n-seg-320-e2e.onnx", "shapes-yolo26n-seg-320-e2e.onnx"],
+)
+def test_tensorrt_runs_the_trained_family_exports_as_onnx_runtime(real_tensorrt, tmp_path: Path, export: str) -> None:
+    """Real TensorRT (fp32) on the trained exports of each later layout: the pipeline's detections equal ONNX
+    Runtime's (the in-graph NMS and top-k of the end-to-end exports run in TensorRT too)."""
+    source = REPOSITORY / "models" / export
+    package = load_model_package(source)
+    backend = load_tensorrt_backend(package, precision="fp32", cache_dir=tmp_path / "cache")
+    scene = cv2.imread(str(DEMO_IMAGE))
+    on_trt = YOLOv5SegModel(package, backend)(scene, confidence=0.25)[0]
+    on_ort = YOLOv5SegModel.from_pretrained(source, backend="onnx")(scene, confidence=0.25)[0]
+    assert len(on_ort) > 0 and on_trt.class_id.tolist() == on_ort.class_id.tolist()
+    np.testing.assert_allclose(on_trt.xyxy, on_ort.xyxy, atol=0.5)
+    np.testing.assert_allclose(on_trt.confidence, on_ort.confidence, atol=1e-3)
+    backend.close()
