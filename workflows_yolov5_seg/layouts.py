@@ -10,7 +10,7 @@ layout       exports                                    ``output0``             
 ``yolov5``   the YOLOv5 repository's ``export.py``      ``(B, N, 5 + nc + 32)``: cx, cy, w, h,          here
                                                         objectness, class probabilities, coefficients
 ``anchor-    the ``ultralytics`` package: YOLOv8, v9,   ``(B, 4 + nc + 32, N)``: cx, cy, w, h, class    here
-free``       YOLO11, YOLO12, YOLO26 (and YOLOv5u)       probabilities (sigmoid applied), coefficients
+free``       YOLO11, YOLO12, YOLO26                     probabilities (sigmoid applied), coefficients
 ``end2end``  ``ultralytics`` exports with ``nms=True``  ``(B, K, 6 + 32)``: x1, y1, x2, y2, score,      in the
              or ``nms=False`` (YOLO26's NMS-free head)  class index, coefficients                      graph
 ============ ========================================== ============================================== ===========
