@@ -120,6 +120,7 @@ MAX_BOX_PX = 1.5
 MAX_CONFIDENCE_DIFFERENCE = 1e-5
 MIN_MASK_IOU, LARGE_MASK_PIXELS, MIN_MEAN_MASK_IOU = 0.85, 2000, 0.97
 MAX_UNMATCHED_AT_LOW_CONFIDENCE = 0.01
+CONFIDENCE_JITTER = 1e-4
 
 
 def reference_cases() -> list[tuple[str, str, str]]:
@@ -151,6 +152,13 @@ def match(theirs_xyxy: np.ndarray, theirs_classes: list[int], ours: sv.Detection
     return pairs
 
 
+def unmatched_off_threshold(confidences: np.ndarray, matched: list[int], parameters: dict) -> int:
+    """Unmatched detections, leaving out those within 1e-4 of the confidence threshold, which another CPU's float
+    kernels may put on the other side (the recorded models have none within 0.0039 of 0.25)."""
+    unmatched = np.setdiff1d(np.arange(len(confidences)), matched)
+    return int((np.abs(confidences[unmatched] - parameters["conf"]) >= CONFIDENCE_JITTER).sum())
+
+
 @pytest.mark.parametrize(("reference", "image", "setting"), reference_cases())
 def test_detections_equal_ultralytics_predict(
     family_model_cache: dict[str, YOLOv5SegModel], reference: str, image: str, setting: str
@@ -175,11 +183,11 @@ def test_detections_equal_ultralytics_predict(
     theirs_xyxy = np.asarray(theirs["xyxy"], np.float64).reshape(-1, 4)
     pairs = match(theirs_xyxy, theirs["class_id"], ours)
     allowed = 0 if parameters["conf"] >= 0.25 else int(MAX_UNMATCHED_AT_LOW_CONFIDENCE * len(theirs_xyxy))
-    assert len(theirs_xyxy) - len(pairs) <= allowed, (
-        f"Ultralytics' detections unmatched: {len(theirs_xyxy) - len(pairs)}"
-    )
+    theirs_unmatched = unmatched_off_threshold(np.asarray(theirs["confidence"]), [i for i, _ in pairs], parameters)
+    assert theirs_unmatched <= allowed, f"Ultralytics' detections unmatched: {theirs_unmatched}"
     allowed_ours = allowed + (theirs["dropped_empty_masks"] if parameters["conf"] < 0.25 else 0)
-    assert len(ours) - len(pairs) <= allowed_ours, f"our detections unmatched: {len(ours) - len(pairs)}"
+    ours_unmatched = unmatched_off_threshold(ours.confidence, [j for _, j in pairs], parameters)
+    assert ours_unmatched <= allowed_ours, f"our detections unmatched: {ours_unmatched}"
     if not pairs:  # nothing found on either side (the allowances above are 0 at predict's confidence)
         return
     theirs_index, ours_index = (np.array(side) for side in zip(*pairs, strict=True))
