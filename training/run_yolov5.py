@@ -43,15 +43,11 @@ def _offline_font_dir() -> None:
     YOLOv5 downloads ``Arial.ttf`` / ``Arial.Unicode.ttf`` for plots; training
     runs offline, so a system TTF (DejaVu Sans) is copied under those names.
     """
-    import shutil
+    from offline_fonts import copy_font_stand_ins
 
-    cfg = Path(os.environ.setdefault("YOLOV5_CONFIG_DIR", str(Path.home() / ".config" / "yolov5-offline")))
-    cfg.mkdir(parents=True, exist_ok=True)
-    candidates = [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"), *Path("/usr/share/fonts").rglob("*.ttf")]
-    source = next((c for c in candidates if c.is_file()), None)
-    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-        if source is not None and not (cfg / name).exists():
-            shutil.copyfile(source, cfg / name)
+    copy_font_stand_ins(
+        Path(os.environ.setdefault("YOLOV5_CONFIG_DIR", str(Path.home() / ".config" / "yolov5-offline")))
+    )
 
 
 _offline_font_dir()

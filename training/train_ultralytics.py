@@ -88,13 +88,9 @@ def setup_offline(workdir: Path | None = None) -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "disabled")
     os.environ.setdefault("COMET_MODE", "disabled")
-    cfg = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str((workdir or Path.home()) / "ul-config")))
-    cfg.mkdir(parents=True, exist_ok=True)
-    candidates = [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"), *Path("/usr/share/fonts").rglob("*.ttf")]
-    source = next((c for c in candidates if c.is_file()), None)
-    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-        if source is not None and not (cfg / name).exists():
-            shutil.copyfile(source, cfg / name)
+    from offline_fonts import copy_font_stand_ins
+
+    copy_font_stand_ins(Path(os.environ.setdefault("YOLO_CONFIG_DIR", str((workdir or Path.home()) / "ul-config"))))
     import torchvision_nms_shim  # noqa: F401  (defines torchvision::nms before torchvision is used)
 
 

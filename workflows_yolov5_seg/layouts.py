@@ -47,7 +47,8 @@ DEFAULT_EXPORT_CONFIDENCE = 0.25
 Dimension = int | str | None
 
 
-def _static(dim: Dimension) -> int | None:
+def static_dim(dim: Dimension) -> int | None:
+    """A dimension's size when it is static, else ``None`` (symbolic or unknown)."""
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
@@ -184,7 +185,7 @@ class YOLOv5Layout(OutputLayout):
     val_iou_threshold = 0.6
 
     def num_classes(self, shape: tuple[Dimension, ...]) -> int | None:
-        width = _static(shape[2]) if len(shape) == 3 else None
+        width = static_dim(shape[2]) if len(shape) == 3 else None
         return None if width is None else width - 5 - NUM_MASK_COEFFICIENTS
 
     def candidates(self, prediction: npt.NDArray[np.floating], num_classes: int, selection: Selection) -> Candidates:
@@ -205,13 +206,13 @@ class AnchorFreeLayout(OutputLayout):
     shape_text = "output0 [B, 4 + classes + 32, N]"
 
     def num_classes(self, shape: tuple[Dimension, ...]) -> int | None:
-        channels = _static(shape[1]) if len(shape) == 3 else None
+        channels = static_dim(shape[1]) if len(shape) == 3 else None
         return None if channels is None else channels - 4 - NUM_MASK_COEFFICIENTS
 
     def fits(self, shape: tuple[Dimension, ...], points: int | None = None) -> bool:
         if not super().fits(shape):
             return False
-        return points is None or _static(shape[2]) in (points, None)
+        return points is None or static_dim(shape[2]) in (points, None)
 
     def candidates(self, prediction: npt.NDArray[np.floating], num_classes: int, selection: Selection) -> Candidates:
         class_scores = prediction[4 : 4 + num_classes]
@@ -238,9 +239,9 @@ class EndToEndLayout(OutputLayout):
         return None  # the class is an index column
 
     def fits(self, shape: tuple[Dimension, ...], points: int | None = None) -> bool:
-        if len(shape) != 3 or _static(shape[2]) not in (6 + NUM_MASK_COEFFICIENTS, None):
+        if len(shape) != 3 or static_dim(shape[2]) not in (6 + NUM_MASK_COEFFICIENTS, None):
             return False
-        return points is None or _static(shape[1]) != points
+        return points is None or static_dim(shape[1]) != points
 
     def check(self, instances: np.ndarray, batch: int, num_classes: int) -> str | None:
         if instances.ndim != 3 or instances.shape[0] != batch or instances.shape[2] != 6 + NUM_MASK_COEFFICIENTS:
@@ -378,7 +379,7 @@ def recognise_layout(
     if export.task not in (None, "segment"):
         raise NotYOLOSegModelError(describe_other_task(source, export.task))
     shape = tuple(instances_shape)
-    first, second = (_static(shape[1]), _static(shape[2])) if len(shape) == 3 else (None, None)
+    first, second = (static_dim(shape[1]), static_dim(shape[2])) if len(shape) == 3 else (None, None)
     points = anchor_points(input_hw, stride)
     arch = (architecture or "").lower()
     package_says_end_to_end = fused_nms or arch.startswith(END_TO_END_ARCHITECTURES)

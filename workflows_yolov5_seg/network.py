@@ -21,6 +21,7 @@ from workflows_yolov5_seg.layouts import (
     anchor_points,
     describe_other_task,
     recognise_layout,
+    static_dim,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,6 @@ class IOSignature:
     layout: OutputLayout = YOLOV5
     instances_shape: tuple = field(default=(), compare=False)
     dynamic_hw: bool = field(default=False, compare=False)
-
-
-def _static(dim: object) -> int | None:
-    return dim if isinstance(dim, int) and dim > 0 else None
 
 
 def check_io_signature(
@@ -101,7 +98,7 @@ def check_io_signature(
     )
     found = f"inputs {input_shapes}, outputs {dict(zip(output_names, output_shapes, strict=False))}"
     not_segmentation = f"'{source}' is not a YOLO segmentation model: it has"
-    if len(input_shapes) != 1 or len(input_shapes[0]) != 4 or _static(input_shapes[0][1]) not in (3, None):
+    if len(input_shapes) != 1 or len(input_shapes[0]) != 4 or static_dim(input_shapes[0][1]) not in (3, None):
         raise NotYOLOSegModelError(f"{not_segmentation} {found}. {expected}.")
     if len(output_shapes) != 2:
         hint = ""
@@ -119,9 +116,9 @@ def check_io_signature(
         instances_index = 0 if len(output_shapes[0]) == 3 else 1
     protos_index = 1 - instances_index
     instances, protos = output_shapes[instances_index], output_shapes[protos_index]
-    if len(instances) != 3 or len(protos) != 4 or _static(protos[1]) not in (NUM_MASK_COEFFICIENTS, None):
+    if len(instances) != 3 or len(protos) != 4 or static_dim(protos[1]) not in (NUM_MASK_COEFFICIENTS, None):
         raise NotYOLOSegModelError(f"{not_segmentation} {found}. {expected}.")
-    height_width = (_static(input_shapes[0][2]), _static(input_shapes[0][3]))
+    height_width = (static_dim(input_shapes[0][2]), static_dim(input_shapes[0][3]))
     dynamic_hw = None in height_width
     if dynamic_hw:
         height_width = default_input_hw or DEFAULT_DYNAMIC_INPUT_HW
@@ -147,7 +144,7 @@ def check_io_signature(
     return IOSignature(
         input_name=inputs[0][0],
         input_hw=input_hw,
-        batch_size=_static(input_shapes[0][0]),
+        batch_size=static_dim(input_shapes[0][0]),
         instances_name=output_names[instances_index],
         protos_name=output_names[protos_index],
         num_classes=layout.num_classes(tuple(instances)),
